@@ -1,0 +1,42 @@
+"""The app factory: the Bolt app with War Room's listeners, and the HTTP app around it."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+LISTENER_THREADS = 32
+
+
+def create_bolt_app(runtime: Runtime) -> App:
+    """Build the Bolt app. No Slack call is made here: Bolt checks the token lazily on the first request."""
+    import handlers
+
+    settings = runtime.settings
+    signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app = App(
+        client=runtime.slack,
+        signing_secret=signing_secret,
+        token_verification_enabled=False,
+        # Socket Mode requests arrive over Slack's own authenticated websocket.
+        request_verification_enabled=not settings.socket_mode,
+        # Ack goes back as soon as a listener calls ack(); slow work continues on the executor.
+        process_before_response=False,
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.error
+    def _log_unhandled(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        log.exception("unhandled error in a listener (type=%s)", body.get("type") or body.get("command"),
+                      exc_info=error)
+        return None
+
+    handlers.register(app, runtime)
+    return app

@@ -1,0 +1,142 @@
+"""The `warroom` command line. Every failure is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.database import SchemaNotReady
+from bot.plan import PlanError, load_plan, plan_path
+from bot.settings import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A CLI command failed in a way the user can fix; the message is one line."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warroom", description="War Room: a Slack war room for social-media crises.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the bot (HTTP on $PORT, or Socket Mode)")
+    serve.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler in this process")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
+    serve.add_argument("--threads", type=int, default=16, help="HTTP worker threads (default 16)")
+
+    commands.add_parser("scheduler", help="run only the scheduler (digests, feed polling, spike checks)")
+
+    db = commands.add_parser("db", help="database migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser("upgrade", help="apply migrations (alembic upgrade head)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = db_commands.add_parser("downgrade", help="undo migrations down to REVISION")
+    downgrade.add_argument("revision")
+    db_commands.add_parser("current", help="show the database's revision")
+
+    plan = commands.add_parser("plan", help="crisis plan")
+    plan_commands = plan.add_subparsers(dest="plan_command", required=True, metavar="ACTION")
+    check = plan_commands.add_parser("check", help="validate a plan")
+    check.add_argument("file", nargs="?", type=Path, help="plan file (default: $WARROOM_PLAN, plan.yml, the example)")
+
+    mentions = commands.add_parser("mentions", help="mentions")
+    mention_commands = mentions.add_subparsers(dest="mentions_command", required=True, metavar="ACTION")
+    imp = mention_commands.add_parser("import", help="import mentions from a CSV file")
+    imp.add_argument("file", type=Path)
+    score = mention_commands.add_parser("score", help="score a CSV of posts (column `text`): label,score per row")
+    score.add_argument("file", type=Path)
+
+    export = commands.add_parser("export", help="write an incident's timeline export")
+    export.add_argument("incident", help="incident id or channel name")
+    export.add_argument("--format", choices=["md", "html", "json", "csv"], default="md")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+
+    demo = commands.add_parser("demo", help="run a whole crisis offline and write its exports")
+    demo.add_argument("--out", type=Path, default=Path("warroom-demo"), help="folder for the exports")
+    demo.add_argument("--quiet", action="store_true", help="print only where the exports went")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "plan":
+        settings = load_settings()
+        path = args.file or plan_path(settings.warroom_plan)
+        plan = load_plan(path)
+        print(f"{path}: ok — {plan.brand.name}, {len(plan.roles)} roles, {len(plan.playbooks)} playbooks")
+        return 0
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(out_dir=args.out, quiet=args.quiet)
+    if args.command == "mentions" and args.mentions_command == "score":
+        from bot.mention_import import score_csv
+
+        return score_csv(args.file, sys.stdout)
+
+    settings = load_settings()
+    if args.command == "serve":
+        from bot.server import serve
+
+        serve(settings, scheduler=not args.no_scheduler, host=args.host, threads=args.threads)
+        return 0
+    if args.command == "scheduler":
+        from bot.server import run_scheduler
+
+        run_scheduler(settings)
+        return 0
+    if args.command == "db":
+        return _db(settings, args)
+    if args.command == "mentions":
+        from bot.mention_import import import_csv
+
+        return import_csv(settings, args.file)
+    if args.command == "export":
+        from bot.exports import export_command
+
+        return export_command(settings, args.incident, args.format, args.output)
+    raise CommandError(f"unknown command {args.command}")
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from bot import database
+    from models import make_engine
+
+    try:
+        if args.db_command == "upgrade":
+            database.upgrade(settings.database_url, args.revision)
+        elif args.db_command == "downgrade":
+            database.downgrade(settings.database_url, args.revision)
+        revision = database.current_revision(make_engine(settings.database_url))
+    except OperationalError as exc:
+        raise CommandError(f"DATABASE_URL: cannot reach the database ({str(exc.orig).strip().splitlines()[0]})") from None
+    print(f"database at revision {revision or 'base'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `warroom` console script."""
+    logging.basicConfig(
+        level=os.environ.get("WARROOM_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("alembic.runtime.migration", "apscheduler.executors.default", "waitress.queue"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (SettingsError, PlanError, SchemaNotReady, CommandError) as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

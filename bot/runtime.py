@@ -1,0 +1,70 @@
+"""Everything a running War Room process shares: settings, plan, database, Slack client, scheduler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.handler import RetryHandler
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.plan import Plan
+from bot.settings import Settings
+from models import make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from bot.scheduler import Scheduler
+
+SLACK_TIMEOUT_SECONDS = 15
+
+
+def slack_retry_handlers() -> list[RetryHandler]:
+    """Retry what Slack asks us to retry: rate limits (honouring Retry-After), 5xx and dropped connections."""
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)
+    return [
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
+        ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
+    ]
+
+
+def make_slack_client(settings: Settings) -> WebClient:
+    """The Web API client. Creating it makes no network call."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=SLACK_TIMEOUT_SECONDS,
+        retry_handlers=slack_retry_handlers(),
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    plan: Plan
+    engine: Engine
+    sessions: sessionmaker[Session]
+    slack: WebClient
+    scheduler: Scheduler | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_runtime(settings: Settings, plan: Plan, *, slack: WebClient | None = None) -> Runtime:
+    """Wire a runtime from settings and plan; nothing connects until first use."""
+    engine = make_engine(settings.database_url)
+    return Runtime(
+        settings=settings,
+        plan=plan,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        slack=slack or make_slack_client(settings),
+    )

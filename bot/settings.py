@@ -1,0 +1,127 @@
+"""War Room's configuration, read from the environment (see PRODUCT.md, "Configuration")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_LLM_MODEL = "gpt-5-mini"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept Heroku's `postgres://` and plain `postgresql://`, and use psycopg 3 for both."""
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Every environment variable of PRODUCT.md's table. Tokens are kept as secrets so they never print."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = "sqlite:///warroom.db"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    warroom_llm_model: str = DEFAULT_LLM_MODEL
+    warroom_plan: Path | None = None
+    warroom_ingest_token: SecretStr | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 3000
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token",
+                     "openai_api_key", "warroom_ingest_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("openai_base_url", "warroom_plan", mode="before")
+    @classmethod
+    def _blank_path_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("slack_api_url", "openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins base_url + method name, so without the slash
+        # "https://slack.com/api" + "chat.postMessage" would be a wrong URL.
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        value = normalise_database_url(value)
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError(f"is not a database URL (got {value!r})") from None
+        return value
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.openai_api_key is not None
+
+    def require(self, *names: str) -> None:
+        """Raise SettingsError for the first of `names` that is unset."""
+        for name in names:
+            if getattr(self, name) is None:
+                raise SettingsError(f"{name.upper()} is not set; it is required for this command")
+
+
+def load_settings() -> Settings:
+    """Read the environment, turning a validation failure into one SettingsError line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from None

@@ -1,0 +1,52 @@
+"""The HTTP surface: POST /slack/events, POST /mentions, GET /healthz (Flask, served by waitress)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from slack_bolt import App
+from slack_bolt.adapter.flask import SlackRequestHandler
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.runtime import Runtime
+from models import ping
+
+log = logging.getLogger(__name__)
+MAX_MENTIONS_BODY = 5 * 1024 * 1024
+
+
+def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
+    """The WSGI app. `bolt_app` is None in Socket Mode, where Slack events do not come over HTTP."""
+    web = Flask("warroom")
+    web.config["MAX_CONTENT_LENGTH"] = None
+    slack_handler = SlackRequestHandler(bolt_app) if bolt_app is not None else None
+
+    @web.post("/slack/events")
+    def slack_events() -> Response:
+        if slack_handler is None:
+            return jsonify(error="this process runs in Socket Mode; Slack events do not come over HTTP"), 404
+        return slack_handler.handle(request)
+
+    @web.post("/mentions")
+    def mentions() -> Response:
+        from bot.ingest import handle_ingest_request
+
+        status, payload = handle_ingest_request(
+            runtime,
+            authorization=request.headers.get("Authorization", ""),
+            content_length=request.content_length,
+            read_body=lambda: request.stream.read(MAX_MENTIONS_BODY + 1),
+        )
+        return jsonify(payload), status
+
+    @web.get("/healthz")
+    def healthz() -> Response:
+        try:
+            ping(runtime.engine)
+        except SQLAlchemyError as exc:
+            log.warning("health check: database unreachable: %s", type(exc).__name__)
+            return jsonify(status="unavailable", database="unreachable"), 503
+        return jsonify(status="ok", database="ok"), 200
+
+    return web

@@ -1,0 +1,141 @@
+"""The `/crisis` slash command: parse, ack at once, dispatch to the capability that owns the subcommand."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.commands import COMMANDS, form_of, parse_command, usage_text
+from bot.incidents import find_incident_by_channel, open_incident_channels
+from bot.mrkdwn import escape_mrkdwn
+from bot.runtime import Runtime
+from handlers.render.common import error_blocks, usage_blocks
+from models import transaction
+from models.incidents import RESOLVED
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CommandRequest:
+    """What a subcommand handler gets: who, where, the arguments, and how to answer."""
+
+    runtime: Runtime
+    client: WebClient
+    respond: Respond
+    user_id: str
+    channel_id: str
+    args: str
+    trigger_id: str
+    payload: dict[str, Any]
+    incident_id: int | None
+    incident_status: str | None
+
+    def reply(self, problem: str, *, form: str | None = None) -> None:
+        """An ephemeral answer to the person who typed the command."""
+        self.respond(response_type="ephemeral", text=problem, blocks=error_blocks(problem, form))
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    handler: Callable[[CommandRequest], None]
+    needs_incident: bool
+    when_resolved: bool
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def subcommand(
+    name: str, *, needs_incident: bool = True, when_resolved: bool = False
+) -> Callable[[Callable[[CommandRequest], None]], Callable[[CommandRequest], None]]:
+    """Register a `/crisis <name>` handler. It runs after the ack, with the incident of the channel resolved."""
+    known = {command for command, _, _ in COMMANDS}
+    if name not in known:
+        raise ValueError(f"/crisis {name} is not in PRODUCT.md's command table")
+
+    def decorate(handler: Callable[[CommandRequest], None]) -> Callable[[CommandRequest], None]:
+        SUBCOMMANDS[name] = Subcommand(name, handler, needs_incident, when_resolved)
+        return handler
+
+    return decorate
+
+
+def _where_to_run(runtime: Runtime, name: str) -> str:
+    with transaction(runtime.sessions) as session:
+        channels = open_incident_channels(session, limit=5)
+    if not channels:
+        return f"`/crisis {name}` works in an incident channel, and no incident is open. Start one with `/crisis open <title>`."
+    links = ", ".join(f"<#{channel_id}>" for channel_id in channels)
+    return f"`/crisis {name}` works in an incident channel. Run it in one of: {links}."
+
+
+def handle_crisis(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, runtime: Runtime) -> None:
+    """The /crisis listener."""
+    parsed = parse_command(command.get("text", ""))
+    if parsed.name in ("", "help"):
+        ack(response_type="ephemeral", text=usage_text(), blocks=usage_blocks())
+        return
+    spec = SUBCOMMANDS.get(parsed.name)
+    if spec is None:
+        problem = f"`{escape_mrkdwn(parsed.name[:40])}` is not a /crisis command."
+        ack(response_type="ephemeral", text=problem + "\n" + usage_text(), blocks=usage_blocks(problem))
+        return
+    ack()
+    channel_id = command.get("channel_id", "")
+    try:
+        with transaction(runtime.sessions) as session:
+            incident = find_incident_by_channel(session, channel_id)
+            incident_id = incident.id if incident else None
+            incident_status = incident.status if incident else None
+        if spec.needs_incident and incident_id is None:
+            respond(response_type="ephemeral", text=_where_to_run(runtime, spec.name))
+            return
+        if spec.needs_incident and incident_status == RESOLVED and not spec.when_resolved:
+            respond(
+                response_type="ephemeral",
+                text=f"This incident is resolved, so `/crisis {spec.name}` no longer applies. "
+                "`status`, `decide` and `export` still work here.",
+            )
+            return
+        spec.handler(
+            CommandRequest(
+                runtime=runtime,
+                client=client,
+                respond=respond,
+                user_id=command.get("user_id", ""),
+                channel_id=channel_id,
+                args=parsed.args,
+                trigger_id=command.get("trigger_id", ""),
+                payload=command,
+                incident_id=incident_id,
+                incident_status=incident_status,
+            )
+        )
+    except Exception as exc:
+        log.exception("/crisis %s failed", spec.name)
+        problem = f"`/crisis {spec.name}` failed: {escape_mrkdwn(_describe(exc))}. Nothing was lost; try again."
+        respond(response_type="ephemeral", text=problem, blocks=error_blocks(problem, form_of(spec.name)))
+
+
+def _describe(exc: Exception) -> str:
+    from slack_sdk.errors import SlackApiError
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, SlackApiError):
+        return f"Slack answered `{exc.response.get('error', 'an error')}`"
+    if isinstance(exc, OperationalError):
+        return "the database is unavailable right now"
+    return type(exc).__name__
+
+
+def register(app: App, runtime: Runtime) -> None:
+    @app.command("/crisis")
+    def crisis(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        handle_crisis(ack, command, respond, client, runtime)

@@ -1,0 +1,1 @@
+"""The one place that turns domain results into Block Kit (slack_sdk.models.blocks), per capability."""

@@ -1,0 +1,22 @@
+"""SQLAlchemy 2 models and the session factory. No Slack, no HTTP."""
+
+from models.base import Base, UTCDateTime, utcnow
+from models.db import make_engine, make_session_factory, ping, transaction
+from models.drafts import Draft, DraftRevision
+from models.incidents import (
+    Decision,
+    Fact,
+    Incident,
+    KeyMessage,
+    RoleAssignment,
+    Rumour,
+    SlackUser,
+    TimelineEvent,
+)
+from models.mentions import Digest, FeedCursor, Mention, SpikeAlert
+
+__all__ = [
+    "Base", "UTCDateTime", "utcnow", "make_engine", "make_session_factory", "ping", "transaction",
+    "Decision", "Digest", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident", "KeyMessage",
+    "Mention", "RoleAssignment", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
+]
