@@ -11,6 +11,33 @@ from sqlalchemy.orm import Session
 
 from models import TimelineEvent, utcnow
 
+# Event kinds, shared by every capability and read by the export's metrics.
+INCIDENT_OPENED = "incident.opened"          # the record exists (before any Slack call)
+INCIDENT_OPEN_STEP = "incident.step"         # one step of the open: channel, invite, topic, brief, pin
+INCIDENT_OPEN_FAILED = "incident.open_failed"
+INCIDENT_READY = "incident.ready"            # every step done; the room is live
+ROLE_ASSIGNED = "role.assigned"
+ROLE_ENDED = "role.ended"
+SEVERITY_CHANGED = "severity.changed"
+STATUS_POSTED = "status.posted"
+FACT_ADDED = "fact.added"
+MESSAGE_ADDED = "message.added"
+RUMOUR_TRACKED = "rumour.tracked"
+RUMOUR_OUTCOME = "rumour.outcome"
+DECISION_LOGGED = "decision.logged"
+MESSAGE_LOGGED = "timeline.message"          # "Add to timeline" shortcut; `at` is the message's own time
+INCIDENT_RESOLVED = "incident.resolved"
+DIGEST_POSTED = "digest.posted"
+DIGEST_FAILED = "digest.failed"
+DRAFT_REQUESTED = "draft.requested"
+DRAFT_READY = "draft.ready"
+DRAFT_FAILED = "draft.failed"
+DRAFT_EDITED = "draft.edited"
+DRAFT_REGENERATED = "draft.regenerated"
+DRAFT_APPROVED = "draft.approved"
+DRAFT_REJECTED = "draft.rejected"
+EXPORT_UPLOADED = "export.uploaded"
+
 
 def record_event(
     session: Session,

@@ -65,20 +65,35 @@ CRISIS_MESSAGES: list[Any] = [
 ]
 
 
-@pytest.fixture
-def server() -> Iterator[FakeOpenAI]:
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as running:
         yield running
 
 
 @pytest.fixture
-def client(server: FakeOpenAI) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=0) as made:
+def server(shared_server: FakeOpenAI) -> FakeOpenAI:
+    """One server for the module (starting a client costs ~50 ms), wiped before each test."""
+    shared_server.reset()
+    shared_server.timeout_delay = 2.0
+    return shared_server
+
+
+@pytest.fixture(scope="module")
+def client(shared_server: FakeOpenAI) -> Iterator[openai.OpenAI]:
+    url = shared_server.base_url
+    with openai.OpenAI(base_url=url, api_key="sk-test", timeout=0.5, max_retries=0) as made:
         yield made
 
 
+def retrying_client(server: FakeOpenAI) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=2)
+
+
 def parse_chat(client: openai.OpenAI, response_format: type[pydantic.BaseModel] = Draft) -> Any:
-    return client.chat.completions.parse(model=MODEL, messages=CRISIS_MESSAGES, response_format=response_format)
+    return client.chat.completions.parse(
+        model=MODEL, messages=CRISIS_MESSAGES, response_format=response_format
+    )
 
 
 def parse_response(client: openai.OpenAI) -> Any:
@@ -116,7 +131,9 @@ def test_chat_parse_with_custom_responder(server: FakeOpenAI, client: openai.Ope
     assert parse_chat(client).choices[0].message.parsed == Draft(**wanted)
 
 
-def test_responses_parse_with_default_and_custom_responders(server: FakeOpenAI, client: openai.OpenAI) -> None:
+def test_responses_parse_with_default_and_custom_responders(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
     response = parse_response(client)
     assert isinstance(response.output_parsed, Draft)
     assert response.object == "response" and response.status == "completed"
@@ -124,8 +141,9 @@ def test_responses_parse_with_default_and_custom_responders(server: FakeOpenAI, 
     assert response.output[0].type == "message"
     assert response.output[0].content[0].type == "output_text"
 
-    server.responder = lambda request: {"text": "Fixed.", "strategy": "correct", "rationale": "", "concerns": []}
-    assert parse_response(client).output_parsed == Draft(text="Fixed.", strategy="correct", rationale="", concerns=[])
+    wanted = {"text": "Fixed.", "strategy": "correct", "rationale": "", "concerns": []}
+    server.responder = lambda request: wanted
+    assert parse_response(client).output_parsed == Draft(**wanted)
 
 
 def test_a_plain_request_gets_text_and_a_string_reply_is_sent_verbatim(
@@ -149,7 +167,9 @@ def test_the_default_responder_satisfies_an_awkward_model(client: openai.OpenAI)
     assert bundle.confidence == 1 and bundle.score > 0.5
 
 
-def test_the_request_carries_the_messages_and_the_json_schema(server: FakeOpenAI, client: openai.OpenAI) -> None:
+def test_the_request_carries_the_messages_and_the_json_schema(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
     parse_chat(client)
 
     path, body, headers = server.requests[-1]
@@ -182,30 +202,39 @@ def test_models_are_listed(client: openai.OpenAI) -> None:
 # --------------------------------------------------------------------------- faults
 
 
-def test_timeout_raises_api_timeout_error_and_stop_does_not_wait(server: FakeOpenAI, client: openai.OpenAI) -> None:
-    server.fail_next("timeout")
+def test_timeout_raises_api_timeout_error(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.fail_next("timeout", times=2)
 
     with pytest.raises(openai.APITimeoutError):
-        parse_chat(client)
-    assert server.faults_served == ["timeout"]
+        parse_chat(client)  # timeout=0.5, max_retries=0
+    with pytest.raises(openai.APITimeoutError):
+        parse_response(client.with_options(timeout=0.2))
+    assert server.faults_served == ["timeout", "timeout"]
     assert isinstance(parse_chat(client).choices[0].message.parsed, Draft)  # service resumes
 
-    server.fail_next("timeout")
-    with pytest.raises(openai.APITimeoutError):
-        parse_response(client)
-    started = time.monotonic()
-    server.stop()  # the stalled handler must not hold shutdown for timeout_delay
-    assert time.monotonic() - started < 1
+
+def test_stop_does_not_wait_for_a_stalled_request() -> None:
+    with FakeOpenAI() as own:
+        own.fail_next("timeout")
+        with pytest.raises(openai.APITimeoutError):
+            parse_chat(openai.OpenAI(base_url=own.base_url, api_key="sk-test", timeout=0.2, max_retries=0))
+        started = time.monotonic()
+        own.stop()
+        assert time.monotonic() - started < 1  # not the 2 s timeout_delay
 
 
-def test_a_timeout_shorter_than_the_client_timeout_is_just_slow(server: FakeOpenAI, client: openai.OpenAI) -> None:
+def test_a_timeout_shorter_than_the_client_timeout_is_just_slow(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
     server.timeout_delay = 0.1
     server.fail_next("timeout")
 
     assert isinstance(parse_chat(client).choices[0].message.parsed, Draft)
 
 
-def test_rate_limit_raises_rate_limit_error_with_the_real_body(server: FakeOpenAI, client: openai.OpenAI) -> None:
+def test_rate_limit_raises_rate_limit_error_with_the_real_body(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
     server.fail_next("rate_limit")
 
     with pytest.raises(openai.RateLimitError) as caught:
@@ -213,7 +242,8 @@ def test_rate_limit_raises_rate_limit_error_with_the_real_body(server: FakeOpenA
     error = caught.value
     assert error.status_code == 429
     assert error.code == "rate_limit_exceeded" and error.type == "tokens"
-    assert isinstance(error.body, dict) and error.body["message"].startswith("Rate limit reached for gpt-4o-mini")
+    assert isinstance(error.body, dict)
+    assert error.body["message"].startswith("Rate limit reached for gpt-4o-mini")
     assert error.response.headers["retry-after"] == "1"
     assert error.response.headers["x-ratelimit-remaining-tokens"] == "0"
     assert error.request_id is not None
@@ -231,10 +261,8 @@ def test_server_error_raises_internal_server_error(server: FakeOpenAI, client: o
 
 def test_auth_fault_raises_authentication_error_and_is_not_retried(server: FakeOpenAI) -> None:
     server.fail_next("auth")
-    retrying = openai.OpenAI(base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=2)
-
     with pytest.raises(openai.AuthenticationError) as caught:
-        parse_chat(retrying)
+        parse_chat(retrying_client(server))
     assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
     assert len(server.requests) == 1
 
@@ -277,16 +305,17 @@ def test_length_raises_length_error_on_chat_and_validation_error_on_responses(
 
 
 def test_the_clients_retries_get_through_a_500_and_a_429(server: FakeOpenAI) -> None:
-    retrying = openai.OpenAI(base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=2)
     server.fail_next("server_error")
     server.fail_next("rate_limit")
 
-    assert isinstance(parse_chat(retrying).choices[0].message.parsed, Draft)
+    assert isinstance(parse_chat(retrying_client(server)).choices[0].message.parsed, Draft)
     assert server.faults_served == ["server_error", "rate_limit"]
     assert [headers["x-stainless-retry-count"] for _, _, headers in server.requests] == ["0", "1", "2"]
 
 
-def test_faults_queue_in_order_and_unknown_kinds_are_refused(server: FakeOpenAI, client: openai.OpenAI) -> None:
+def test_faults_queue_in_order_and_unknown_kinds_are_refused(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
     with pytest.raises(ValueError, match="unknown fault kind"):
         server.fail_next("meteor")
     server.fail_next("refusal")
@@ -312,7 +341,8 @@ def test_a_request_without_a_bearer_token_gets_401(server: FakeOpenAI) -> None:
         urllib.request.urlopen(request, timeout=2)
     assert caught.value.code == 401
     error = json.loads(caught.value.read())["error"]
-    assert error["type"] == "invalid_request_error" and error["message"].startswith("You didn't provide an API key")
+    assert error["type"] == "invalid_request_error" and error["code"] is None
+    assert error["message"].startswith("You didn't provide an API key")
 
 
 def test_a_wrong_key_is_refused_when_the_server_expects_one() -> None:
@@ -324,17 +354,16 @@ def test_a_wrong_key_is_refused_when_the_server_expects_one() -> None:
 
 
 def test_a_broken_responder_fails_loudly_without_retries(server: FakeOpenAI) -> None:
-    retrying = openai.OpenAI(base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=2)
     server.responder = lambda request: 1 / 0  # type: ignore[arg-type, return-value]
 
     with pytest.raises(openai.InternalServerError, match="ZeroDivisionError"):
-        parse_chat(retrying)
+        parse_chat(retrying_client(server))
     assert len(server.requests) == 1 and isinstance(server.errors[0], ZeroDivisionError)
 
 
-def test_a_stopped_server_refuses_even_pooled_connections(server: FakeOpenAI, client: openai.OpenAI) -> None:
-    parse_chat(client)  # leaves a kept-alive connection in the client's pool
-    server.stop()
-
+def test_a_stopped_server_refuses_even_pooled_connections() -> None:
+    with FakeOpenAI() as own:
+        own_client = openai.OpenAI(base_url=own.base_url, api_key="sk-test", timeout=0.5, max_retries=0)
+        parse_chat(own_client)  # leaves a kept-alive connection in the client's pool
     with pytest.raises(openai.APIConnectionError):
-        parse_chat(client)
+        parse_chat(own_client)

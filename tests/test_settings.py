@@ -1,0 +1,83 @@
+"""Settings: every variable of PRODUCT.md, normalised, and one clear line when something is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings, normalise_database_url
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "DATABASE_URL",
+                 "OPENAI_API_KEY", "OPENAI_BASE_URL", "WARROOM_LLM_MODEL", "WARROOM_PLAN",
+                 "WARROOM_INGEST_TOKEN", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_match_the_product_contract() -> None:
+    settings = load_settings()
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.database_url == "sqlite:///warroom.db"
+    assert settings.port == 3000
+    assert settings.warroom_ingest_token is None
+    assert not settings.socket_mode
+    assert not settings.llm_configured
+    assert settings.warroom_llm_model
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db.example.com:5432/app", "postgresql+psycopg://u:p@db.example.com:5432/app"),
+        ("postgresql://u@localhost/app", "postgresql+psycopg://u@localhost/app"),
+        ("postgresql+psycopg://u@localhost/app", "postgresql+psycopg://u@localhost/app"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_database_urls_are_normalised(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+
+
+def test_heroku_database_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@h:5432/d")
+    assert load_settings().database_url == "postgresql+psycopg://u:p@h:5432/d"
+
+
+def test_slack_api_url_gets_its_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9000/api")
+    assert load_settings().slack_api_url == "http://127.0.0.1:9000/api/"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("PORT", "abc", "PORT:"),
+        ("PORT", "70000", "PORT:"),
+        ("SLACK_BOT_TOKEN", "xoxp-user-token", "SLACK_BOT_TOKEN: must be a bot token"),
+        ("SLACK_APP_TOKEN", "xoxb-wrong", "SLACK_APP_TOKEN: must be an app-level token"),
+        ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL: must be an http(s) URL"),
+        ("DATABASE_URL", "not a url", "DATABASE_URL: is not a database URL"),
+    ],
+)
+def test_malformed_setting_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, fragment: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
+    monkeypatch.setenv("WARROOM_INGEST_TOKEN", "ingest-secret")
+    shown = repr(load_settings())
+    assert "very-secret" not in shown and "ingest-secret" not in shown
+
+
+def test_require_names_the_missing_variable() -> None:
+    with pytest.raises(SettingsError, match="SLACK_BOT_TOKEN is not set"):
+        Settings().require("slack_bot_token")
