@@ -8,6 +8,9 @@ import threading
 from types import FrameType
 
 import waitress
+from flask import Flask
+from waitress import wasyncore
+from waitress.server import create_server
 
 from bot.app import create_bolt_app
 from bot.database import ensure_schema
@@ -19,6 +22,36 @@ from bot.web import create_web_app
 
 log = logging.getLogger(__name__)
 WEB_THREADS = 16
+
+
+class ThreadedServer:
+    """waitress serving a WSGI app on a background thread (tests, the demo, benchmarks), with a clean stop."""
+
+    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
+        self._server = create_server(app, host=host, port=port, threads=threads)
+        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self.url = f"http://{host}:{self.port}"
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="warroom-http", daemon=True)
+
+    def _serve(self) -> None:
+        # waitress's loop runs until its socket map is empty; polling in short rounds lets the
+        # serving thread itself close every socket when asked to stop (closing them from another
+        # thread would pull file descriptors out from under select()).
+        socket_map = self._server._map  # type: ignore[union-attr]
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.05, map=socket_map, count=1)
+        wasyncore.close_all(socket_map)
+
+    def start(self) -> ThreadedServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: the listener and every keep-alive connection are closed."""
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._server.task_dispatcher.shutdown(timeout=5)  # type: ignore[union-attr]
 
 
 def prepare_runtime(settings: Settings) -> Runtime:

@@ -4,7 +4,6 @@ the Slack Web API emulator, the real app served over HTTP, and a client that sig
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from waitress.server import create_server
 
 from bot.app import create_bolt_app
 from bot.plan import BUNDLED_PLAN, Plan, load_plan
 from bot.runtime import Runtime, build_runtime
+from bot.server import ThreadedServer
 from bot.settings import Settings, normalise_database_url
 from bot.slack_emulator import SlackEmulator
 from bot.web import create_web_app
@@ -159,17 +158,15 @@ class AppServer:
         self.runtime = runtime
         self.bolt = create_bolt_app(runtime)
         self.web = create_web_app(runtime, self.bolt)
-        self._server = create_server(self.web, host="127.0.0.1", port=0, threads=8)
-        self.url = f"http://127.0.0.1:{self._server.effective_port}"
-        self._thread = threading.Thread(target=self._server.run, name="test-app-server", daemon=True)
+        self._server = ThreadedServer(self.web, threads=8)
+        self.url = self._server.url
 
     def start(self) -> AppServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
 
 @pytest.fixture
