@@ -43,8 +43,13 @@ tests/test_openai_server.py; the client runs on ``httpx2``, not ``httpx``)
   automatically: timeouts, connection errors, 408, 409, 429 and >=500, with
   exponential backoff from 0.5 s (max 8 s, up to 25 % jitter) unless the response
   has ``retry-after-ms`` / ``retry-after`` (honoured when 0 < delay <= 120 s; a
-  longer one means no retry at all). A post-parse error (garbage, refusal, length)
-  is never retried.
+  longer one means no retry at all). Each attempt carries ``x-stainless-retry-count``.
+  Parsing happens after the HTTP exchange, so garbage and length errors are never
+  retried by the client; retrying those is the caller's decision.
+* To catch every LLM failure in one place: ``except (openai.OpenAIError,
+  pydantic.ValidationError)``, and treat a refusal (or ``parsed is None``) as a
+  failure too. Note ``LengthFinishReasonError`` and ``ContentFilterFinishReasonError``
+  subclass ``OpenAIError`` but not ``APIError``.
 
 What each failure raises (all ``openai.*`` classes subclass ``openai.OpenAIError``)
 ------------------------------------------------------------------------------------
@@ -53,11 +58,15 @@ fault kind     what the client does
 =============  ==============================================================
 timeout        ``openai.APITimeoutError`` (a subclass of ``APIConnectionError``)
                once the read timeout passes, after its retries.
-rate_limit     ``openai.RateLimitError`` (HTTP 429, ``APIStatusError``):
-               ``.status_code == 429``, ``.code == "rate_limit_exceeded"``,
-               ``.type == "tokens"``, ``.body`` is the inner ``error`` dict,
-               ``.response.headers["retry-after"]``, ``.request_id``.
-server_error   ``openai.InternalServerError`` (HTTP 500), ``.type == "server_error"``.
+rate_limit     ``openai.RateLimitError`` (HTTP 429, ``APIStatusError``), after its
+               retries: ``.status_code == 429``, ``.code == "rate_limit_exceeded"``,
+               ``.type == "tokens"`` (the real API puts the limit kind, ``tokens`` or
+               ``requests``, in ``type``), ``.body`` is the inner ``error`` dict,
+               ``.response.headers`` has ``retry-after`` and ``x-ratelimit-*``
+               (this server advertises ``server.retry_after``, default 50 ms, so
+               client retries stay fast), ``.request_id``.
+server_error   ``openai.InternalServerError`` (HTTP 500, after its retries),
+               ``.type == "server_error"``.
 auth           ``openai.AuthenticationError`` (HTTP 401, not retried),
                ``.code == "invalid_api_key"``.
 refusal        No exception. Chat: ``message.refusal`` is the refusal text,
@@ -130,6 +139,23 @@ _FORMAT_SAMPLES = {
 }
 
 
+_NO_KEY_MESSAGE = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using "
+    "Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if "
+    "you're accessing the API from your browser and are prompted for a username and password. You can "
+    "obtain an API key from https://platform.openai.com/account/api-keys."
+)
+_BAD_JSON_MESSAGE = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+    "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+)
+_SERVER_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
+_STALL = -1  # internal status: hold the request for ``timeout_delay``
+
+# (HTTP status, JSON body, extra headers)
+_Reply = tuple[int, Any, dict[str, str]]
+
+
 class RecordedRequest(NamedTuple):
     """One request the server received; unpacks as ``(path, body, headers)``."""
 
@@ -170,7 +196,7 @@ def instance_for_schema(schema: Mapping[str, Any], root: Mapping[str, Any] | Non
 def _resolve_ref(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any]:
     if not ref.startswith("#"):
         raise ValueError(f"FakeOpenAI only resolves local $refs, got {ref!r}")
-    node: Any = root
+    node: Mapping[str, Any] = root
     for part in ref.lstrip("#").strip("/").split("/"):
         if part:
             node = node[part.replace("~1", "/").replace("~0", "~")]
@@ -257,13 +283,13 @@ def _string_instance(schema: Mapping[str, Any]) -> str:
 
 def _number_instance(schema: Mapping[str, Any], *, integer: bool) -> int | float:
     step = 1 if integer else 0.5
-    low = schema.get("minimum", schema.get("exclusiveMinimum", -math.inf))
+    low = float(schema.get("minimum", schema.get("exclusiveMinimum", -math.inf)))
     if "exclusiveMinimum" in schema and "minimum" not in schema:
         low += step
-    high = schema.get("maximum", schema.get("exclusiveMaximum", math.inf))
+    high = float(schema.get("maximum", schema.get("exclusiveMaximum", math.inf)))
     if "exclusiveMaximum" in schema and "maximum" not in schema:
         high -= step
-    value = min(max(0, low), high)
+    value = min(max(0.0, low), high)
     if integer:
         return math.ceil(value) if value == low else math.floor(value)
     return float(value)
@@ -274,7 +300,8 @@ def default_responder(request: dict[str, Any]) -> dict[str, Any] | str:
     schema = requested_schema(request)
     if schema is None:
         return DEFAULT_TEXT
-    return instance_for_schema(schema)
+    instance: dict[str, Any] | str = instance_for_schema(schema)
+    return instance
 
 
 # --------------------------------------------------------------------------- messages
@@ -323,8 +350,10 @@ def _messages_of(body: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def _missing(param: str) -> dict[str, Any]:
     return _error_body(
-        f"Missing required parameter: '{param}'.", "invalid_request_error",
-        code="missing_required_parameter", param=param,
+        f"Missing required parameter: '{param}'.",
+        "invalid_request_error",
+        code="missing_required_parameter",
+        param=param,
     )
 
 
@@ -548,7 +577,7 @@ class FakeOpenAI:
 
         try:
             status, payload, extra = self._route(method, path, body, headers)
-            if status == -1:  # a "timeout" fault: stall, then answer normally unless stopping
+            if status == _STALL:  # a "timeout" fault: stall, then answer normally unless stopping
                 if self._stopping.wait(self.timeout_delay):
                     handler.close_connection = True
                     return
@@ -565,9 +594,7 @@ class FakeOpenAI:
         }
         handler.send_json(status, payload, {**base, **extra})
 
-    def _route(
-        self, method: str, path: str, body: Any, headers: Mapping[str, str]
-    ) -> tuple[int, Any, dict[str, str]]:
+    def _route(self, method: str, path: str, body: Any, headers: Mapping[str, str]) -> _Reply:
         known = {(method, p) for p in (CHAT_PATH, RESPONSES_PATH)} | {("GET", MODELS_PATH)}
         if (method, path) not in known:
             return 404, _error_body(f"Invalid URL ({method} {path})", "invalid_request_error"), {}
@@ -577,12 +604,7 @@ class FakeOpenAI:
         if method == "GET":
             return 200, self._models_body(), {}
         if not isinstance(body, dict):
-            return 400, _error_body(
-                "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-                "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-                "sent was not valid JSON.)",
-                "invalid_request_error",
-            ), {}
+            return 400, _error_body(_BAD_JSON_MESSAGE, "invalid_request_error"), {}
         invalid = self._validate(path, body)
         if invalid is not None:
             return 400, invalid, {}
@@ -591,34 +613,26 @@ class FakeOpenAI:
             if fault is not None:
                 self.faults_served.append(fault)
         if fault == "timeout":
-            return -1, None, {}
+            return _STALL, None, {}
         return self._generate(path, body, fault)
 
-    def _check_auth(self, headers: Mapping[str, str]) -> tuple[int, Any, dict[str, str]] | None:
-        auth = headers.get("authorization", "")
-        scheme, _, key = auth.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return 401, _error_body(
-                "You didn't provide an API key. You need to provide your API key in an Authorization "
-                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field "
-                "(with blank username) if you're accessing the API from your browser and are prompted for "
-                "a username and password. You can obtain an API key from "
-                "https://platform.openai.com/account/api-keys.",
-                "invalid_request_error",
-            ), {}
-        if self.api_key is not None and key.strip() != self.api_key:
-            return self._invalid_key(key.strip())
+    def _check_auth(self, headers: Mapping[str, str]) -> _Reply | None:
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return 401, _error_body(_NO_KEY_MESSAGE, "invalid_request_error"), {}
+        if self.api_key is not None and key != self.api_key:
+            return self._invalid_key(key)
         return None
 
     @staticmethod
-    def _invalid_key(key: str) -> tuple[int, Any, dict[str, str]]:
+    def _invalid_key(key: str) -> _Reply:
         shown = f"{key[:3]}{'*' * max(len(key) - 7, 0)}{key[-4:]}" if len(key) > 7 else key
-        return 401, _error_body(
-            f"Incorrect API key provided: {shown}. You can find your API key at "
-            "https://platform.openai.com/account/api-keys.",
-            "invalid_request_error",
-            code="invalid_api_key",
-        ), {}
+        message = (
+            f"Incorrect API key provided: {shown}. "
+            "You can find your API key at https://platform.openai.com/account/api-keys."
+        )
+        return 401, _error_body(message, "invalid_request_error", code="invalid_api_key"), {}
 
     @staticmethod
     def _validate(path: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -634,16 +648,12 @@ class FakeOpenAI:
             return _missing("input")
         return None
 
-    def _generate(
-        self, path: str, body: dict[str, Any], fault: str | None
-    ) -> tuple[int, Any, dict[str, str]]:
+    def _generate(self, path: str, body: dict[str, Any], fault: str | None) -> _Reply:
         model = str(body["model"])
         if fault == "rate_limit":
             return self._rate_limited(model)
         if fault == "server_error":
-            return 500, _error_body(
-                "The server had an error while processing your request. Sorry about that!", "server_error"
-            ), {}
+            return 500, _error_body(_SERVER_ERROR_MESSAGE, "server_error"), {}
         if fault == "auth":
             return self._invalid_key("sk-revoked-test-key")
 
@@ -665,7 +675,7 @@ class FakeOpenAI:
         payload = build(body, model, text, refusal, finish_reason, prompt_tokens, output_tokens)
         return 200, payload, self._ratelimit_headers(remaining_tokens=200_000 - prompt_tokens)
 
-    def _rate_limited(self, model: str) -> tuple[int, Any, dict[str, str]]:
+    def _rate_limited(self, model: str) -> _Reply:
         wait_ms = round((self.retry_after or 0.0) * 1000)
         headers = self._ratelimit_headers(remaining_tokens=0, reset_tokens=f"{wait_ms}ms")
         if self.retry_after is not None:
@@ -806,4 +816,3 @@ def _response_body(
         "user": body.get("user"),
         "metadata": body.get("metadata") or {},
     }
-

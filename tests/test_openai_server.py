@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jsonschema
 import openai
@@ -59,6 +59,15 @@ class Bundle(pydantic.BaseModel):
     label: str = pydantic.Field(min_length=80, max_length=100)
 
 
+class Thread(pydantic.BaseModel):
+    """Recursive, with a discriminated union and a tuple."""
+
+    post: Annotated[Source | Draft, pydantic.Field(union_mode="left_to_right")]
+    reply_to: Thread | None
+    replies: list[Thread]
+    span: tuple[int, str]
+
+
 CRISIS_MESSAGES: list[Any] = [
     {"role": "system", "content": "You draft calm public replies."},
     {"role": "user", "content": [{"type": "text", "text": "Reply to:"}, {"type": "text", "text": "<post>"}]},
@@ -71,7 +80,7 @@ def shared_server() -> Iterator[FakeOpenAI]:
         yield running
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def server(shared_server: FakeOpenAI) -> FakeOpenAI:
     """One server for the module (starting a client costs ~50 ms), wiped before each test."""
     shared_server.reset()
@@ -84,10 +93,6 @@ def client(shared_server: FakeOpenAI) -> Iterator[openai.OpenAI]:
     url = shared_server.base_url
     with openai.OpenAI(base_url=url, api_key="sk-test", timeout=0.5, max_retries=0) as made:
         yield made
-
-
-def retrying_client(server: FakeOpenAI) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key="sk-test", timeout=0.5, max_retries=2)
 
 
 def parse_chat(client: openai.OpenAI, response_format: type[pydantic.BaseModel] = Draft) -> Any:
@@ -125,10 +130,15 @@ def test_chat_parse_with_default_responder_returns_the_model(client: openai.Open
 
 
 def test_chat_parse_with_custom_responder(server: FakeOpenAI, client: openai.OpenAI) -> None:
-    wanted = {"text": "We got it wrong.", "strategy": "apologise", "rationale": "r", "concerns": []}
+    wanted: dict[str, Any] = {
+        "text": "We got it wrong.",
+        "strategy": "apologise",
+        "rationale": "r",
+        "concerns": [],
+    }
     server.responder = lambda request: wanted
 
-    assert parse_chat(client).choices[0].message.parsed == Draft(**wanted)
+    assert parse_chat(client).choices[0].message.parsed == Draft.model_validate(wanted)
 
 
 def test_responses_parse_with_default_and_custom_responders(
@@ -141,9 +151,9 @@ def test_responses_parse_with_default_and_custom_responders(
     assert response.output[0].type == "message"
     assert response.output[0].content[0].type == "output_text"
 
-    wanted = {"text": "Fixed.", "strategy": "correct", "rationale": "", "concerns": []}
+    wanted: dict[str, Any] = {"text": "Fixed.", "strategy": "correct", "rationale": "", "concerns": []}
     server.responder = lambda request: wanted
-    assert parse_response(client).output_parsed == Draft(**wanted)
+    assert parse_response(client).output_parsed == Draft.model_validate(wanted)
 
 
 def test_a_plain_request_gets_text_and_a_string_reply_is_sent_verbatim(
@@ -156,15 +166,20 @@ def test_a_plain_request_gets_text_and_a_string_reply_is_sent_verbatim(
     assert client.responses.create(model=MODEL, input="hi").output_text == "not { json"
 
 
-def test_the_default_responder_satisfies_an_awkward_model(client: openai.OpenAI) -> None:
-    schema = to_strict_json_schema(Bundle)
-    instance = instance_for_schema(schema)
-    jsonschema.validate(instance, schema)
+@pytest.mark.parametrize("model", [Bundle, Thread])
+def test_the_default_responder_satisfies_awkward_models(
+    client: openai.OpenAI, model: type[pydantic.BaseModel]
+) -> None:
+    schema = to_strict_json_schema(model)
+    jsonschema.validate(instance_for_schema(schema), schema)
 
+    assert isinstance(parse_chat(client, model).choices[0].message.parsed, model)
+
+
+def test_the_default_responder_fills_bounds_and_nested_lists(client: openai.OpenAI) -> None:
     bundle = parse_chat(client, Bundle).choices[0].message.parsed
-    assert isinstance(bundle, Bundle)
     assert len(bundle.drafts) == 2 and bundle.source is not None
-    assert bundle.confidence == 1 and bundle.score > 0.5
+    assert bundle.confidence == 1 and bundle.score > 0.5 and 80 <= len(bundle.label) <= 100
 
 
 def test_the_request_carries_the_messages_and_the_json_schema(
@@ -216,8 +231,11 @@ def test_timeout_raises_api_timeout_error(server: FakeOpenAI, client: openai.Ope
 def test_stop_does_not_wait_for_a_stalled_request() -> None:
     with FakeOpenAI() as own:
         own.fail_next("timeout")
-        with pytest.raises(openai.APITimeoutError):
-            parse_chat(openai.OpenAI(base_url=own.base_url, api_key="sk-test", timeout=0.2, max_retries=0))
+        with (
+            openai.OpenAI(base_url=own.base_url, api_key="sk-test", timeout=0.2, max_retries=0) as own_client,
+            pytest.raises(openai.APITimeoutError),
+        ):
+            parse_chat(own_client)
         started = time.monotonic()
         own.stop()
         assert time.monotonic() - started < 1  # not the 2 s timeout_delay
@@ -259,10 +277,12 @@ def test_server_error_raises_internal_server_error(server: FakeOpenAI, client: o
     assert server.faults_served == ["server_error", "server_error"]
 
 
-def test_auth_fault_raises_authentication_error_and_is_not_retried(server: FakeOpenAI) -> None:
+def test_auth_fault_raises_authentication_error_and_is_not_retried(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
     server.fail_next("auth")
     with pytest.raises(openai.AuthenticationError) as caught:
-        parse_chat(retrying_client(server))
+        parse_chat(client.with_options(max_retries=2))
     assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
     assert len(server.requests) == 1
 
@@ -304,11 +324,11 @@ def test_length_raises_length_error_on_chat_and_validation_error_on_responses(
         parse_response(client)
 
 
-def test_the_clients_retries_get_through_a_500_and_a_429(server: FakeOpenAI) -> None:
+def test_the_clients_retries_get_through_a_500_and_a_429(server: FakeOpenAI, client: openai.OpenAI) -> None:
     server.fail_next("server_error")
     server.fail_next("rate_limit")
 
-    assert isinstance(parse_chat(retrying_client(server)).choices[0].message.parsed, Draft)
+    assert isinstance(parse_chat(client.with_options(max_retries=2)).choices[0].message.parsed, Draft)
     assert server.faults_served == ["server_error", "rate_limit"]
     assert [headers["x-stainless-retry-count"] for _, _, headers in server.requests] == ["0", "1", "2"]
 
@@ -346,18 +366,26 @@ def test_a_request_without_a_bearer_token_gets_401(server: FakeOpenAI) -> None:
 
 
 def test_a_wrong_key_is_refused_when_the_server_expects_one() -> None:
-    with FakeOpenAI(api_key="sk-right") as server:
-        wrong = openai.OpenAI(base_url=server.base_url, api_key="sk-wrong-key", max_retries=0, timeout=0.5)
-        with pytest.raises(openai.AuthenticationError) as caught:
+    with FakeOpenAI(api_key="sk-right") as own:
+        with (
+            openai.OpenAI(base_url=own.base_url, api_key="sk-wrong-key", max_retries=0, timeout=0.5) as wrong,
+            pytest.raises(openai.AuthenticationError) as caught,
+        ):
             parse_chat(wrong)
         assert caught.value.code == "invalid_api_key"
+        right = openai.OpenAI(base_url=own.base_url, api_key="sk-right", max_retries=0, timeout=0.5)
+        with right:
+            assert parse_chat(right).choices[0].message.parsed is not None
 
 
-def test_a_broken_responder_fails_loudly_without_retries(server: FakeOpenAI) -> None:
-    server.responder = lambda request: 1 / 0  # type: ignore[arg-type, return-value]
+def test_a_broken_responder_fails_loudly_without_retries(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    def broken(request: dict[str, Any]) -> str:
+        raise ZeroDivisionError("responder bug")
+
+    server.responder = broken
 
     with pytest.raises(openai.InternalServerError, match="ZeroDivisionError"):
-        parse_chat(retrying_client(server))
+        parse_chat(client.with_options(max_retries=2))
     assert len(server.requests) == 1 and isinstance(server.errors[0], ZeroDivisionError)
 
 
@@ -365,5 +393,5 @@ def test_a_stopped_server_refuses_even_pooled_connections() -> None:
     with FakeOpenAI() as own:
         own_client = openai.OpenAI(base_url=own.base_url, api_key="sk-test", timeout=0.5, max_retries=0)
         parse_chat(own_client)  # leaves a kept-alive connection in the client's pool
-    with pytest.raises(openai.APIConnectionError):
+    with own_client, pytest.raises(openai.APIConnectionError):
         parse_chat(own_client)
