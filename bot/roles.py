@@ -1,0 +1,203 @@
+"""Who holds which role in an incident, and handing roles on. Plain values in, plain values out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.mrkdwn import escape_mrkdwn
+from bot.plan import Plan
+from bot.timeline import ROLE_ASSIGNED, ROLE_ENDED, record_event
+from models import Incident, RoleAssignment, utcnow
+
+LEAD = "lead"
+
+
+class RoleError(Exception):
+    """A role change that is not allowed or makes no sense; the message says why, for the person who asked."""
+
+
+class UnknownRole(RoleError):
+    def __init__(self, role: str, valid: list[str]) -> None:
+        names = ", ".join(f"`{name}`" for name in valid)
+        super().__init__(f"`{escape_mrkdwn(role[:40])}` is not a role in this plan. Roles: {names}.")
+        self.role = role
+        self.valid = valid
+
+
+@dataclass(frozen=True)
+class RoleHolders:
+    """One role of the plan and who holds it now (possibly nobody)."""
+
+    role: str
+    title: str
+    description: str
+    holders: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What `assign_role` did: the new holder, and whom it replaced."""
+
+    incident_id: int
+    role: str
+    title: str
+    description: str
+    user_id: str
+    replaced: tuple[str, ...]
+    changed: bool
+
+
+def active_holders(session: Session, incident_id: int) -> dict[str, list[str]]:
+    """role → user ids currently holding it, in the order they were assigned."""
+    rows = session.scalars(
+        select(RoleAssignment)
+        .where(RoleAssignment.incident_id == incident_id, RoleAssignment.ended_at.is_(None))
+        .order_by(RoleAssignment.id)
+    )
+    holders: dict[str, list[str]] = {}
+    for row in rows:
+        holders.setdefault(row.role, []).append(row.user_id)
+    return holders
+
+
+def lead_of(session: Session, incident_id: int) -> str | None:
+    """The incident's current lead, if anyone holds the role."""
+    leads = active_holders(session, incident_id).get(LEAD, [])
+    return leads[0] if leads else None
+
+
+def role_table(session: Session, plan: Plan, incident_id: int) -> list[RoleHolders]:
+    """Every role of the plan, in plan order, with its holders; held roles the plan dropped come last."""
+    holders = active_holders(session, incident_id)
+    table = [
+        RoleHolders(name, role.title, role.description, tuple(holders.get(name, [])))
+        for name, role in plan.roles.items()
+    ]
+    table += [
+        RoleHolders(name, name, "", tuple(users)) for name, users in holders.items() if name not in plan.roles
+    ]
+    return table
+
+
+def plan_holders(plan: Plan, opener: str) -> dict[str, list[str]]:
+    """Who the plan puts in each role at open (user-group members come later, once resolved); the lead is
+    the plan's first lead member, else the opener."""
+    holders = {name: list(dict.fromkeys(role.members)) for name, role in plan.roles.items() if role.members}
+    holders[LEAD] = [plan.roles[LEAD].members[0]] if plan.roles[LEAD].members else [opener]
+    return holders
+
+
+def add_holders(
+    session: Session,
+    incident_id: int,
+    role: str,
+    user_ids: Iterable[str],
+    actor: str,
+    *,
+    at: datetime | None = None,
+    reason: str = "",
+) -> list[str]:
+    """Add holders to a role without ending anyone's (the plan's members at open); returns those added."""
+    at = at or utcnow()
+    current = set(active_holders(session, incident_id).get(role, []))
+    added = []
+    for user_id in dict.fromkeys(user_ids):
+        if user_id in current:
+            continue
+        session.add(
+            RoleAssignment(
+                incident_id=incident_id, role=role, user_id=user_id, assigned_by=actor, assigned_at=at
+            )
+        )
+        record_event(
+            session,
+            incident_id,
+            ROLE_ASSIGNED,
+            f"<@{user_id}> is {role}{reason}",
+            actor=actor,
+            data={"role": role, "user": user_id},
+            at=at,
+        )
+        added.append(user_id)
+    session.flush()
+    return added
+
+
+def assign_role(
+    session: Session,
+    plan: Plan,
+    incident_id: int,
+    role: str,
+    user_id: str,
+    actor: str,
+    *,
+    claim: bool = False,
+) -> Assignment:
+    """Put `user_id` in `role`, ending the current holders' assignments (kept as history).
+
+    Only the lead may hand the lead role on. With `claim`, the role must be empty (a *Claim* button).
+    """
+    role = role.lower().lstrip("@")
+    if role not in plan.roles:
+        raise UnknownRole(role, list(plan.roles))
+    spec = plan.roles[role]
+    # Lock the incident row so two concurrent reassignments cannot both end the same holder.
+    incident = session.get(Incident, incident_id, with_for_update=True)
+    if incident is None:
+        raise RoleError("This incident no longer exists.")
+    current = session.scalars(
+        select(RoleAssignment)
+        .where(
+            RoleAssignment.incident_id == incident_id,
+            RoleAssignment.role == role,
+            RoleAssignment.ended_at.is_(None),
+        )
+        .order_by(RoleAssignment.id)
+    ).all()
+    holders = [row.user_id for row in current]
+    if claim and holders:
+        who = ", ".join(f"<@{h}>" for h in holders)
+        raise RoleError(f"{spec.title} is already taken by {who}.")
+    if role == LEAD and actor not in holders and holders:
+        raise RoleError(f"Only the lead (<@{holders[0]}>) can hand the lead role to someone else.")
+    if holders == [user_id]:
+        return Assignment(incident_id, role, spec.title, spec.description, user_id, (), changed=False)
+    now = utcnow()
+    replaced = []
+    for row in current:
+        if row.user_id == user_id:
+            continue
+        row.ended_at, row.ended_by = now, actor
+        record_event(
+            session,
+            incident_id,
+            ROLE_ENDED,
+            f"<@{row.user_id}> is no longer {role}",
+            actor=actor,
+            data={"role": role, "user": row.user_id},
+            at=now,
+        )
+        replaced.append(row.user_id)
+    if user_id not in holders:
+        session.add(
+            RoleAssignment(
+                incident_id=incident_id, role=role, user_id=user_id, assigned_by=actor, assigned_at=now
+            )
+        )
+        how = " (claimed)" if claim else ""
+        record_event(
+            session,
+            incident_id,
+            ROLE_ASSIGNED,
+            f"<@{user_id}> is {role}{how}",
+            actor=actor,
+            data={"role": role, "user": user_id, "replaced": replaced, "claimed": claim},
+            at=now,
+        )
+    session.flush()
+    return Assignment(incident_id, role, spec.title, spec.description, user_id, tuple(replaced), changed=True)

@@ -1,0 +1,270 @@
+"""What happens in the war room: facts, key messages, rumours, decisions, status updates and the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.incidents import IncidentError, IncidentSnapshot, incident_snapshot, rows_changed
+from bot.plan import Plan
+from bot.timeline import (
+    DECISION_LOGGED,
+    FACT_ADDED,
+    MESSAGE_ADDED,
+    MESSAGE_LOGGED,
+    RUMOUR_OUTCOME,
+    RUMOUR_TRACKED,
+    STATUS_POSTED,
+    record_event,
+)
+from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, utcnow
+from models.drafts import PENDING
+from models.incidents import CONFIRMED, DISMISSED, REFUTED, RUMOUR_OPEN
+
+TEXT_MAX = 2500  # leaves room in a 3,000-character section for the words around it
+RUMOUR_OUTCOMES = (REFUTED, CONFIRMED, DISMISSED)
+
+
+class RoomError(IncidentError):
+    """A room request that cannot be done; the message says why."""
+
+
+def clean_text(text: str, what: str) -> str:
+    """Trimmed team text, refused when empty or too long for one message."""
+    text = text.strip()
+    if not text:
+        raise RoomError(f"Say what the {what} is.")
+    if len(text) > TEXT_MAX:
+        raise RoomError(f"That {what} is {len(text)} characters; keep it to {TEXT_MAX}.")
+    return text
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A fact, key message or decision as shown in the room."""
+
+    id: int
+    incident_id: int
+    text: str
+    by: str
+    at: datetime
+
+
+def add_fact(session: Session, incident_id: int, text: str, actor: str) -> Entry:
+    """Record a confirmed fact drafts may rely on."""
+    text = clean_text(text, "fact")
+    now = utcnow()
+    fact = Fact(incident_id=incident_id, text=text, added_by=actor, added_at=now)
+    session.add(fact)
+    session.flush()
+    record_event(session, incident_id, FACT_ADDED, text, actor=actor, data={"fact_id": fact.id}, at=now)
+    return Entry(fact.id, incident_id, text, actor, now)
+
+
+def add_key_message(session: Session, incident_id: int, text: str, actor: str) -> Entry:
+    """Record agreed wording every reply should stay consistent with."""
+    text = clean_text(text, "key message")
+    now = utcnow()
+    message = KeyMessage(incident_id=incident_id, text=text, added_by=actor, added_at=now)
+    session.add(message)
+    session.flush()
+    record_event(
+        session, incident_id, MESSAGE_ADDED, text, actor=actor, data={"message_id": message.id}, at=now
+    )
+    return Entry(message.id, incident_id, text, actor, now)
+
+
+def record_decision(session: Session, incident_id: int, text: str, actor: str) -> Entry:
+    """Log a decision with who made it and when."""
+    text = clean_text(text, "decision")
+    now = utcnow()
+    decision = Decision(incident_id=incident_id, kind="decision", text=text, decided_by=actor, decided_at=now)
+    session.add(decision)
+    session.flush()
+    record_event(
+        session, incident_id, DECISION_LOGGED, text, actor=actor, data={"decision_id": decision.id}, at=now
+    )
+    return Entry(decision.id, incident_id, text, actor, now)
+
+
+def record_status_update(
+    session: Session, incident_id: int, text: str, actor: str, ts: str | None = None
+) -> Entry:
+    """Log a status update posted in the channel."""
+    text = clean_text(text, "status update")
+    now = utcnow()
+    event = record_event(session, incident_id, STATUS_POSTED, text, actor=actor, data={"ts": ts}, at=now)
+    return Entry(event.id, incident_id, text, actor, now)
+
+
+def message_time(ts: str) -> datetime:
+    """A Slack message ts (`1712345678.000200`) as a UTC datetime."""
+    try:
+        return datetime.fromtimestamp(float(ts), tz=UTC)
+    except (TypeError, ValueError, OverflowError):
+        raise RoomError(f"`{str(ts)[:30]}` is not a Slack message time.") from None
+
+
+def log_message(
+    session: Session, incident_id: int, *, text: str, author: str | None, ts: str, actor: str, channel_id: str
+) -> Entry:
+    """The *Add to timeline* shortcut: log a message with its author, at its own time."""
+    at = message_time(ts)
+    body = text.strip() or "(a message without text)"
+    event = record_event(
+        session,
+        incident_id,
+        MESSAGE_LOGGED,
+        body[:TEXT_MAX],
+        actor=actor,
+        data={"author": author, "ts": ts, "channel": channel_id, "logged_at": utcnow().isoformat()},
+        at=at,
+    )
+    return Entry(event.id, incident_id, body, author or actor, at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rumours
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RumourView:
+    id: int
+    incident_id: int
+    claim: str
+    status: str
+    created_by: str
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    slack_ts: str | None
+
+
+def _rumour_view(rumour: Rumour) -> RumourView:
+    return RumourView(
+        rumour.id,
+        rumour.incident_id,
+        rumour.claim,
+        rumour.status,
+        rumour.created_by,
+        rumour.created_at,
+        rumour.decided_by,
+        rumour.decided_at,
+        rumour.slack_ts,
+    )
+
+
+def track_rumour(session: Session, incident_id: int, claim: str, actor: str) -> RumourView:
+    """Start tracking a rumour; its outcome is set later, once."""
+    claim = clean_text(claim, "rumour")
+    now = utcnow()
+    rumour = Rumour(
+        incident_id=incident_id, claim=claim, status=RUMOUR_OPEN, created_by=actor, created_at=now
+    )
+    session.add(rumour)
+    session.flush()
+    record_event(
+        session, incident_id, RUMOUR_TRACKED, claim, actor=actor, data={"rumour_id": rumour.id}, at=now
+    )
+    return _rumour_view(rumour)
+
+
+def set_rumour_message(session: Session, rumour_id: int, ts: str) -> None:
+    """Remember the Slack message that shows the rumour, so its buttons can be replaced."""
+    rumour = session.get(Rumour, rumour_id)
+    if rumour is not None:
+        rumour.slack_ts = ts
+
+
+def get_rumour(session: Session, rumour_id: int) -> RumourView | None:
+    rumour = session.get(Rumour, rumour_id)
+    return _rumour_view(rumour) if rumour else None
+
+
+def set_rumour_outcome(session: Session, rumour_id: int, outcome: str, actor: str) -> tuple[RumourView, bool]:
+    """Set a rumour's outcome once (compare-and-set on status); returns it and whether this call set it."""
+    if outcome not in RUMOUR_OUTCOMES:
+        raise RoomError(f"`{outcome[:20]}` is not a rumour outcome.")
+    now = utcnow()
+    changed = rows_changed(
+        session,
+        update(Rumour)
+        .where(Rumour.id == rumour_id, Rumour.status == RUMOUR_OPEN)
+        .values(status=outcome, decided_by=actor, decided_at=now),
+    )
+    rumour = session.get(Rumour, rumour_id)
+    if rumour is None:
+        raise RoomError("That rumour no longer exists.")
+    session.refresh(rumour)
+    if changed:
+        record_event(
+            session,
+            rumour.incident_id,
+            RUMOUR_OUTCOME,
+            f"{outcome}: {rumour.claim}",
+            actor=actor,
+            data={"rumour_id": rumour.id, "outcome": outcome},
+            at=now,
+        )
+    return _rumour_view(rumour), bool(changed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The status summary
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    """What `/crisis status` shows."""
+
+    incident: IncidentSnapshot
+    open_rumours: tuple[RumourView, ...]
+    facts: tuple[Entry, ...]
+    key_messages: tuple[Entry, ...]
+    decisions: tuple[Entry, ...]
+    pending_drafts: int
+    last_digest_at: datetime | None
+    now: datetime
+
+
+def status_summary(session: Session, plan: Plan, incident_id: int, recent: int = 5) -> StatusSummary:
+    """The incident's state: severity, time open, roles, open rumours, facts, messages, drafts, digests."""
+    snapshot = incident_snapshot(session, plan, incident_id)
+    rumours = session.scalars(
+        select(Rumour)
+        .where(Rumour.incident_id == incident_id, Rumour.status == RUMOUR_OPEN)
+        .order_by(Rumour.id)
+    ).all()
+    facts = session.scalars(select(Fact).where(Fact.incident_id == incident_id).order_by(Fact.id)).all()
+    messages = session.scalars(
+        select(KeyMessage).where(KeyMessage.incident_id == incident_id).order_by(KeyMessage.id)
+    ).all()
+    decisions = session.scalars(
+        select(Decision).where(Decision.incident_id == incident_id).order_by(Decision.id.desc()).limit(recent)
+    ).all()
+    pending = session.scalars(
+        select(Draft.id).where(Draft.incident_id == incident_id, Draft.status == PENDING)
+    ).all()
+    last_digest = session.scalar(
+        select(Digest.posted_at)
+        .where(Digest.incident_id == incident_id, Digest.error.is_(None))
+        .order_by(Digest.posted_at.desc())
+        .limit(1)
+    )
+    return StatusSummary(
+        incident=snapshot,
+        open_rumours=tuple(_rumour_view(r) for r in rumours),
+        facts=tuple(Entry(f.id, incident_id, f.text, f.added_by, f.added_at) for f in facts),
+        key_messages=tuple(Entry(m.id, incident_id, m.text, m.added_by, m.added_at) for m in messages),
+        decisions=tuple(
+            Entry(d.id, incident_id, d.text, d.decided_by, d.decided_at) for d in reversed(decisions)
+        ),
+        pending_drafts=len(pending),
+        last_digest_at=last_digest,
+        now=utcnow(),
+    )

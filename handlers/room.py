@@ -1,0 +1,186 @@
+"""`/crisis fact`, `message`, `rumor`, `decide`; the rumour buttons; the *Add to timeline* shortcut."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session
+
+from bot.commands import form_of
+from bot.incidents import find_incident_by_channel
+from bot.room import (
+    Entry,
+    RoomError,
+    add_fact,
+    add_key_message,
+    log_message,
+    record_decision,
+    set_rumour_message,
+    set_rumour_outcome,
+    track_rumour,
+)
+from bot.runtime import Runtime
+from handlers.commands import CommandRequest, subcommand
+from handlers.incidents import post_in_room, respond_teller, slack_error, user_teller
+from handlers.render.incident import (
+    RUMOUR_ACTION_PREFIX,
+    entry_blocks,
+    entry_text,
+    rumour_blocks,
+    rumour_text,
+    timeline_logged_text,
+)
+from models import transaction
+
+log = logging.getLogger(__name__)
+TIMELINE_SHORTCUT = "add_to_timeline"
+
+
+def _record_and_echo(
+    request: CommandRequest,
+    name: str,
+    what: str,
+    label: str,
+    emoji: str,
+    record: Callable[[Session, int, str, str], Entry],
+) -> None:
+    """Store the text, then echo it in the channel; an empty or too-long text is refused first."""
+    assert request.incident_id is not None
+    if not request.args:
+        request.reply(f"Say what the {what} is.", form=form_of(name))
+        return
+    try:
+        with transaction(request.runtime.sessions) as session:
+            entry = record(session, request.incident_id, request.args, request.user_id)
+    except RoomError as exc:
+        request.reply(str(exc), form=form_of(name))
+        return
+    post_in_room(
+        request.client, request.channel_id, entry_text(label, entry), entry_blocks(label, emoji, entry)
+    )
+
+
+@subcommand("fact")
+def fact_command(request: CommandRequest) -> None:
+    """`/crisis fact <text>`: a confirmed fact drafts may rely on."""
+    _record_and_echo(request, "fact", "fact", "Fact", ":white_check_mark:", add_fact)
+
+
+@subcommand("message")
+def message_command(request: CommandRequest) -> None:
+    """`/crisis message <text>`: agreed wording for consistent replies."""
+    _record_and_echo(
+        request, "message", "key message", "Key message", ":speaking_head_in_silhouette:", add_key_message
+    )
+
+
+@subcommand("decide", when_resolved=True)
+def decide_command(request: CommandRequest) -> None:
+    """`/crisis decide <text>`: a decision, with who and when."""
+    _record_and_echo(request, "decide", "decision", "Decision", ":scales:", record_decision)
+
+
+@subcommand("rumor")
+def rumor_command(request: CommandRequest) -> None:
+    """`/crisis rumor <claim>`: tracked with *Refuted*, *Confirmed* and *Dismiss* buttons."""
+    assert request.incident_id is not None
+    if not request.args:
+        request.reply("Say what the rumour claims.", form=form_of("rumor"))
+        return
+    runtime = request.runtime
+    try:
+        with transaction(runtime.sessions) as session:
+            rumour = track_rumour(session, request.incident_id, request.args, request.user_id)
+    except RoomError as exc:
+        request.reply(str(exc), form=form_of("rumor"))
+        return
+    ts = post_in_room(request.client, request.channel_id, rumour_text(rumour), rumour_blocks(rumour))
+    with transaction(runtime.sessions) as session:
+        set_rumour_message(session, rumour.id, ts)
+
+
+def handle_rumour_outcome(
+    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, runtime: Runtime
+) -> None:
+    """A rumour button: the first outcome sticks; the message loses its buttons and says who decided."""
+    ack()
+    action = (body.get("actions") or [{}])[0]
+    outcome = str(action.get("action_id", "")).removeprefix(RUMOUR_ACTION_PREFIX)
+    user_id = (body.get("user") or {}).get("id", "")
+    channel_id = (body.get("channel") or {}).get("id")
+    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, channel_id)
+    value = str(action.get("value") or "")
+    if not value.isdigit():
+        tell("That button is out of date.", None)
+        return
+    try:
+        with transaction(runtime.sessions) as session:
+            rumour, changed = set_rumour_outcome(session, int(value), outcome, user_id)
+    except RoomError as exc:
+        tell(str(exc), None)
+        return
+    if not changed:
+        tell(f"This rumour was already marked {rumour.status} by <@{rumour.decided_by}>.", None)
+    target_channel = channel_id
+    ts = rumour.slack_ts or (body.get("message") or {}).get("ts")
+    if not target_channel or not ts:
+        return
+    try:
+        client.chat_update(
+            channel=target_channel, ts=ts, text=rumour_text(rumour), blocks=rumour_blocks(rumour)
+        )
+    except SlackApiError as exc:
+        tell(f"The outcome is recorded, but the message could not be updated: {slack_error(exc)}.", None)
+
+
+def handle_add_to_timeline(
+    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, runtime: Runtime
+) -> None:
+    """The *Add to timeline* message shortcut: logs the message, its author and its own time."""
+    ack()
+    user_id = (body.get("user") or {}).get("id", "")
+    channel_id = (body.get("channel") or {}).get("id", "")
+    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, None)
+    message = body.get("message") or {}
+    with transaction(runtime.sessions) as session:
+        incident = find_incident_by_channel(session, channel_id)
+        incident_id = incident.id if incident else None
+    if incident_id is None:
+        tell(
+            "*Add to timeline* works on messages in an incident channel, and this channel is not one. "
+            "Use it on a message in the incident's war room.",
+            None,
+        )
+        return
+    author = message.get("user") or message.get("bot_id")
+    try:
+        with transaction(runtime.sessions) as session:
+            entry = log_message(
+                session,
+                incident_id,
+                text=str(message.get("text") or ""),
+                author=author,
+                ts=str(message.get("ts") or ""),
+                actor=user_id,
+                channel_id=channel_id,
+            )
+    except RoomError as exc:
+        tell(str(exc), None)
+        return
+    tell(timeline_logged_text(entry), None)
+
+
+def register(app: App, runtime: Runtime) -> None:
+    @app.action(re.compile("^" + re.escape(RUMOUR_ACTION_PREFIX) + "(refuted|confirmed|dismissed)$"))
+    def rumour_clicked(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        handle_rumour_outcome(ack, body, client, respond, runtime)
+
+    @app.shortcut(TIMELINE_SHORTCUT)
+    def timeline_shortcut(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        handle_add_to_timeline(ack, body, client, respond, runtime)

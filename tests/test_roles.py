@@ -1,0 +1,158 @@
+"""Roles in the war room: `assign`, `roles`, and the brief's *Claim* buttons, end to end."""
+
+from __future__ import annotations
+
+from bot import timeline
+from bot.runtime import Runtime
+from bot.slack_emulator import SlackEmulator
+from models import RoleAssignment
+from tests.conftest import APPROVER, BYSTANDER, LEAD, LIAISON, MONITOR
+from tests.fixtures_lifecycle import all_text, events, incident, open_incident, rows, wait_until
+from tests.slack_requests import SlackClient
+
+
+def _told(emulator: SlackEmulator, user_id: str, words: str) -> str:
+    return wait_until(
+        lambda: next((e["text"] for e in emulator.ephemerals(user=user_id) if words in e["text"]), None),
+        what=f"an ephemeral saying {words!r}",
+    )
+
+
+def _active(runtime: Runtime, incident_id: int, role: str) -> list[str]:
+    return [
+        r.user_id
+        for r in rows(runtime, RoleAssignment, incident_id=incident_id, role=role)
+        if r.ended_at is None
+    ]
+
+
+def test_assign_hands_a_role_over_and_keeps_the_history(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    brief_ts = incident(runtime, room.id).brief_ts
+    emulator.clear_calls()
+    slack.command(f"assign approver <@{BYSTANDER}|bea>", user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: any("is now *Approver*" in m["text"] for m in emulator.messages(room.channel_id)))
+
+    history = rows(runtime, RoleAssignment, incident_id=room.id, role="approver")
+    assert [(r.user_id, r.ended_by is not None) for r in history] == [(APPROVER, True), (BYSTANDER, False)]
+    assert history[0].ended_at is not None and history[0].ended_by == LEAD
+    assert history[1].assigned_by == LEAD
+    # Invited (Bea was not in the room), told her job by DM, brief and topic follow.
+    assert emulator.calls_to("conversations.invite")[0].args["users"] == BYSTANDER
+    assert BYSTANDER in emulator.channels[room.channel_id].members
+    dm = emulator.dm_channel(BYSTANDER)
+    assert dm is not None and "Signs off every public statement" in all_text(dm.messages[0])
+    update = emulator.calls_to("chat.update")[0]
+    assert update.args["ts"] == brief_ts and f"<@{BYSTANDER}>" in str(update.args["blocks"])
+    assert emulator.calls_to("conversations.setTopic")
+    kinds = [
+        (e.kind, e.data.get("user"))
+        for e in events(runtime, room.id)
+        if e.kind in (timeline.ROLE_ENDED, timeline.ROLE_ASSIGNED)
+    ][-2:]
+    assert kinds == [(timeline.ROLE_ENDED, APPROVER), (timeline.ROLE_ASSIGNED, BYSTANDER)]
+    assert emulator.errors == []
+
+
+def test_assigning_someone_already_in_the_room_skips_the_invite_error(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    slack.command(f"assign liaison <@{MONITOR}>", user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "liaison") == [MONITOR])
+    wait_until(lambda: any("is now *Liaison*" in m["text"] for m in emulator.messages(room.channel_id)))
+    assert emulator.ephemerals(user=LEAD, channel=room.channel_id) == []  # nothing went wrong to report
+
+
+def test_unknown_role_lists_the_valid_ones(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    slack.command(f"assign spokesperson <@{BYSTANDER}>", user_id=LEAD, channel_id=room.channel_id)
+    text = _told(emulator, LEAD, "not a role")
+    assert "`lead`, `monitor`, `drafter`, `approver`, `liaison`" in text
+
+
+def test_wrong_assign_arguments_get_the_form(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    slack.command("assign approver", user_id=LEAD, channel_id=room.channel_id)
+    slack.command("assign approver bea", user_id=LEAD, channel_id=room.channel_id)
+    _told(emulator, LEAD, "Name a role and a person")
+    _told(emulator, LEAD, "`bea` is not a person")
+    usage = [all_text(e) for e in emulator.ephemerals(user=LEAD, channel=room.channel_id)]
+    assert all("/crisis assign <role> @user" in text for text in usage)
+
+
+def test_only_the_lead_hands_on_the_lead_role(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    slack.command(f"assign lead <@{APPROVER}>", user_id=APPROVER, channel_id=room.channel_id)
+    _told(emulator, APPROVER, "Only the lead")
+    assert _active(runtime, room.id, "lead") == [LEAD]
+
+    slack.command(f"assign lead {LIAISON}", user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "lead") == [LIAISON])
+    wait_until(
+        lambda: (
+            emulator.channels[room.channel_id].topic == f"SEV3 Moderate · Lead: <@{LIAISON}> · Status: open"
+        )
+    )
+
+
+def test_roles_lists_holders_and_empty_roles(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    slack.command("roles", user_id=BYSTANDER, channel_id=room.channel_id)
+    answer = wait_until(lambda: emulator.ephemerals(user=BYSTANDER))[0]
+    text = all_text(answer)
+    assert f"*Approver* (`approver`): <@{APPROVER}>" in text
+    assert "Empty: `liaison`" in text
+
+
+def test_claim_button_fills_an_empty_role_once(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    slack.block_action("claim_role:liaison", user_id=LIAISON, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "liaison") == [LIAISON])
+    brief = wait_until(
+        lambda: next(
+            (
+                m
+                for m in emulator.messages(room.channel_id)
+                if m.get("edited") and m["ts"] == incident(runtime, room.id).brief_ts
+            ),
+            None,
+        )
+    )
+    assert not [b for b in brief["blocks"] if b.get("accessory")]  # no empty role left to claim
+    assert f"<@{LIAISON}>" in all_text(brief)
+    claimed = [e for e in events(runtime, room.id, timeline.ROLE_ASSIGNED) if e.data.get("claimed")]
+    assert [(e.actor, e.data["role"]) for e in claimed] == [(LIAISON, "liaison")]
+
+    # A second click on the (stale) button changes nothing and says who has it.
+    slack.block_action(
+        "claim_role:liaison",
+        value=f"{room.id}:liaison",
+        user_id=BYSTANDER,
+        channel_id=room.channel_id,
+        message_ts=brief["ts"],
+    )
+    assert "already taken" in _told(emulator, BYSTANDER, "already taken")
+    assert _active(runtime, room.id, "liaison") == [LIAISON]
+    assert emulator.errors == []
+
+
+def test_assign_outside_an_incident_channel_says_where(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    slack.command(f"assign approver <@{BYSTANDER}>", user_id=LEAD)
+    text = _told(emulator, LEAD, "works in an incident channel")
+    assert f"<#{room.channel_id}>" in text
