@@ -1,0 +1,590 @@
+"""Drafted replies: requests, results and failures, edits, regeneration, and the approve/reject decision.
+
+Plain values in, plain values out. A decision is a compare-and-set on `drafts.status` (pending → approved
+or rejected), so however many clicks arrive, from however many people, exactly one is recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import CursorResult, Result, select, update
+from sqlalchemy.orm import Session
+
+from bot import timeline
+from bot.llm import DraftResult
+from bot.plan import Plan
+from bot.prompts import PromptContext
+from models import Decision, Draft, DraftRevision, Fact, Incident, KeyMessage, Mention, RoleAssignment, utcnow
+from models.drafts import APPROVED, FAILED, PENDING, REJECTED, REQUESTED, SUPERSEDED
+
+# ----------------------------------------------------------------------------------- platforms
+
+
+@dataclass(frozen=True)
+class Platform:
+    key: str
+    name: str
+    limit: int
+    note: str = ""
+
+
+# The one table of platforms and the length a reply may have there (characters). Where a platform allows
+# far more than a crisis reply should ever need, the limit is what we hold ourselves to, and says so;
+# nothing is above 3,000 so a draft always fits one Slack text input for editing.
+PLATFORMS: dict[str, Platform] = {
+    p.key: p
+    for p in (
+        Platform("x", "X (Twitter)", 280, "post/reply limit for non-Premium accounts"),
+        Platform("bluesky", "Bluesky", 300, "post limit"),
+        Platform("mastodon", "Mastodon", 500, "default instance limit"),
+        Platform("threads", "Threads", 500, "post limit"),
+        Platform("tiktok", "TikTok", 150, "comment limit"),
+        Platform("instagram", "Instagram", 2200, "caption/comment limit"),
+        Platform("facebook", "Facebook", 2200, "Facebook allows more; we keep replies to Instagram's length"),
+        Platform("linkedin", "LinkedIn", 3000, "post limit"),
+        Platform("email", "Email", 3000, "no hard limit; longer than this is a statement, not a reply"),
+    )
+}
+PLATFORM_ALIASES = {"twitter": "x", "tweet": "x", "bsky": "bluesky", "fb": "facebook", "ig": "instagram",
+                    "insta": "instagram", "mail": "email", "e-mail": "email"}
+DEFAULT_PLATFORM = "x"
+MAX_REQUEST_CHARS = 4000
+GENERIC_HOLDING_STATEMENT = (
+    "We've seen what people are saying and we're looking into it now. "
+    "We'll share an update here as soon as we know more."
+)
+
+
+def platform_for(name: str | None) -> Platform | None:
+    """The platform called `name` (aliases like `twitter` included), or None when unknown."""
+    if not name:
+        return None
+    key = name.strip().lower().rstrip(":")
+    return PLATFORMS.get(PLATFORM_ALIASES.get(key, key))
+
+
+class DraftInputError(ValueError):
+    """`/crisis draft` was given something unusable; the message says what."""
+
+
+def parse_draft_args(args: str) -> tuple[Platform, str]:
+    """Split `[platform] <what to reply to>`; the platform defaults to X."""
+    text = args.strip()
+    head, _, rest = text.partition(" ")
+    platform = platform_for(head)
+    if platform is not None:
+        text = rest.strip()
+    else:
+        platform = PLATFORMS[DEFAULT_PLATFORM]
+    if not text:
+        raise DraftInputError("Say what to reply to: paste the post (or describe it) after `draft`.")
+    if len(text) > MAX_REQUEST_CHARS:
+        raise DraftInputError(f"That is {len(text):,} characters; paste at most {MAX_REQUEST_CHARS:,}.")
+    return platform, text
+
+
+# ----------------------------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True)
+class DraftView:
+    """A draft as the renderers see it."""
+
+    id: int
+    incident_id: int
+    platform: Platform
+    request: str
+    reply_to_url: str | None
+    mention_id: int | None
+    requested_by: str
+    requested_at: datetime
+    status: str
+    text: str | None
+    strategy: str | None
+    rationale: str | None
+    concerns: tuple[str, ...]
+    model: str | None
+    source: str
+    error: str | None
+    attempts: int
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str | None
+    final_text: str | None
+    superseded_by: int | None
+    channel_id: str | None
+    slack_ts: str | None
+    edited_by: tuple[str, ...] = ()
+
+    @property
+    def length(self) -> int:
+        return len(self.text or "")
+
+    @property
+    def over_limit(self) -> bool:
+        return self.length > self.platform.limit
+
+
+def _view(draft: Draft) -> DraftView:
+    concerns = draft.concerns or {}
+    return DraftView(
+        id=draft.id,
+        incident_id=draft.incident_id,
+        platform=platform_for(draft.platform) or PLATFORMS[DEFAULT_PLATFORM],
+        request=draft.request,
+        reply_to_url=draft.reply_to_url,
+        mention_id=draft.mention_id,
+        requested_by=draft.requested_by,
+        requested_at=draft.requested_at,
+        status=draft.status,
+        text=draft.text,
+        strategy=draft.strategy,
+        rationale=draft.rationale,
+        concerns=tuple(concerns.get("model", [])) + tuple(concerns.get("review", [])),
+        model=draft.model,
+        source=draft.source,
+        error=draft.error,
+        attempts=draft.attempts,
+        decided_by=draft.decided_by,
+        decided_at=draft.decided_at,
+        reason=draft.reason,
+        final_text=draft.final_text,
+        superseded_by=draft.superseded_by,
+        channel_id=draft.channel_id,
+        slack_ts=draft.slack_ts,
+        edited_by=tuple(r.author for r in draft.revisions if r.kind == "edit"),
+    )
+
+
+def _changed(result: Result[Any]) -> bool:
+    """Whether a compare-and-set UPDATE matched its row (rowcount 1): the change is this caller's."""
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
+def _load(session: Session, draft_id: int) -> Draft | None:
+    # populate_existing: after a compare-and-set, show what the database holds, not a stale identity map.
+    return session.get(Draft, draft_id, populate_existing=True)
+
+
+def get_draft(session: Session, draft_id: int) -> DraftView | None:
+    """A draft by id."""
+    draft = _load(session, draft_id)
+    return _view(draft) if draft else None
+
+
+# ----------------------------------------------------------------------------------- authority
+
+DECIDERS = ("approver", "lead")
+EDITORS = ("drafter", "lead")
+
+
+def role_holders(session: Session, incident_id: int, roles: tuple[str, ...]) -> set[str]:
+    """Users currently holding any of `roles` in the incident."""
+    query = select(RoleAssignment.user_id).where(
+        RoleAssignment.incident_id == incident_id,
+        RoleAssignment.role.in_(roles),
+        RoleAssignment.ended_at.is_(None),
+    )
+    return set(session.scalars(query))
+
+
+def may_decide(session: Session, incident_id: int, user_id: str) -> bool:
+    """Only the incident's approver or lead may approve or reject a draft."""
+    return user_id in role_holders(session, incident_id, DECIDERS)
+
+
+def may_edit(session: Session, draft: DraftView, user_id: str) -> bool:
+    """The drafter (role holder, or whoever asked for this draft) and the lead may edit and regenerate."""
+    return user_id == draft.requested_by or user_id in role_holders(session, draft.incident_id, EDITORS)
+
+
+# ----------------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class MentionRequest:
+    """What a *Draft reply* button on a mention asks for."""
+
+    mention_id: int
+    platform: Platform
+    text: str
+    url: str | None
+
+
+def mention_request(session: Session, mention_id: int) -> MentionRequest | None:
+    """The reply request for a stored mention: its text, link and platform (X when unknown)."""
+    mention = session.get(Mention, mention_id)
+    if mention is None:
+        return None
+    platform = platform_for(mention.platform) or PLATFORMS[DEFAULT_PLATFORM]
+    return MentionRequest(mention.id, platform, mention.text[:MAX_REQUEST_CHARS], mention.url)
+
+
+def request_draft(
+    session: Session,
+    *,
+    incident_id: int,
+    platform: Platform,
+    request: str,
+    requested_by: str,
+    channel_id: str | None = None,
+    mention_id: int | None = None,
+    reply_to_url: str | None = None,
+) -> DraftView:
+    """Record a draft request (status `requested`) and its timeline event."""
+    draft = Draft(
+        incident_id=incident_id,
+        platform=platform.key,
+        request=request,
+        requested_by=requested_by,
+        requested_at=utcnow(),
+        mention_id=mention_id,
+        reply_to_url=reply_to_url,
+        channel_id=channel_id,
+        status=REQUESTED,
+        source="llm",
+        concerns={},
+        attempts=0,
+    )
+    session.add(draft)
+    session.flush()
+    timeline.record_event(
+        session, incident_id, timeline.DRAFT_REQUESTED,
+        f"Draft requested for {platform.name}", actor=requested_by,
+        data={"draft_id": draft.id, "platform": platform.key, "mention_id": mention_id},
+    )
+    return _view(draft)
+
+
+def set_draft_message(session: Session, draft_id: int, channel_id: str, ts: str) -> None:
+    """Remember the Slack message that shows this draft, so later changes update it."""
+    session.execute(update(Draft).where(Draft.id == draft_id).values(channel_id=channel_id, slack_ts=ts))
+
+
+@dataclass(frozen=True)
+class DraftJob:
+    """One drafting attempt: the draft, the prompt context, and the playbook's holding statement."""
+
+    draft: DraftView
+    prompt: PromptContext
+    holding_statement: str | None
+
+
+def start_attempt(session: Session, draft_id: int, plan: Plan) -> DraftJob | None:
+    """Count an attempt and gather its context; None when the draft is not awaiting drafting."""
+    counted = _changed(session.execute(
+        update(Draft)
+        .where(Draft.id == draft_id, Draft.status == REQUESTED)
+        .values(attempts=Draft.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ))
+    if not counted:
+        return None
+    draft = _load(session, draft_id)
+    assert draft is not None
+    incident = session.get(Incident, draft.incident_id)
+    assert incident is not None
+    playbook = plan.playbooks.get(incident.playbook or "")
+    facts = session.scalars(select(Fact.text).where(Fact.incident_id == incident.id).order_by(Fact.id))
+    messages = session.scalars(
+        select(KeyMessage.text).where(KeyMessage.incident_id == incident.id).order_by(KeyMessage.id)
+    )
+    severity = plan.severities.get(incident.severity)  # type: ignore[call-overload]
+    view = _view(draft)
+    prompt = PromptContext(
+        brand=plan.brand.name,
+        voice=plan.tone.voice,
+        avoid=tuple(plan.tone.avoid),
+        sign_off=plan.tone.sign_off,
+        platform_name=view.platform.name,
+        limit=view.platform.limit,
+        title=incident.title,
+        severity=f"{incident.severity} ({severity.label})" if severity else incident.severity,
+        playbook=playbook.title if playbook else "none",
+        facts=tuple(facts),
+        key_messages=tuple(messages),
+        post=draft.request,
+        post_url=draft.reply_to_url,
+    )
+    return DraftJob(view, prompt, playbook.holding_statement if playbook else None)
+
+
+# ----------------------------------------------------------------------------------- results
+
+
+def review_concerns(text: str, limit: int, avoid: tuple[str, ...] | list[str]) -> list[str]:
+    """What War Room itself flags in a reply: over the platform's length, or words the plan avoids."""
+    concerns = []
+    if len(text) > limit:
+        concerns.append(f"{len(text)} characters: over the {limit}-character limit; shorten it first.")
+    found = [word for word in avoid if word.strip() and _contains_phrase(text, word)]
+    if found:
+        listed = ", ".join(f"“{word}”" for word in found)
+        concerns.append(f"Uses wording the plan says to avoid: {listed}.")
+    return concerns
+
+
+def _contains_phrase(text: str, phrase: str) -> bool:
+    pattern = r"(?<!\w)" + r"\s+".join(re.escape(part) for part in phrase.split()) + r"(?!\w)"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def record_draft_result(
+    session: Session, draft_id: int, result: DraftResult, avoid: tuple[str, ...]
+) -> DraftView:
+    """Store a drafted reply (requested → pending), its first revision and the timeline event."""
+    draft = _load(session, draft_id)
+    assert draft is not None
+    limit = (platform_for(draft.platform) or PLATFORMS[DEFAULT_PLATFORM]).limit
+    stored = _changed(session.execute(
+        update(Draft)
+        .where(Draft.id == draft_id, Draft.status == REQUESTED)
+        .values(
+            status=PENDING, text=result.text, strategy=result.strategy, rationale=result.rationale,
+            concerns={"model": list(result.concerns), "review": review_concerns(result.text, limit, avoid)},
+            model=result.model[:100] if result.model else None, source=result.source, error=None,
+        )
+        .execution_options(synchronize_session=False)
+    ))
+    if stored:
+        # The author column holds a Slack user id; the model's name (maybe long) is on the draft itself.
+        session.add(DraftRevision(draft_id=draft_id, text=result.text, author=result.source,
+                                  kind=result.source, created_at=utcnow()))
+        timeline.record_event(
+            session, draft.incident_id, timeline.DRAFT_READY,
+            f"Draft ready ({result.strategy}, {len(result.text)}/{limit} characters)",
+            data={"draft_id": draft_id, "source": result.source, "model": result.model,
+                  "strategy": result.strategy, "text": result.text},
+        )
+    draft = _load(session, draft_id)
+    assert draft is not None
+    return _view(draft)
+
+
+def record_draft_failure(session: Session, draft_id: int, reason: str) -> DraftView:
+    """Keep the request (requested → failed) with the reason, so *Retry* can pick it up."""
+    draft = _load(session, draft_id)
+    assert draft is not None
+    failed = _changed(session.execute(
+        update(Draft)
+        .where(Draft.id == draft_id, Draft.status == REQUESTED)
+        .values(status=FAILED, error=reason)
+        .execution_options(synchronize_session=False)
+    ))
+    if failed:
+        timeline.record_event(
+            session, draft.incident_id, timeline.DRAFT_FAILED, f"Drafting failed: {reason}",
+            data={"draft_id": draft_id, "reason": reason, "attempts": draft.attempts},
+        )
+    draft = _load(session, draft_id)
+    assert draft is not None
+    return _view(draft)
+
+
+def retry_draft(session: Session, draft_id: int, user_id: str) -> DraftView | None:
+    """Put a failed draft back to `requested` (once, however often *Retry* is clicked); None if not failed."""
+    retried = _changed(session.execute(
+        update(Draft)
+        .where(Draft.id == draft_id, Draft.status == FAILED)
+        .values(status=REQUESTED)
+        .execution_options(synchronize_session=False)
+    ))
+    draft = _load(session, draft_id)
+    if not retried or draft is None:
+        return None
+    timeline.record_event(
+        session, draft.incident_id, timeline.DRAFT_REQUESTED, "Draft retried", actor=user_id,
+        data={"draft_id": draft_id, "retry": True, "previous_error": draft.error},
+    )
+    return _view(draft)
+
+
+def template_reply(
+    holding_statement: str | None, facts: tuple[str, ...], sign_off: str, limit: int
+) -> DraftResult:
+    """A reply without an LLM: the holding statement, then as many facts and the sign-off as fit the limit."""
+    text = _fit(" ".join((holding_statement or GENERIC_HOLDING_STATEMENT).split()), limit)
+    sign = " ".join(sign_off.split())
+    room = limit - (len(sign) + 1 if sign else 0)
+    for fact in facts:
+        sentence = " ".join(fact.split()).rstrip(".") + "."
+        candidate = f"{text} {sentence}"
+        if len(candidate) <= room:
+            text = candidate
+    if sign and len(text) + 1 + len(sign) <= limit:
+        text = f"{text} {sign}"
+    source = "the playbook's holding statement" if holding_statement else "a generic holding statement"
+    return DraftResult(
+        text=text,
+        strategy="acknowledge",
+        rationale=f"Template built from {source} and the confirmed facts; no LLM is configured.",
+        concerns=["Template, not written for this post: check it answers it before approving."],
+        model=None,
+        source="template",
+    )
+
+
+def _fit(text: str, limit: int) -> str:
+    """Cut at the last whole sentence that fits, else the last whole word, never past `limit`."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    if end > 0:
+        return cut[: end + 1]
+    return cut[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+# ----------------------------------------------------------------------------------- changes
+
+Refusal = Literal["not_found", "not_allowed", "already_decided", "superseded", "not_ready"]
+
+
+@dataclass(frozen=True)
+class DraftOutcome:
+    """What a click did: `draft` after it; `refusal` says why nothing changed; `new_draft` for regenerate."""
+
+    draft: DraftView | None
+    refusal: Refusal | None = None
+    new_draft: DraftView | None = None
+    allowed: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+
+def _why_not(draft: Draft) -> Refusal:
+    if draft.status in (APPROVED, REJECTED):
+        return "already_decided"
+    if draft.status == SUPERSEDED:
+        return "superseded"
+    return "not_ready"
+
+
+def approve_draft(session: Session, draft_id: int, user_id: str) -> DraftOutcome:
+    """Approve once: compare-and-set pending → approved; Decision and timeline in the same transaction."""
+    return _decide(session, draft_id, user_id, APPROVED, None)
+
+
+def reject_draft(session: Session, draft_id: int, user_id: str, reason: str) -> DraftOutcome:
+    """Reject once, with the reason: compare-and-set pending → rejected."""
+    reason = reason.strip()
+    if not reason:
+        raise DraftInputError("Say why the draft is rejected.")
+    return _decide(session, draft_id, user_id, REJECTED, reason)
+
+
+def _decide(session: Session, draft_id: int, user_id: str, status: str, reason: str | None) -> DraftOutcome:
+    draft = _load(session, draft_id)
+    if draft is None:
+        return DraftOutcome(None, "not_found")
+    if not may_decide(session, draft.incident_id, user_id):
+        return DraftOutcome(_view(draft), "not_allowed", allowed=DECIDERS)
+    now = utcnow()
+    values: dict[str, object] = {"status": status, "decided_by": user_id, "decided_at": now, "reason": reason}
+    if status == APPROVED:
+        values["final_text"] = Draft.text  # verbatim, from the row itself: what was approved is stored
+    decided = _changed(session.execute(
+        update(Draft)
+        .where(Draft.id == draft_id, Draft.status == PENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ))
+    draft = _load(session, draft_id)
+    assert draft is not None
+    if not decided:
+        return DraftOutcome(_view(draft), _why_not(draft))
+    platform = platform_for(draft.platform) or PLATFORMS[DEFAULT_PLATFORM]
+    if status == APPROVED:
+        session.add(Decision(incident_id=draft.incident_id, kind="draft", decided_by=user_id, decided_at=now,
+                             text=f"Approved the {platform.name} reply: {draft.final_text}"))
+        timeline.record_event(
+            session, draft.incident_id, timeline.DRAFT_APPROVED, f"Approved the {platform.name} reply",
+            actor=user_id, at=now, data={"draft_id": draft_id, "final_text": draft.final_text},
+        )
+    else:
+        timeline.record_event(
+            session, draft.incident_id, timeline.DRAFT_REJECTED,
+            f"Rejected the {platform.name} reply: {reason}", actor=user_id, at=now,
+            data={"draft_id": draft_id, "reason": reason},
+        )
+    session.flush()
+    return DraftOutcome(_view(draft))
+
+
+def edit_draft(
+    session: Session, draft_id: int, user_id: str, text: str, avoid: tuple[str, ...] = ()
+) -> DraftOutcome:
+    """Replace a pending draft's text, keeping the revision and re-checking length and wording."""
+    text = text.strip()
+    if not text:
+        raise DraftInputError("The reply cannot be empty.")
+    draft = _load(session, draft_id)
+    if draft is None:
+        return DraftOutcome(None, "not_found")
+    view = _view(draft)
+    if not may_edit(session, view, user_id):
+        return DraftOutcome(view, "not_allowed", allowed=EDITORS)
+    concerns = dict(draft.concerns or {})
+    concerns["review"] = review_concerns(text, view.platform.limit, avoid)
+    edited = _changed(session.execute(
+        update(Draft)
+        .where(Draft.id == draft_id, Draft.status == PENDING)
+        .values(text=text, concerns=concerns)
+        .execution_options(synchronize_session=False)
+    ))
+    if not edited:
+        draft = _load(session, draft_id)
+        assert draft is not None
+        return DraftOutcome(_view(draft), _why_not(draft))
+    session.add(DraftRevision(draft_id=draft_id, text=text, author=user_id, kind="edit", created_at=utcnow()))
+    timeline.record_event(
+        session, draft.incident_id, timeline.DRAFT_EDITED,
+        f"Draft edited ({len(text)}/{view.platform.limit})", actor=user_id,
+        data={"draft_id": draft_id, "text": text},
+    )
+    session.flush()
+    draft = _load(session, draft_id)
+    assert draft is not None
+    return DraftOutcome(_view(draft))
+
+
+def regenerate_draft(session: Session, draft_id: int, user_id: str) -> DraftOutcome:
+    """Supersede a pending draft with a new request for the same post (a new Draft row)."""
+    draft = _load(session, draft_id)
+    if draft is None:
+        return DraftOutcome(None, "not_found")
+    view = _view(draft)
+    if not may_edit(session, view, user_id):
+        return DraftOutcome(view, "not_allowed", allowed=EDITORS)
+    superseded = _changed(session.execute(
+        update(Draft)
+        .where(Draft.id == draft_id, Draft.status == PENDING)
+        .values(status=SUPERSEDED)
+        .execution_options(synchronize_session=False)
+    ))
+    if not superseded:
+        draft = _load(session, draft_id)
+        assert draft is not None
+        return DraftOutcome(_view(draft), _why_not(draft))
+    new = Draft(
+        incident_id=draft.incident_id, platform=draft.platform, request=draft.request,
+        reply_to_url=draft.reply_to_url, mention_id=draft.mention_id, requested_by=user_id,
+        requested_at=utcnow(), channel_id=draft.channel_id, status=REQUESTED, source="llm",
+        concerns={}, attempts=0,
+    )
+    session.add(new)
+    session.flush()
+    session.execute(update(Draft).where(Draft.id == draft_id).values(superseded_by=new.id))
+    timeline.record_event(
+        session, draft.incident_id, timeline.DRAFT_REGENERATED, "Draft regenerated", actor=user_id,
+        data={"draft_id": new.id, "previous_draft_id": draft_id},
+    )
+    old = _load(session, draft_id)
+    assert old is not None
+    return DraftOutcome(_view(old), new_draft=_view(new))

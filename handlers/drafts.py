@@ -1,0 +1,406 @@
+"""Drafts in Slack: `/crisis draft`, *Draft reply*, and the draft message's Approve / Edit / Regenerate /
+Reject / Retry buttons and modals. Every listener acks first; drafting runs after the ack."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import drafts
+from bot.commands import form_of
+from bot.drafts import DraftInputError, DraftView, Platform
+from bot.incidents import find_incident_by_channel
+from bot.llm import DraftFailed, draft_reply, runtime_llm_client
+from bot.prompts import PromptError, build_messages
+from bot.runtime import Runtime
+from handlers.commands import CommandRequest, subcommand
+from handlers.render import drafts as render
+from models import transaction
+from models.incidents import RESOLVED
+
+log = logging.getLogger(__name__)
+MESSAGE_SYNC_ROUNDS = 3
+
+
+# ----------------------------------------------------------------------------------- drafting
+
+
+def start_draft(
+    runtime: Runtime,
+    client: WebClient,
+    *,
+    incident_id: int,
+    platform: Platform,
+    request: str,
+    user_id: str,
+    channel_id: str,
+    mention_id: int | None = None,
+    reply_to_url: str | None = None,
+) -> int:
+    """Record the request, show a "drafting…" placeholder, then draft (LLM or template); returns the id."""
+    with transaction(runtime.sessions) as session:
+        draft = drafts.request_draft(
+            session, incident_id=incident_id, platform=platform, request=request, requested_by=user_id,
+            channel_id=channel_id, mention_id=mention_id, reply_to_url=reply_to_url,
+        )
+    _post_placeholder(runtime, client, draft)
+    run_draft(runtime, client, draft.id)
+    return draft.id
+
+
+def _post_placeholder(runtime: Runtime, client: WebClient, draft: DraftView) -> None:
+    text, blocks = render.drafting_message(draft)
+    try:
+        posted = client.chat_postMessage(channel=draft.channel_id, text=text, blocks=blocks)
+    except SlackApiError:
+        # The request is kept; the result is posted as a new message once drafted (see _sync_message).
+        log.exception("could not post the drafting placeholder for draft %s", draft.id)
+        return
+    with transaction(runtime.sessions) as session:
+        drafts.set_draft_message(session, draft.id, posted["channel"], posted["ts"])
+
+
+def run_draft(runtime: Runtime, client: WebClient, draft_id: int) -> DraftView | None:
+    """One drafting attempt of a `requested` draft; the message ends as the draft, or an error + *Retry*."""
+    plan, settings = runtime.plan, runtime.settings
+    with transaction(runtime.sessions) as session:
+        job = drafts.start_attempt(session, draft_id, plan)
+    if job is None:
+        return None
+    try:
+        if settings.llm_configured:
+            system, user = build_messages(job.prompt)
+            result = draft_reply(runtime_llm_client(runtime), settings.warroom_llm_model, system, user)
+        else:
+            prompt = job.prompt
+            result = drafts.template_reply(job.holding_statement, prompt.facts, prompt.sign_off, prompt.limit)
+        failure = None
+    except DraftFailed as exc:
+        failure = exc.reason
+    except PromptError as exc:
+        failure = f"the prompt templates need fixing: {exc}"
+    with transaction(runtime.sessions) as session:
+        if failure is None:
+            drafts.record_draft_result(session, draft_id, result, tuple(plan.tone.avoid))
+        else:
+            drafts.record_draft_failure(session, draft_id, failure)
+    return _sync_message(runtime, client, draft_id)
+
+
+def _sync_message(runtime: Runtime, client: WebClient, draft_id: int) -> DraftView | None:
+    """Make the draft's message show what the database holds.
+
+    Two clicks can race (an edit and an approval); each renders what it read, so the slower chat.update
+    could show a stale state. Re-reading after updating, until nothing changed, makes the last word right.
+    """
+    shown: tuple[Any, ...] | None = None
+    view: DraftView | None = None
+    for _ in range(MESSAGE_SYNC_ROUNDS):
+        with transaction(runtime.sessions) as session:
+            view = drafts.get_draft(session, draft_id)
+        if view is None:
+            return None
+        state = (view.status, view.text, view.attempts, view.decided_by, tuple(view.edited_by))
+        if state == shown:
+            break
+        text, blocks = render.render_draft(view)
+        if view.slack_ts and view.channel_id:
+            client.chat_update(channel=view.channel_id, ts=view.slack_ts, text=text, blocks=blocks)
+        elif view.channel_id:
+            posted = client.chat_postMessage(channel=view.channel_id, text=text, blocks=blocks)
+            with transaction(runtime.sessions) as session:
+                drafts.set_draft_message(session, draft_id, posted["channel"], posted["ts"])
+        shown = state
+    return view
+
+
+# ----------------------------------------------------------------------------------- /crisis draft
+
+
+@subcommand("draft")
+def draft_command(req: CommandRequest) -> None:
+    """`/crisis draft [platform] <what to reply to>`."""
+    try:
+        platform, request = drafts.parse_draft_args(req.args)
+    except DraftInputError as exc:
+        req.reply(str(exc), form=form_of("draft"))
+        return
+    assert req.incident_id is not None
+    start_draft(req.runtime, req.client, incident_id=req.incident_id, platform=platform, request=request,
+                user_id=req.user_id, channel_id=req.channel_id)
+
+
+# ----------------------------------------------------------------------------------- buttons and modals
+
+
+def _ephemeral(client: WebClient, channel_id: str | None, user_id: str, text: str) -> None:
+    shown, blocks = render.notice(text)
+    if channel_id:
+        client.chat_postEphemeral(channel=channel_id, user=user_id, text=shown, blocks=blocks)
+
+
+def _where(body: dict[str, Any]) -> tuple[str, str]:
+    """(user id, channel id) of an interaction."""
+    return body.get("user", {}).get("id", ""), (body.get("channel") or {}).get("id", "")
+
+
+def _surfaced(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Tell the clicker when something failed after the ack, instead of failing silently."""
+
+    def decorate(listener: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(listener)
+        def run(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+            try:
+                listener(runtime, body, client)
+            except Exception as exc:
+                log.exception("%s failed", what)
+                user_id, channel_id = _where(body)
+                if not channel_id:
+                    channel_id = _draft_channel(runtime, body) or ""
+                problem = "Slack refused a call" if isinstance(exc, SlackApiError) else type(exc).__name__
+                try:
+                    text = f"{what} failed ({problem}). Nothing was lost; try again."
+                    _ephemeral(client, channel_id, user_id, text)
+                except Exception:  # Slack itself unreachable: the log is all that is left
+                    log.exception("could not tell %s that %s failed", user_id, what)
+
+        return run
+
+    return decorate
+
+
+def _draft_channel(runtime: Runtime, body: dict[str, Any]) -> str | None:
+    try:
+        draft_id = int(body.get("view", {}).get("private_metadata", ""))
+    except ValueError:
+        return None
+    with transaction(runtime.sessions) as session:
+        view = drafts.get_draft(session, draft_id)
+    return view.channel_id if view else None
+
+
+def _action_value(body: dict[str, Any]) -> int | None:
+    try:
+        return int(body["actions"][0]["value"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+@_surfaced("Drafting a reply")
+def on_draft_reply(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    """*Draft reply* on a mention (digest): draft a reply to that mention in this incident."""
+    user_id, channel_id = _where(body)
+    mention_id = _action_value(body)
+    with transaction(runtime.sessions) as session:
+        incident = find_incident_by_channel(session, channel_id)
+        incident_id, status = (incident.id, incident.status) if incident else (None, None)
+        wanted = drafts.mention_request(session, mention_id) if mention_id is not None else None
+    if incident_id is None:
+        _ephemeral(client, channel_id, user_id, "*Draft reply* works in an incident channel; this isn't one.")
+        return
+    if status == RESOLVED:
+        _ephemeral(client, channel_id, user_id, "This incident is resolved, so no more drafts are made here.")
+        return
+    if wanted is None:
+        _ephemeral(client, channel_id, user_id, "That mention is no longer stored; nothing to reply to.")
+        return
+    start_draft(runtime, client, incident_id=incident_id, platform=wanted.platform, request=wanted.text,
+                user_id=user_id, channel_id=channel_id, mention_id=wanted.mention_id, reply_to_url=wanted.url)
+
+
+@_surfaced("Approving the draft")
+def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    user_id, channel_id = _where(body)
+    draft_id = _action_value(body)
+    if draft_id is None:
+        return
+    with transaction(runtime.sessions) as session:
+        outcome = drafts.approve_draft(session, draft_id, user_id)
+    if outcome.ok:
+        _sync_message(runtime, client, draft_id)
+    else:
+        _ephemeral(client, channel_id, user_id, render.refusal_text(outcome, "approve"))
+
+
+@_surfaced("Opening the reject form")
+def on_reject(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    user_id, channel_id = _where(body)
+    draft_id = _action_value(body)
+    if draft_id is None:
+        return
+    with transaction(runtime.sessions) as session:
+        view = drafts.get_draft(session, draft_id)
+        allowed = view is not None and drafts.may_decide(session, view.incident_id, user_id)
+    refusal = _refusal_before_modal(view, allowed, drafts.DECIDERS)
+    if refusal is not None:
+        _ephemeral(client, channel_id, user_id, render.refusal_text(refusal, "reject"))
+        return
+    assert view is not None
+    client.views_open(trigger_id=body["trigger_id"], view=render.reject_modal(view))
+
+
+@_surfaced("Opening the edit form")
+def on_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    user_id, channel_id = _where(body)
+    draft_id = _action_value(body)
+    if draft_id is None:
+        return
+    with transaction(runtime.sessions) as session:
+        view = drafts.get_draft(session, draft_id)
+        allowed = view is not None and drafts.may_edit(session, view, user_id)
+    refusal = _refusal_before_modal(view, allowed, drafts.EDITORS)
+    if refusal is not None:
+        _ephemeral(client, channel_id, user_id, render.refusal_text(refusal, "edit"))
+        return
+    assert view is not None
+    client.views_open(trigger_id=body["trigger_id"], view=render.edit_modal(view))
+
+
+def _refusal_before_modal(
+    view: DraftView | None, allowed: bool, roles: tuple[str, ...]
+) -> drafts.DraftOutcome | None:
+    """Refuse before opening a modal that could not be saved anyway."""
+    if view is None:
+        return drafts.DraftOutcome(None, "not_found")
+    if not allowed:
+        return drafts.DraftOutcome(view, "not_allowed", allowed=roles)
+    if view.status in (drafts.APPROVED, drafts.REJECTED):
+        return drafts.DraftOutcome(view, "already_decided")
+    if view.status == drafts.SUPERSEDED:
+        return drafts.DraftOutcome(view, "superseded")
+    if view.status != drafts.PENDING:
+        return drafts.DraftOutcome(view, "not_ready")
+    return None
+
+
+@_surfaced("Regenerating the draft")
+def on_regenerate(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    user_id, channel_id = _where(body)
+    draft_id = _action_value(body)
+    if draft_id is None:
+        return
+    with transaction(runtime.sessions) as session:
+        outcome = drafts.regenerate_draft(session, draft_id, user_id)
+    if not outcome.ok or outcome.new_draft is None:
+        _ephemeral(client, channel_id, user_id, render.refusal_text(outcome, "regenerate"))
+        return
+    _sync_message(runtime, client, draft_id)
+    _post_placeholder(runtime, client, outcome.new_draft)
+    run_draft(runtime, client, outcome.new_draft.id)
+
+
+@_surfaced("Retrying the draft")
+def on_retry(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    user_id, channel_id = _where(body)
+    draft_id = _action_value(body)
+    if draft_id is None:
+        return
+    with transaction(runtime.sessions) as session:
+        view = drafts.retry_draft(session, draft_id, user_id)
+    if view is None:
+        _ephemeral(client, channel_id, user_id, "That draft is not waiting for a retry (it is already being "
+                   "drafted again, or it succeeded).")
+        return
+    _sync_message(runtime, client, draft_id)  # back to "drafting…"
+    run_draft(runtime, client, draft_id)
+
+
+def _submitted(body: dict[str, Any], block_id: str) -> str:
+    values = body.get("view", {}).get("state", {}).get("values", {})
+    return ((values.get(block_id) or {}).get(block_id) or {}).get("value") or ""
+
+
+def _submitted_draft_id(body: dict[str, Any]) -> int | None:
+    try:
+        return int(body.get("view", {}).get("private_metadata", ""))
+    except ValueError:
+        return None
+
+
+def on_edit_submitted(ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
+    text = _submitted(body, render.EDIT_INPUT).strip()
+    draft_id = _submitted_draft_id(body)
+    if not text:
+        ack(response_action="errors", errors={render.EDIT_INPUT: "The reply cannot be empty."})
+        return
+    ack()
+    if draft_id is not None:
+        _save_edit(runtime, body, client)
+
+
+@_surfaced("Saving the edit")
+def _save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    user_id = body.get("user", {}).get("id", "")
+    draft_id = _submitted_draft_id(body)
+    assert draft_id is not None
+    text = _submitted(body, render.EDIT_INPUT)
+    with transaction(runtime.sessions) as session:
+        outcome = drafts.edit_draft(session, draft_id, user_id, text, tuple(runtime.plan.tone.avoid))
+    if outcome.ok:
+        _sync_message(runtime, client, draft_id)
+    elif outcome.draft is not None:
+        _ephemeral(client, outcome.draft.channel_id, user_id, render.refusal_text(outcome, "edit"))
+
+
+def on_reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
+    reason = _submitted(body, render.REASON_INPUT).strip()
+    if not reason:
+        ack(response_action="errors", errors={render.REASON_INPUT: "Say why the draft is rejected."})
+        return
+    ack()
+    if _submitted_draft_id(body) is not None:
+        _save_rejection(runtime, body, client)
+
+
+@_surfaced("Rejecting the draft")
+def _save_rejection(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    user_id = body.get("user", {}).get("id", "")
+    draft_id = _submitted_draft_id(body)
+    assert draft_id is not None
+    reason = _submitted(body, render.REASON_INPUT)
+    with transaction(runtime.sessions) as session:
+        outcome = drafts.reject_draft(session, draft_id, user_id, reason)
+    if outcome.ok:
+        _sync_message(runtime, client, draft_id)
+    elif outcome.draft is not None:
+        _ephemeral(client, outcome.draft.channel_id, user_id, render.refusal_text(outcome, "reject"))
+
+
+def _acking(
+    listener: Callable[[Runtime, dict[str, Any], WebClient], None], runtime: Runtime
+) -> Callable[[Ack, dict[str, Any], WebClient], None]:
+    """A Bolt listener that acks at once, then runs `listener` (Bolt injects arguments by name)."""
+
+    def handle(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        listener(runtime, body, client)
+
+    return handle
+
+
+def register(app: App, runtime: Runtime) -> None:
+    """Attach the draft buttons and modals (the `/crisis draft` subcommand registers on import)."""
+    buttons: dict[str, Callable[[Runtime, dict[str, Any], WebClient], None]] = {
+        render.DRAFT_REPLY: on_draft_reply,
+        render.APPROVE: on_approve,
+        render.EDIT: on_edit,
+        render.REGENERATE: on_regenerate,
+        render.REJECT: on_reject,
+        render.RETRY: on_retry,
+    }
+    for action_id, listener in buttons.items():
+        app.action(action_id)(_acking(listener, runtime))
+
+    @app.view(render.EDIT_VIEW)
+    def edit_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        on_edit_submitted(ack, body, client, runtime)
+
+    @app.view(render.REJECT_VIEW)
+    def reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        on_reject_submitted(ack, body, client, runtime)

@@ -1,0 +1,293 @@
+"""Block Kit for drafts: the drafting placeholder, the draft with its buttons, outcomes, failures, modals."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.drafts import DraftOutcome, DraftView
+from bot.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, truncate
+from handlers.render.common import SECTION_LIMIT, context, section
+from models.drafts import APPROVED, FAILED, PENDING, REJECTED, REQUESTED, SUPERSEDED
+
+# Action ids: the draft message's buttons (value = draft id); the digest's *Draft reply* (value = mention id).
+DRAFT_REPLY = "draft_reply"
+APPROVE, EDIT, REGENERATE, REJECT, RETRY = (
+    "draft_approve", "draft_edit", "draft_regenerate", "draft_reject", "draft_retry",
+)
+# Modal callback ids, and their input block/action ids.
+EDIT_VIEW, REJECT_VIEW = "draft_edit_view", "draft_reject_view"
+EDIT_INPUT, REASON_INPUT = "text", "reason"
+TEXT_INPUT_MAX = 3000
+QUOTE_LIMIT = 600
+_SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
+STRATEGY_LABELS = {
+    "acknowledge": "Acknowledge", "apologise": "Apologise", "correct": "Correct", "inform": "Inform",
+}
+
+
+def slack_date(moment: datetime | None) -> str:
+    """A time every reader sees in their own zone, with a UTC fallback."""
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def _quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    escaped = escape_and_truncate(" ".join(text.split()) if len(text) > limit else text, limit)
+    return "\n".join(f">{line}" for line in escaped.splitlines() or [""])
+
+
+def _link(url: str | None) -> str:
+    if not url:
+        return ""
+    if _SAFE_URL.match(url) and len(url) < 1500:
+        return f" (<{url.replace('&', '&amp;')}|original post>)"
+    return f" ({escape_and_truncate(url, 200)})"
+
+
+def _replying_to(draft: DraftView) -> SectionBlock:
+    """The post being answered: untrusted, so escaped and quoted."""
+    return section(f"*Replying to*{_link(draft.reply_to_url)}:\n{_quote(draft.request)}")
+
+
+def _text_sections(text: str) -> list[Block]:
+    """The reply itself, escaped, split over sections so a long one still fits Slack's 3,000 limit."""
+    escaped = escape_mrkdwn(text)
+    chunks: list[Block] = []
+    while escaped and len(chunks) < 5:
+        cut = escaped[: SECTION_LIMIT - 100]
+        amp = cut.rfind("&")
+        if len(escaped) > len(cut) and amp != -1 and ";" not in cut[amp:]:
+            cut = cut[:amp]  # never split an &amp; entity
+        chunks.append(section(cut))
+        escaped = escaped[len(cut) :]
+    return chunks or [section("_(empty)_")]
+
+
+def length_label(draft: DraftView) -> str:
+    """E.g. "212/280", flagged when over the platform's limit."""
+    label = f"{draft.length}/{draft.platform.limit}"
+    return f":warning: *{label} — over the limit*" if draft.over_limit else f"`{label}`"
+
+
+def _header(draft: DraftView, title: str) -> SectionBlock:
+    return section(f"{title} · {draft.platform.name} · {length_label(draft)}")
+
+
+def _details(draft: DraftView) -> list[Block]:
+    blocks: list[Block] = []
+    strategy = STRATEGY_LABELS.get(draft.strategy or "", escape_mrkdwn(draft.strategy or "—"))
+    lines = [f"*Strategy:* {strategy}"]
+    if draft.rationale:
+        lines.append(f"*Why:* {escape_and_truncate(draft.rationale, 800)}")
+    if draft.concerns:
+        shown = [f"• {escape_and_truncate(concern, 300)}" for concern in draft.concerns[:8]]
+        lines.append("*Concerns for the approver:*\n" + "\n".join(shown))
+    blocks.append(section(truncate("\n".join(lines), SECTION_LIMIT)))
+    return blocks
+
+
+def _footer(draft: DraftView) -> ContextBlock:
+    parts = [f"Draft #{draft.id}", f"requested by <@{draft.requested_by}>"]
+    if draft.source == "template":
+        parts.append("template (no LLM configured)")
+    elif draft.model:
+        parts.append(f"model {escape_mrkdwn(draft.model)}")
+    if draft.edited_by:
+        editors = ", ".join(f"<@{user}>" for user in dict.fromkeys(draft.edited_by))
+        parts.append(f"edited by {editors}")
+    return context(" · ".join(parts))
+
+
+def _template_notice(draft: DraftView) -> list[Block]:
+    if draft.source != "template":
+        return []
+    return [section(":memo: *Template draft* — no LLM is configured, so this is the plan's holding statement "
+                    "with the confirmed facts. Check it answers the post before approving.")]
+
+
+def _button(text: str, action_id: str, draft: DraftView, style: str | None = None) -> ButtonElement:
+    return ButtonElement(text=PlainTextObject(text=text), action_id=action_id, value=str(draft.id),
+                         style=style)
+
+
+def render_draft(draft: DraftView) -> tuple[str, list[Block]]:
+    """The draft's channel message (fallback text, blocks) for its current status."""
+    if draft.status == REQUESTED:
+        return drafting_message(draft)
+    if draft.status == FAILED:
+        return failed_message(draft)
+    if draft.status == PENDING:
+        return pending_message(draft)
+    return decided_message(draft)
+
+
+def drafting_message(draft: DraftView) -> tuple[str, list[Block]]:
+    """The placeholder shown while the LLM works."""
+    retry = f" (attempt {draft.attempts + 1})" if draft.attempts else ""
+    text = f"Drafting a reply for {draft.platform.name}…{retry}"
+    return text, [section(f":hourglass_flowing_sand: *{text}*"), _replying_to(draft), _footer(draft)]
+
+
+def pending_message(draft: DraftView) -> tuple[str, list[Block]]:
+    """The draft awaiting a decision, with Approve / Edit / Regenerate / Reject."""
+    blocks: list[Block] = [
+        _header(draft, ":memo: *Draft reply*"),
+        _replying_to(draft),
+        DividerBlock(),
+        *_template_notice(draft),
+        *_text_sections(draft.text or ""),
+        *_details(draft),
+        ActionsBlock(
+            block_id=f"draft_actions_{draft.id}",
+            elements=[
+                _button("Approve", APPROVE, draft, "primary"),
+                _button("Edit", EDIT, draft),
+                _button("Regenerate", REGENERATE, draft),
+                _button("Reject", REJECT, draft, "danger"),
+            ],
+        ),
+        _footer(draft),
+    ]
+    fallback = f"Draft reply for {draft.platform.name} to approve ({draft.length}/{draft.platform.limit})"
+    return fallback, blocks
+
+
+def decided_message(draft: DraftView) -> tuple[str, list[Block]]:
+    """An approved, rejected or superseded draft: the outcome, who and when, and no buttons."""
+    if draft.status == APPROVED:
+        outcome = f":white_check_mark: *Approved* by <@{draft.decided_by}> {slack_date(draft.decided_at)}"
+        fallback = f"Draft reply approved by <@{draft.decided_by}>"
+        body = draft.final_text or draft.text or ""
+    elif draft.status == REJECTED:
+        reason = escape_team_text(truncate(draft.reason or "", 1500))
+        outcome = (f":x: *Rejected* by <@{draft.decided_by}> {slack_date(draft.decided_at)}\n"
+                   f"*Reason:* {reason}")
+        fallback = f"Draft reply rejected by <@{draft.decided_by}>"
+        body = draft.text or ""
+    elif draft.status == SUPERSEDED:
+        outcome = ":recycle: *Superseded* — regenerated; the new draft is below."
+        fallback = "Draft reply superseded by a new draft"
+        body = draft.text or ""
+    else:
+        outcome = f"*{escape_mrkdwn(draft.status)}*"
+        fallback = f"Draft reply {draft.status}"
+        body = draft.text or ""
+    blocks: list[Block] = [
+        _header(draft, ":memo: *Draft reply*"),
+        section(outcome),
+        _replying_to(draft),
+        DividerBlock(),
+        *_text_sections(body),
+        _footer(draft),
+    ]
+    return fallback, blocks
+
+
+def failed_message(draft: DraftView) -> tuple[str, list[Block]]:
+    """A failed attempt: the reason and a *Retry* button; the request is kept."""
+    reason = escape_and_truncate(draft.error or "unknown error", 1000)
+    attempts = f"{draft.attempts} attempt{'s' if draft.attempts != 1 else ''}"
+    blocks: list[Block] = [
+        section(f":warning: *Drafting failed* for {draft.platform.name}: {reason}\n"
+                f"The request is kept ({attempts} so far); *Retry* drafts it again."),
+        _replying_to(draft),
+        ActionsBlock(block_id=f"draft_retry_{draft.id}",
+                     elements=[_button("Retry", RETRY, draft, "primary")]),
+        _footer(draft),
+    ]
+    return f"Drafting failed: {draft.error or 'unknown error'}", blocks
+
+
+# ----------------------------------------------------------------------------------- answers to one person
+
+
+def refusal_text(outcome: DraftOutcome, verb: str) -> str:
+    """Why a click changed nothing, for the person who clicked (ephemeral)."""
+    draft = outcome.draft
+    if outcome.refusal == "not_found" or draft is None:
+        return "That draft no longer exists."
+    if outcome.refusal == "not_allowed":
+        roles = " or ".join(outcome.allowed) if outcome.allowed else "the right role"
+        return (f"Only the incident's {roles} may {verb} draft #{draft.id}, and you don't hold that role "
+                "here. Nothing was changed.")
+    if outcome.refusal == "already_decided":
+        what = "approved" if draft.status == APPROVED else "rejected"
+        return (f"Draft #{draft.id} was already {what} by <@{draft.decided_by}> "
+                f"{slack_date(draft.decided_at)}. Your click changed nothing.")
+    if outcome.refusal == "superseded":
+        return f"Draft #{draft.id} was replaced by a newer draft (#{draft.superseded_by}); use that one."
+    return f"Draft #{draft.id} is not ready for that yet (it is {draft.status}). Nothing was changed."
+
+
+def notice(text: str) -> tuple[str, list[Block]]:
+    """A one-line ephemeral notice with its blocks."""
+    return text, [section(f":information_source: {text}")]
+
+
+# ----------------------------------------------------------------------------------- modals
+
+
+def edit_modal(draft: DraftView) -> View:
+    """The *Edit* modal with the draft's current text."""
+    return View(
+        type="modal",
+        callback_id=EDIT_VIEW,
+        private_metadata=str(draft.id),
+        title=PlainTextObject(text="Edit draft"),
+        submit=PlainTextObject(text="Save"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            section(f"*Replying to:*\n{_quote(draft.request, 400)}"),
+            InputBlock(
+                block_id=EDIT_INPUT,
+                label=PlainTextObject(text=f"Reply for {draft.platform.name} (limit {draft.platform.limit})"),
+                element=PlainTextInputElement(
+                    action_id=EDIT_INPUT,
+                    multiline=True,
+                    initial_value=(draft.text or "")[:TEXT_INPUT_MAX],
+                    max_length=TEXT_INPUT_MAX,
+                ),
+            ),
+            ContextBlock(elements=[MarkdownTextObject(
+                text="Saving keeps the previous text as a revision and updates the draft in the channel."
+            )]),
+        ],
+    )
+
+
+def reject_modal(draft: DraftView) -> View:
+    """The *Reject* modal: a reason is required."""
+    return View(
+        type="modal",
+        callback_id=REJECT_VIEW,
+        private_metadata=str(draft.id),
+        title=PlainTextObject(text="Reject draft"),
+        submit=PlainTextObject(text="Reject"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            section(f"*Draft #{draft.id}* for {draft.platform.name}:\n{_quote(draft.text or '', 800)}"),
+            InputBlock(
+                block_id=REASON_INPUT,
+                label=PlainTextObject(text="Why is it rejected?"),
+                element=PlainTextInputElement(action_id=REASON_INPUT, multiline=True, max_length=2000),
+                optional=False,
+            ),
+        ],
+    )

@@ -1,0 +1,352 @@
+"""Drafts without an LLM (template drafts) and the human decision: signed requests into the running app,
+the Slack emulator for what people see, the database for what was recorded."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from bot import timeline
+from bot.drafts import (
+    GENERIC_HOLDING_STATEMENT,
+    PLATFORMS,
+    DraftInputError,
+    parse_draft_args,
+    platform_for,
+    review_concerns,
+    template_reply,
+)
+from bot.plan import Plan
+from bot.runtime import Runtime
+from bot.slack_emulator import SlackEmulator
+from handlers.render.drafts import APPROVE, DRAFT_REPLY, EDIT, EDIT_VIEW, REGENERATE, REJECT, REJECT_VIEW
+from models import Decision, Draft, DraftRevision, transaction
+from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD
+from tests.fixtures_drafts import (
+    FACTS,
+    WarRoom,
+    action_ids,
+    add_mention,
+    count,
+    draft_message,
+    drafts_of,
+    events_of,
+    message_text,
+    open_war_room,
+    wait_for_draft,
+    wait_until,
+)
+from tests.slack_requests import SlackClient
+
+BUTTONS = [APPROVE, EDIT, REGENERATE, REJECT]
+POST = "3 hours stuck at Gatwick and not a word from @acmeair. Where is my bag?"
+
+
+@pytest.fixture
+def room(runtime: Runtime, emulator: SlackEmulator) -> WarRoom:
+    return open_war_room(runtime, emulator)
+
+
+def request_template_draft(slack: SlackClient, runtime: Runtime, room: WarRoom, text: str = POST,
+                           user_id: str = DRAFTER) -> Draft:
+    response = slack.command(f"draft twitter {text}", user_id=user_id, channel_id=room.channel_id)
+    assert response.status_code == 200
+    draft = wait_for_draft(runtime, room.incident_id, "pending")
+    assert slack.emulator is not None
+    slack.emulator.wait_for(lambda emu: action_ids(draft_message(emu, draft)) == BUTTONS)
+    return draft
+
+
+# ----------------------------------------------------------------------------------- pure logic
+
+
+def test_parse_draft_args_platforms_and_default() -> None:
+    assert parse_draft_args("bluesky why so late") == (PLATFORMS["bluesky"], "why so late")
+    assert parse_draft_args("Twitter: where is my bag")[0].key == "x"
+    assert parse_draft_args("where is my bag") == (PLATFORMS["x"], "where is my bag")
+    assert platform_for("IG") is PLATFORMS["instagram"]
+    assert platform_for("myspace") is None
+    with pytest.raises(DraftInputError, match="Say what to reply to"):
+        parse_draft_args("mastodon")
+    with pytest.raises(DraftInputError):
+        parse_draft_args("   ")
+
+
+def test_platform_limits_table() -> None:
+    limits = {key: platform.limit for key, platform in PLATFORMS.items()}
+    assert limits["x"] == 280 and limits["bluesky"] == 300
+    assert limits["mastodon"] == 500 and limits["threads"] == 500
+    assert limits["instagram"] == 2200 and limits["linkedin"] == 3000
+    assert max(limits.values()) <= 3000  # a draft always fits Slack's text input for editing
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_template_reply_fits_every_platform(platform: str, plan: Plan) -> None:
+    limit = PLATFORMS[platform].limit
+    for playbook in plan.playbooks.values():
+        result = template_reply(playbook.holding_statement, FACTS, plan.tone.sign_off, limit)
+        assert 0 < len(result.text) <= limit
+        assert result.source == "template" and result.model is None
+
+
+def test_template_reply_adds_facts_and_sign_off_that_fit() -> None:
+    result = template_reply(None, ("The fault was fixed at 14:00",), "– Acme Air team", 500)
+    assert result.text.startswith(GENERIC_HOLDING_STATEMENT)
+    assert "The fault was fixed at 14:00." in result.text
+    assert result.text.endswith("– Acme Air team")
+    short = template_reply(None, ("The fault was fixed at 14:00",), "– Acme Air team", 150)
+    assert len(short.text) <= 150 and "14:00" not in short.text
+
+
+def test_review_concerns_flags_length_and_avoided_words() -> None:
+    assert review_concerns("We hear you.", 280, ["unfortunately"]) == []
+    concerns = review_concerns("Unfortunately we apologise for any  inconvenience. " * 8, 280,
+                               ["unfortunately", "any inconvenience", "synergy"])
+    assert any("over the 280-character limit" in concern for concern in concerns)
+    assert any("“unfortunately”" in c and "“any inconvenience”" in c and "synergy" not in c for c in concerns)
+    assert review_concerns("Fortunately, it's fixed.", 280, ["unfortunately"]) == []
+
+
+# ----------------------------------------------------------------------------------- template drafts
+
+
+def test_draft_without_llm_is_a_labelled_template(slack: SlackClient, runtime: Runtime,
+                                                  emulator: SlackEmulator, room: WarRoom, plan: Plan) -> None:
+    draft = request_template_draft(slack, runtime, room)
+
+    assert draft.source == "template" and draft.platform == "x" and draft.attempts == 1
+    assert draft.text is not None and len(draft.text) <= 280
+    assert draft.text.startswith(" ".join(plan.playbooks["outage"].holding_statement.split())[:40])
+    assert draft.request == POST and draft.requested_by == DRAFTER
+    # The placeholder came first, and was turned into the draft.
+    first_post = emulator.calls_to("chat.postMessage")[0]
+    assert "Drafting a reply for X" in first_post.args["text"]
+    message = draft_message(emulator, draft)
+    shown = message_text(message)
+    assert "Template draft" in shown and f"{len(draft.text)}/280" in shown
+    assert "Where is my bag?" in shown
+    assert action_ids(message) == BUTTONS
+    assert len(events_of(runtime, room.incident_id, timeline.DRAFT_REQUESTED)) == 1
+    assert len(events_of(runtime, room.incident_id, timeline.DRAFT_READY)) == 1
+    assert count(runtime, DraftRevision, draft_id=draft.id) == 1
+    assert emulator.errors == []
+
+
+def test_template_without_playbook_uses_a_generic_statement(slack: SlackClient, runtime: Runtime,
+                                                           emulator: SlackEmulator) -> None:
+    room = open_war_room(runtime, emulator, playbook=None, facts=())
+    draft = request_template_draft(slack, runtime, room)
+    assert draft.text is not None and draft.text.startswith(GENERIC_HOLDING_STATEMENT)
+
+
+def test_draft_command_without_text_says_what_is_missing(slack: SlackClient, runtime: Runtime,
+                                                         emulator: SlackEmulator, room: WarRoom) -> None:
+    slack.command("draft bluesky", user_id=DRAFTER, channel_id=room.channel_id)
+    answer = emulator.wait_for(lambda emu: emu.ephemerals(user=DRAFTER))[-1]
+    assert "Say what to reply to" in answer["text"]
+    assert "/crisis draft [platform] <what to reply to>" in message_text(answer)
+    assert drafts_of(runtime, room.incident_id) == []
+
+
+# ----------------------------------------------------------------------------------- decisions
+
+
+def test_approver_approves_once_and_the_message_shows_it(slack: SlackClient, runtime: Runtime,
+                                                        emulator: SlackEmulator, room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    slack.block_action(APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id)
+
+    approved = wait_for_draft(runtime, room.incident_id, "approved")
+    assert approved.decided_by == APPROVER and approved.decided_at is not None
+    assert approved.final_text == draft.text
+    with transaction(runtime.sessions) as session:
+        decisions = session.query(Decision).filter_by(incident_id=room.incident_id).all()
+    assert [(d.kind, d.decided_by) for d in decisions] == [("draft", APPROVER)]
+    assert draft.text in decisions[0].text
+    events = events_of(runtime, room.incident_id, timeline.DRAFT_APPROVED)
+    assert [(e.actor, e.data["final_text"]) for e in events] == [(APPROVER, draft.text)]
+
+    message = emulator.wait_for(lambda emu: "Approved" in message_text(draft_message(emu, approved))
+                                and draft_message(emu, approved))
+    assert f"<@{APPROVER}>" in message_text(message) and "<!date^" in message_text(message)
+    assert action_ids(message) == []
+    assert emulator.errors == []
+
+
+def test_bystander_cannot_approve_or_reject(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator,
+                                            room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    slack.block_action(APPROVE, value=str(draft.id), user_id=BYSTANDER, channel_id=room.channel_id)
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=BYSTANDER))
+    assert "Only the incident's approver or lead may approve" in told[-1]["text"]
+
+    slack.block_action(REJECT, value=str(draft.id), user_id=BYSTANDER, channel_id=room.channel_id)
+    told = emulator.wait_for(lambda emu: len(emu.ephemerals(user=BYSTANDER)) == 2
+                             and emu.ephemerals(user=BYSTANDER))
+    assert "may reject" in told[-1]["text"]
+    assert emulator.opened_views == []
+    assert drafts_of(runtime, room.incident_id)[-1].status == "pending"
+    assert count(runtime, Decision) == 0
+    assert events_of(runtime, room.incident_id, timeline.DRAFT_APPROVED) == []
+    # Nobody else saw the refusal; the channel message still offers the buttons.
+    assert action_ids(draft_message(emulator, draft)) == BUTTONS
+
+
+def test_twenty_simultaneous_approvals_record_one_decision(slack: SlackClient, runtime: Runtime,
+                                                          emulator: SlackEmulator, room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    message = draft_message(emulator, draft)  # every click comes from the message as it was shown
+    start = threading.Barrier(20)
+    statuses: list[int] = []
+
+    def click(user_id: str) -> None:
+        start.wait()
+        statuses.append(slack.block_action(APPROVE, value=str(draft.id), user_id=user_id,
+                                           channel_id=room.channel_id, message=dict(message)).status_code)
+
+    clickers = [threading.Thread(target=click, args=(APPROVER if n % 2 else LEAD,)) for n in range(20)]
+    for thread in clickers:
+        thread.start()
+    for thread in clickers:
+        thread.join(timeout=30)
+
+    assert statuses == [200] * 20
+    decided = wait_for_draft(runtime, room.incident_id, "approved")
+    refused = emulator.wait_for(lambda emu: len(emu.ephemerals(channel=room.channel_id)) == 19
+                                and emu.ephemerals(channel=room.channel_id), timeout=15)
+    assert count(runtime, Decision, incident_id=room.incident_id) == 1
+    assert len(events_of(runtime, room.incident_id, timeline.DRAFT_APPROVED)) == 1
+    assert decided.decided_by in (APPROVER, LEAD)
+    assert all(f"already approved by <@{decided.decided_by}>" in e["text"] for e in refused)
+    assert len(emulator.calls_to("chat.update")) >= 1
+    final = emulator.wait_for(lambda emu: "Approved" in message_text(draft_message(emu, decided))
+                              and draft_message(emu, decided))
+    assert action_ids(final) == []
+    assert emulator.errors == []
+
+
+def test_reject_requires_a_reason(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator,
+                                  room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    slack.block_action(REJECT, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
+    opened = emulator.wait_for(lambda emu: emu.opened_views)[-1]
+    stored = emulator.views[opened["view_id"]]
+    assert stored["callback_id"] == REJECT_VIEW and stored["private_metadata"] == str(draft.id)
+
+    empty = slack.view_submission(REJECT_VIEW, {"reason": {"reason": "   "}}, user_id=LEAD)
+    assert empty.status_code == 200
+    assert json.loads(empty.text) == {"response_action": "errors",
+                                      "errors": {"reason": "Say why the draft is rejected."}}
+    assert drafts_of(runtime, room.incident_id)[-1].status == "pending"
+
+    reason = "Too defensive; lead with the meal vouchers. <!channel>"
+    assert slack.view_submission(REJECT_VIEW, {"reason": {"reason": reason}}, user_id=LEAD).status_code == 200
+    rejected = wait_for_draft(runtime, room.incident_id, "rejected")
+    assert rejected.reason == reason and rejected.decided_by == LEAD and rejected.final_text is None
+    events = events_of(runtime, room.incident_id, timeline.DRAFT_REJECTED)
+    assert [e.data["reason"] for e in events] == [reason]
+    shown = emulator.wait_for(lambda emu: "Rejected" in message_text(draft_message(emu, rejected))
+                              and message_text(draft_message(emu, rejected)))
+    assert "lead with the meal vouchers" in shown and "<!channel>" not in shown
+    # A late approval is refused and says who decided first.
+    slack.block_action(APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id,
+                       message=draft_message(emulator, draft) | {"blocks": []})
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=APPROVER))
+    assert f"already rejected by <@{LEAD}>" in told[-1]["text"]
+    assert emulator.errors == []
+
+
+def test_edit_keeps_a_revision_and_is_what_gets_approved(slack: SlackClient, runtime: Runtime,
+                                                        emulator: SlackEmulator, room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    slack.block_action(EDIT, value=str(draft.id), user_id=DRAFTER, channel_id=room.channel_id)
+    opened = emulator.wait_for(lambda emu: emu.opened_views)[-1]
+    stored = emulator.views[opened["view_id"]]
+    assert stored["callback_id"] == EDIT_VIEW
+    assert stored["blocks"][1]["element"]["initial_value"] == draft.text
+
+    edited = "Unfortunately your flight was delayed. We're sorry: claim a voucher at acmeair.example/help."
+    slack.view_submission(EDIT_VIEW, {"text": {"text": edited}}, user_id=DRAFTER)
+    wait_until(lambda: drafts_of(runtime, room.incident_id)[-1].text == edited, what="the edit")
+    with transaction(runtime.sessions) as session:
+        revisions = session.query(DraftRevision).filter_by(draft_id=draft.id).order_by(DraftRevision.id).all()
+    assert [(r.kind, r.author, r.text) for r in revisions] == [
+        ("template", "template", draft.text), ("edit", DRAFTER, edited)]
+    assert [e.actor for e in events_of(runtime, room.incident_id, timeline.DRAFT_EDITED)] == [DRAFTER]
+    shown = emulator.wait_for(lambda emu: edited in message_text(draft_message(emu, draft))
+                              and message_text(draft_message(emu, draft)))
+    assert f"{len(edited)}/280" in shown and "“unfortunately”" in shown and f"edited by <@{DRAFTER}>" in shown
+
+    # Someone without the drafter or lead role cannot edit.
+    slack.block_action(EDIT, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id)
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=APPROVER))
+    assert "may edit" in told[-1]["text"] and len(emulator.opened_views) == 1
+
+    slack.block_action(APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id)
+    approved = wait_for_draft(runtime, room.incident_id, "approved")
+    assert approved.final_text == edited
+    emulator.wait_for(lambda emu: "Approved" in message_text(draft_message(emu, approved)))
+    assert emulator.errors == []
+
+
+def test_regenerate_supersedes_the_old_draft(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator,
+                                             room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    slack.block_action(REGENERATE, value=str(draft.id), user_id=BYSTANDER, channel_id=room.channel_id)
+    assert "may regenerate" in emulator.wait_for(lambda emu: emu.ephemerals(user=BYSTANDER))[-1]["text"]
+
+    slack.block_action(REGENERATE, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: len(drafts_of(runtime, room.incident_id)) == 2, what="a second draft")
+    new = wait_for_draft(runtime, room.incident_id, "pending")
+    old = drafts_of(runtime, room.incident_id)[0]
+    assert old.status == "superseded" and old.superseded_by == new.id
+    assert new.request == old.request and new.platform == old.platform and new.requested_by == LEAD
+    assert new.slack_ts != old.slack_ts
+    events = events_of(runtime, room.incident_id, timeline.DRAFT_REGENERATED)
+    assert [(e.actor, e.data) for e in events] == [(LEAD, {"draft_id": new.id, "previous_draft_id": old.id})]
+    old_message = emulator.wait_for(lambda emu: "Superseded" in message_text(draft_message(emu, old))
+                                    and draft_message(emu, old))
+    assert action_ids(old_message) == []
+    emulator.wait_for(lambda emu: action_ids(draft_message(emu, new)) == BUTTONS)
+    # The superseded draft can no longer be approved.
+    slack.block_action(APPROVE, value=str(old.id), user_id=APPROVER, channel_id=room.channel_id,
+                       message=old_message)
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=APPROVER))
+    assert "replaced by a newer draft" in told[-1]["text"]
+    assert emulator.errors == []
+
+
+def test_draft_reply_button_on_a_mention(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator,
+                                         room: WarRoom) -> None:
+    text = "<!channel> @acmeair lost my bag again, never flying with you <@ULEAD01>"
+    mention_id = add_mention(runtime, platform="bluesky", text=text, url="https://bsky.app/profile/x/post/1")
+    digest = {"type": "message", "ts": "1700000000.000100", "user": emulator.bot_user_id, "text": "digest",
+              "blocks": [{"type": "actions", "block_id": "m", "elements": [
+                  {"type": "button", "action_id": DRAFT_REPLY, "value": str(mention_id),
+                   "text": {"type": "plain_text", "text": "Draft reply"}}]}]}
+    slack.block_action(DRAFT_REPLY, value=str(mention_id), user_id=DRAFTER, channel_id=room.channel_id,
+                       message=digest)
+
+    draft = wait_for_draft(runtime, room.incident_id, "pending")
+    emulator.wait_for(lambda emu: action_ids(draft_message(emu, draft)) == BUTTONS)
+    assert draft.mention_id == mention_id and draft.platform == "bluesky"
+    assert draft.request == text and draft.reply_to_url == "https://bsky.app/profile/x/post/1"
+    assert draft.text is not None and len(draft.text) <= 300
+    shown = message_text(draft_message(emulator, draft))
+    assert "/300" in shown and "&lt;!channel&gt;" in shown and "<!channel>" not in shown
+    assert "&lt;@ULEAD01&gt;" in shown  # a post can't ping anyone
+    assert emulator.errors == []
+
+
+def test_draft_reply_outside_an_incident_channel_is_refused(slack: SlackClient, runtime: Runtime,
+                                                            emulator: SlackEmulator) -> None:
+    mention_id = add_mention(runtime, text="hello")
+    channel_id = emulator.add_channel("comms-alerts", [DRAFTER])
+    slack.block_action(DRAFT_REPLY, value=str(mention_id), user_id=DRAFTER, channel_id=channel_id,
+                       message={"type": "message", "ts": "1700000000.000200", "text": "spike", "blocks": []})
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=DRAFTER))
+    assert "works in an incident channel" in told[-1]["text"]
+    with transaction(runtime.sessions) as session:
+        assert session.query(Draft).count() == 0
