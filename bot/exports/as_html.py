@@ -1,0 +1,285 @@
+"""The HTML export: one self-contained page (inline CSS, the chart as a base64 PNG, no external assets)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from bot.charts import render_chart
+from bot.digests import SeriesPoint
+from bot.exports.report import Clock, TimelineRow, with_names
+
+CHUNK_ROWS = 500
+STYLE = """
+body{font:14px/1.45 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d1c1d;
+max-width:1100px;margin:2em auto;padding:0 1em}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;width:100%;margin:.6em 0}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f6f6}td.t{white-space:nowrap;font-variant-numeric:tabular-nums}code{font-size:12px;color:#555}
+blockquote{border-left:4px solid #ccc;margin:.4em 0;padding:.2em .8em;background:#fafafa;white-space:pre-wrap}
+.muted{color:#777}.pm li{min-height:1.4em}img{max-width:100%}
+"""
+
+
+def h(text: Any, names: dict[str, str] | None = None) -> str:
+    """Untrusted or team text, HTML-escaped (with `<@U…>` shown as @Name first)."""
+    value = "" if text is None else str(text)
+    return escape(with_names(value, names) if names is not None else value)
+
+
+def _who(person: dict[str, str] | None) -> str:
+    return h(person["name"]) if person else "—"
+
+
+def _when(iso: str | None, clock: Clock) -> str:
+    if not iso:
+        return "—"
+    at = datetime.fromisoformat(iso)
+    return f"{h(clock.utc_text(at))} <span class=muted>({h(clock.local_text(at))})</span>"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    head = "".join(f"<th>{cell}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
+
+
+def _metric(metric: dict[str, Any] | None, clock: Clock) -> list[str]:
+    if not metric:
+        return ["—", "not reached"]
+    return [
+        h(metric["text"]),
+        _when(metric["at"], clock) + (f" by {_who(metric['by'])}" if metric["by"] else ""),
+    ]
+
+
+def render_html(
+    report: dict[str, Any], rows: Iterator[TimelineRow], clock: Clock, names: dict[str, str]
+) -> Iterator[str]:
+    """Yield the HTML page in chunks."""
+    incident, metrics, mentions = report["incident"], report["metrics"], report["mentions"]
+    yield (
+        f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f'<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{h(incident['title'])} — War Room export</title><style>{STYLE}</style></head><body>\n"
+    )
+    yield f"<h1>{h(incident['title'], names)}</h1>\n"
+    yield (
+        f"<p class=muted>Timeline export of incident #{incident['id']} for {h(incident['brand'])}, generated "
+        f"{_when(report['generated_at'], clock)}. Times in UTC and {h(report['time_zone'])}.</p>\n"
+    )
+    history = " → ".join(
+        f"{h(step['severity'])} <span class=muted>({_when(step['at'], clock)}, {_who(step['by'])})</span>"
+        for step in report["severity_history"]
+    )
+    channel = (
+        f"#{h(incident['channel_name'])}" if incident["channel_name"] else h(incident["channel_id"] or "—")
+    )
+    yield _table(
+        ["", ""],
+        [
+            ["Status", h(incident["status"])],
+            ["Severity", f"{h(incident['severity'])} — {h(incident['severity_label'])}"],
+            ["Severity history", history],
+            [
+                "Playbook",
+                f"{h(incident['playbook_title'])} <code>{h(incident['playbook'])}</code>"
+                if incident["playbook"]
+                else "—",
+            ],
+            ["Channel", channel],
+            ["Opened", f"{_when(incident['opened_at'], clock)} by {_who(incident['opened_by'])}"],
+            [
+                "Resolved",
+                _when(incident["resolved_at"], clock)
+                + (f" by {_who(incident['resolved_by'])}" if incident["resolved_by"] else ""),
+            ],
+            ["Lead", _who(incident["lead"])],
+            ["Summary", h(incident["summary"] or "—", names)],
+        ],
+    )
+
+    drafts, rumours = metrics["drafts"], metrics["rumours"]
+    yield "<h2>Metrics</h2>\n"
+    yield _table(
+        ["Metric", "Value", "When"],
+        [
+            ["Time to first acknowledgement", *_metric(metrics["time_to_first_acknowledgement"], clock)],
+            [
+                "Time to first approved statement",
+                *_metric(metrics["time_to_first_approved_statement"], clock),
+            ],
+            ["Time to resolve", *_metric(metrics["time_to_resolve"], clock)],
+            [
+                "Drafts",
+                f"{drafts['requested']} requested",
+                f"{drafts['approved']} approved, {drafts['rejected']} "
+                f"rejected, {drafts['pending']} pending, {drafts['failed']} failed",
+            ],
+            [
+                "Rumours",
+                f"{rumours['total']} tracked",
+                f"{rumours['refuted']} refuted, {rumours['confirmed']} "
+                f"confirmed, {rumours['dismissed']} dismissed, {rumours['open']} open",
+            ],
+        ],
+    )
+    yield (
+        "<p class=muted>First acknowledgement: the first thing a person did in the channel "
+        "once it was ready.</p>\n"
+    )
+    yield "<h3>Mentions</h3>\n"
+    window_rows = []
+    for name in ("before", "during", "after"):
+        window = mentions[name]
+        if window is None:
+            window_rows.append([name, "—", "—", "—", "—", "—"])
+            continue
+        share = "—" if window["negative_share"] is None else f"{window['negative_share']:.0%}"
+        window_rows.append(
+            [
+                name,
+                _when(window["start"], clock),
+                _when(window["end"], clock),
+                str(window["count"]),
+                "—" if window["per_hour"] is None else str(window["per_hour"]),
+                share,
+            ]
+        )
+    yield _table(["Period", "From", "To", "Mentions", "Per hour", "Negative"], window_rows)
+    series = [
+        SeriesPoint(
+            start=bucket["start"],
+            volume=bucket["negative"] + bucket["neutral"] + bucket["positive"],
+            negative=bucket["negative"],
+        )
+        for bucket in mentions["series"]
+    ]
+    if any(point.volume for point in series):
+        chart = render_chart(
+            series,
+            title=f"Mentions per {mentions['bucket_minutes']} min, from the look-back before opening",
+            minutes=mentions["bucket_minutes"],
+        )
+        yield (
+            '<img alt="Mention volume by sentiment" src="data:image/png;base64,'
+            + base64.b64encode(chart).decode("ascii")
+            + '">\n'
+        )
+    else:
+        yield "<p class=muted>No mentions matched this incident's keywords.</p>\n"
+
+    yield "<h2>Roles</h2>\n"
+    yield (
+        _table(
+            ["Role", "Person", "Assigned", "By", "Ended"],
+            [
+                [
+                    h(role["title"]),
+                    _who(role["user"]),
+                    _when(role["assigned_at"], clock),
+                    _who(role["assigned_by"]),
+                    _when(role["ended_at"], clock)
+                    + (f" by {_who(role['ended_by'])}" if role["ended_by"] else ""),
+                ]
+                for role in report["roles"]
+            ],
+        )
+        if report["roles"]
+        else "<p>No roles were assigned.</p>\n"
+    )
+
+    for title, key in (("Decisions", "decisions"), ("Facts", "facts"), ("Key messages", "key_messages")):
+        items = report[key]
+        yield f"<h2>{title}</h2>\n" + (
+            "<ul>"
+            + "".join(
+                f"<li>{h(item['text'], names)} <span class=muted>— {_who(item['by'])}, "
+                f"{_when(item['at'], clock)}</span></li>"
+                for item in items
+            )
+            + "</ul>\n"
+            if items
+            else "<p>None recorded.</p>\n"
+        )
+
+    yield "<h2>Drafts</h2>\n"
+    if not report["drafts"]:
+        yield "<p>No drafts were requested.</p>\n"
+    for draft in report["drafts"]:
+        parts = [
+            f"<h3>Draft #{draft['id']} — {h(draft['platform'])}, {h(draft['status'])}</h3><ul>",
+            f"<li>Requested by {_who(draft['requested_by'])}, {_when(draft['requested_at'], clock)}: "
+            f"{h(draft['request'], names)}</li>",
+        ]
+        if draft["strategy"]:
+            parts.append(
+                f"<li>Strategy: {h(draft['strategy'])}; source: {h(draft['source'])}; "
+                f"revisions: {draft['revisions']}</li>"
+            )
+        if draft["decided_by"]:
+            parts.append(
+                f"<li>{h(draft['status']).capitalize()} by {_who(draft['decided_by'])}, "
+                f"{_when(draft['decided_at'], clock)}"
+                + (f": {h(draft['reason'], names)}" if draft["reason"] else "")
+                + "</li>"
+            )
+        if draft["error"]:
+            parts.append(f"<li>Error: {h(draft['error'])}</li>")
+        parts.append("</ul>")
+        if draft["final_text"]:
+            parts.append(f"<blockquote>{h(draft['final_text'], names)}</blockquote>")
+        yield "".join(parts) + "\n"
+
+    yield "<h2>Rumours</h2>\n"
+    yield (
+        _table(
+            ["Claim", "Outcome", "Tracked", "Decided"],
+            [
+                [
+                    h(r["claim"], names),
+                    h(r["status"]) + (f": {h(r['outcome'], names)}" if r["outcome"] else ""),
+                    f"{_who(r['created_by'])}, {_when(r['created_at'], clock)}",
+                    f"{_who(r['decided_by'])}, {_when(r['decided_at'], clock)}" if r["decided_by"] else "—",
+                ]
+                for r in report["rumours"]
+            ],
+        )
+        if report["rumours"]
+        else "<p>No rumours were tracked.</p>\n"
+    )
+
+    yield (
+        "<h2>Timeline</h2>\n<table><thead><tr><th>#</th><th>Time (UTC)</th>"
+        f"<th>Time ({h(report['time_zone'])})"
+        "</th><th>Who</th><th>Event</th><th>Details</th></tr></thead><tbody>\n"
+    )
+    chunk: list[str] = []
+    for row in rows:
+        chunk.append(
+            f"<tr id=e{row.id}><td>{row.id}</td><td class=t>{h(clock.utc_text(row.at))}</td>"
+            f"<td class=t>{h(clock.local_text(row.at))}</td><td>{h(row.actor_name or 'War Room')}</td>"
+            f"<td><code>{h(row.kind)}</code></td><td>{h(row.text, names)}</td></tr>\n"
+        )
+        if len(chunk) >= CHUNK_ROWS:
+            yield "".join(chunk)
+            chunk = []
+    yield "".join(chunk) + "</tbody></table>\n"
+
+    post_mortem = report["post_mortem"]
+    yield "<h2>Post-mortem</h2>\n<p class=muted>Seeded from the records above; edit and complete.</p>\n"
+    for title, key in (
+        ("What went well", "went_well"),
+        ("What to improve", "to_improve"),
+        ("Action items", "action_items"),
+    ):
+        yield (
+            f"<h3>{title}</h3><ul class=pm>"
+            + "".join(f"<li>{h(line, names)}</li>" for line in post_mortem[key])
+            + "<li></li></ul>\n"
+        )
+    yield "</body></html>\n"
