@@ -3,38 +3,152 @@
 Jobs carry only primitive ids and are re-derived from our own tables by `sync`,
 which runs at start-up and then every SYNC_SECONDS, so a restart or a web process
 that opened an incident in another process loses nothing.
+
+- `digest:<incident id>` — a date job at the incident's `next_digest_at`. Running it claims the
+  due digest with a compare-and-set on `next_digest_at` (so two processes never both post) and
+  moves it to the next time on the severity's cadence after now: a digest that came due while no
+  scheduler ran is posted once at start-up, not once per missed window.
+- `feeds` — polls the plan's feeds every `feeds.poll_minutes`.
+- `spikes` — the brand-wide spike check, every `feeds.poll_minutes` (at most the spike window).
+
+The job bodies (`run_due_digests`, `run_digest`, `poll_feeds`, `check_spikes`) take `now` and can be
+called directly, so tests never wait on the clock. Slack posting lives in `handlers.digests` and
+`handlers.alerts`, imported when a job first posts.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import select
 
+from bot.digests import claim_due_digest, digest_due_times
 from bot.runtime import Runtime
+from models import Incident, transaction, utcnow
+from models.incidents import OPEN
 
 log = logging.getLogger(__name__)
 SYNC_SECONDS = 30
+DIGEST_PREFIX = "digest:"
 
 
 class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        # misfire_grace_time=None: a job that runs late (a busy or suspended process) still runs.
+        self._scheduler = BackgroundScheduler(
+            timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        )
         self._lock = threading.Lock()
+        self._due: dict[str, datetime] = {}
 
     def start(self) -> None:
         """Register jobs from the tables and start the background thread."""
         self._scheduler.start()
         self.sync()
         self._scheduler.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", replace_existing=True)
+        every = timedelta(minutes=self.runtime.plan.feeds.poll_minutes)
+        feeds = self.runtime.plan.feeds
+        if feeds.rss or feeds.mastodon:
+            self._scheduler.add_job(self._job_poll_feeds, "interval", seconds=every.total_seconds(),
+                                    id="feeds", replace_existing=True, next_run_time=utcnow())
+        spike_every = min(every, timedelta(minutes=self.runtime.plan.spike.window_minutes))
+        self._scheduler.add_job(self._job_check_spikes, "interval", seconds=spike_every.total_seconds(),
+                                id="spikes", replace_existing=True)
 
     def sync(self) -> None:
         """Make the scheduled jobs match the tables (open incidents, plan feeds)."""
         with self._lock:
-            pass
+            with transaction(self.runtime.sessions) as session:
+                due = {f"{DIGEST_PREFIX}{incident_id}": at
+                       for incident_id, at in digest_due_times(session, self.runtime.plan).items()}
+            now = utcnow()
+            for job in self._scheduler.get_jobs():
+                if job.id.startswith(DIGEST_PREFIX) and job.id not in due:
+                    job.remove()
+                    self._due.pop(job.id, None)
+            for job_id, at in due.items():
+                if self._due.get(job_id) == at and self._scheduler.get_job(job_id) is not None:
+                    continue
+                # A past due time runs now: APScheduler would otherwise count it as missed.
+                self._scheduler.add_job(self._job_digest, "date", run_date=max(at, now), id=job_id,
+                                        args=[int(job_id.removeprefix(DIGEST_PREFIX))], replace_existing=True)
+                self._due[job_id] = at
+
+    def job_ids(self) -> list[str]:
+        """Ids of the registered jobs (for tests and logs)."""
+        return sorted(job.id for job in self._scheduler.get_jobs())
 
     def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    # ---- job bodies, callable directly ---------------------------------------------------------
+
+    def run_digest(self, incident_id: int, now: datetime) -> int | None:
+        """Post the incident's digest if it is due and this process wins the claim; the Digest id."""
+        with transaction(self.runtime.sessions) as session:
+            claimed = claim_due_digest(session, self.runtime.plan, incident_id, now)
+        if not claimed:
+            return None
+        from handlers.digests import post_digest
+
+        return post_digest(self.runtime, incident_id, now=now)
+
+    def run_due_digests(self, now: datetime) -> list[int]:
+        """Post every open incident's due digest; the ids of the digests posted."""
+        with transaction(self.runtime.sessions) as session:
+            candidates = list(session.scalars(select(Incident.id).where(Incident.status == OPEN)))
+        posted = []
+        for incident_id in candidates:
+            digest_id = self.run_digest(incident_id, now)
+            if digest_id is not None:
+                posted.append(digest_id)
+        return posted
+
+    def poll_feeds(self, now: datetime) -> int:
+        """Poll every feed of the plan once; how many new mentions were stored."""
+        from bot.feeds import poll_feeds
+
+        return sum(result.accepted for result in poll_feeds(self.runtime.sessions, self.runtime.plan, now))
+
+    def check_spikes(self, now: datetime) -> str | None:
+        """Check for a brand-wide spike and alert once per cooldown; the alert's message ts."""
+        from bot.spikes import evaluate, record_spike_alert
+
+        thresholds = self.runtime.plan.spike
+        with transaction(self.runtime.sessions) as session:
+            verdict = evaluate(session, thresholds, now)
+            alert = record_spike_alert(session, thresholds, verdict) if verdict.is_spike else None
+            alert_id = alert.id if alert is not None else None
+        if alert_id is None:
+            return None
+        from handlers.alerts import post_spike_alert
+
+        return post_spike_alert(self.runtime, alert_id, verdict)
+
+    # ---- APScheduler entry points: log, never raise into the scheduler thread --------------------
+
+    def _job_digest(self, incident_id: int) -> None:
+        try:
+            self.run_digest(incident_id, utcnow())
+        except Exception:
+            log.exception("scheduled digest of incident %d failed", incident_id)
+        finally:
+            # Schedule the next one from the moved next_digest_at (the 30-s sync would too, later).
+            self.sync()
+
+    def _job_poll_feeds(self) -> None:
+        try:
+            self.poll_feeds(utcnow())
+        except Exception:
+            log.exception("feed polling failed")
+
+    def _job_check_spikes(self) -> None:
+        try:
+            self.check_spikes(utcnow())
+        except Exception:
+            log.exception("spike check failed")

@@ -1,0 +1,65 @@
+"""Helpers for the mention, digest, spike and scheduler tests: incidents with a channel, stored mentions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.runtime import Runtime
+from bot.slack_emulator import SlackEmulator
+from models import Incident, Mention, transaction, utcnow
+from models.incidents import OPEN
+from tests.conftest import LEAD
+
+
+def make_incident(
+    runtime: Runtime,
+    emulator: SlackEmulator,
+    *,
+    title: str = "Flights delayed",
+    severity: str = "sev2",
+    playbook: str | None = "outage",
+    opened_at: datetime | None = None,
+    next_digest_at: datetime | None = None,
+    channel_name: str | None = None,
+) -> Incident:
+    """An open incident whose channel exists in the emulator (as the lifecycle would leave it)."""
+    opened = opened_at or utcnow() - timedelta(hours=3)
+    name = channel_name or f"crisis-test-{len(emulator.channels)}"
+    channel_id = emulator.add_channel(name, [LEAD])
+    with transaction(runtime.sessions) as session:
+        incident = Incident(
+            title=title,
+            severity=severity,
+            playbook=playbook,
+            status=OPEN,
+            channel_id=channel_id,
+            channel_name=name,
+            opened_by=LEAD,
+            opened_at=opened,
+            next_digest_at=next_digest_at,
+        )
+        session.add(incident)
+    return incident
+
+
+def add_mentions(runtime: Runtime, rows: list[dict[str, Any]]) -> list[int]:
+    """Store mentions as given (sentiment included), bypassing the scorer; returns their ids."""
+    defaults = {
+        "platform": "twitter",
+        "author_followers": 0,
+        "likes": 0,
+        "shares": 0,
+        "replies": 0,
+        "sentiment_label": "neutral",
+        "sentiment_score": 0.0,
+        "source": "test",
+    }
+    with transaction(runtime.sessions) as session:
+        mentions = []
+        for index, row in enumerate(rows):
+            values = {**defaults, "external_id": f"m{index}-{row['created_at'].timestamp()}", **row}
+            mentions.append(Mention(**values))
+        session.add_all(mentions)
+        session.flush()
+        return [mention.id for mention in mentions]

@@ -1,0 +1,192 @@
+"""POST /mentions through the running app: auth, size, validation, dedupe, storage with sentiment."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.runtime import Runtime, build_runtime
+from bot.slack_emulator import SlackEmulator
+from models import Mention, transaction
+from tests.conftest import INGEST_TOKEN, AppServer, make_settings, make_test_plan
+
+AUTH = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+
+
+def mention(n: int, **fields: Any) -> dict[str, Any]:
+    item = {
+        "platform": "twitter",
+        "id": f"t{n}",
+        "text": f"Acme Air lost my bag again #{n}",
+        "created_at": "2024-05-01T12:00:00Z",
+        "author": f"user{n}",
+        "author_followers": n * 10,
+        "likes": 1,
+        "shares": 2,
+        "replies": 3,
+        "url": f"https://x.example/{n}",
+        "lang": "en",
+    }
+    item.update(fields)
+    return item
+
+
+@pytest.fixture
+def http(app_server: AppServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=app_server.url, timeout=10) as client:
+        yield client
+
+
+def stored(runtime: Runtime) -> list[Mention]:
+    with transaction(runtime.sessions) as session:
+        return list(session.scalars(select(Mention).order_by(Mention.id)))
+
+
+def test_single_mention_is_stored_with_sentiment(http: httpx.Client, runtime: Runtime) -> None:
+    response = http.post("/mentions", json=mention(1, created_at="2024-05-01T14:00:00+02:00"), headers=AUTH)
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1, "duplicates": 0}
+    [row] = stored(runtime)
+    assert (row.platform, row.external_id, row.author_followers, row.likes, row.shares, row.replies) == (
+        "twitter",
+        "t1",
+        10,
+        1,
+        2,
+        3,
+    )
+    assert row.created_at.isoformat() == "2024-05-01T12:00:00+00:00"
+    assert row.sentiment_label == "negative" and -1 <= row.sentiment_score < 0
+    assert row.source == "webhook"
+
+
+def test_batch_counts_duplicates_within_the_batch_and_against_the_table(
+    http: httpx.Client, runtime: Runtime
+) -> None:
+    first = http.post("/mentions", json={"mentions": [mention(1), mention(2), mention(1)]}, headers=AUTH)
+    assert first.json() == {"accepted": 2, "duplicates": 1}
+    second = http.post(
+        "/mentions",
+        json={"mentions": [mention(2), mention(3), mention(3, platform="Mastodon")]},
+        headers=AUTH,
+    )
+    assert second.status_code == 202
+    assert second.json() == {"accepted": 2, "duplicates": 1}
+    assert sorted((m.platform, m.external_id) for m in stored(runtime)) == [
+        ("mastodon", "t3"),
+        ("twitter", "t1"),
+        ("twitter", "t2"),
+        ("twitter", "t3"),
+    ]
+
+
+def test_concurrent_identical_batches_store_each_post_once(
+    http: httpx.Client, runtime: Runtime, app_server: AppServer
+) -> None:
+    batch = {"mentions": [mention(n) for n in range(200)]}
+    answers: list[dict[str, int]] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=app_server.url, timeout=20) as client:
+            answers.append(client.post("/mentions", json=batch, headers=AUTH).json())
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(answer["accepted"] for answer in answers) == 200
+    assert sum(answer["duplicates"] for answer in answers) == 600
+    assert len(stored(runtime)) == 200
+
+
+def test_bad_batch_lists_every_problem_and_stores_nothing(http: httpx.Client, runtime: Runtime) -> None:
+    items = [
+        mention(1),
+        mention(2, created_at="2024-05-01T12:00:00"),  # no offset
+        {"platform": "twitter", "text": "hi", "created_at": "yesterday"},
+        mention(4, likes=-1, author_followers="many", url="javascript:alert(1)"),
+        "not an object",
+    ]
+    response = http.post("/mentions", json={"mentions": items}, headers=AUTH)
+    assert response.status_code == 400
+    body = response.json()
+    assert "nothing was stored" in body["error"]
+    problems = {(error["index"], error["field"]) for error in body["errors"]}
+    assert problems == {
+        (1, "created_at"),
+        (2, "id"),
+        (2, "created_at"),
+        (3, "likes"),
+        (3, "author_followers"),
+        (3, "url"),
+        (4, "(item)"),
+    }
+    offset = next(e for e in body["errors"] if e["index"] == 1)
+    assert "UTC offset" in offset["message"]
+    assert stored(runtime) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "mention object"),
+        (b'{"mentions": {"id": 1}}', "JSON array"),
+    ],
+)
+def test_malformed_bodies_get_a_clear_400(http: httpx.Client, body: bytes, message: str) -> None:
+    response = http.post("/mentions", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_more_than_a_thousand_items_is_refused(http: httpx.Client, runtime: Runtime) -> None:
+    response = http.post("/mentions", json={"mentions": [mention(n) for n in range(1001)]}, headers=AUTH)
+    assert response.status_code == 400
+    assert "at most 1,000" in response.json()["error"]
+    assert stored(runtime) == []
+
+
+def test_wrong_or_missing_token_is_401(http: httpx.Client, runtime: Runtime) -> None:
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {INGEST_TOKEN}"},
+        {"Authorization": f"Bearer {INGEST_TOKEN}x"},
+    ):
+        response = http.post("/mentions", json=mention(1), headers=headers)
+        assert response.status_code == 401
+    assert stored(runtime) == []
+
+
+def test_body_over_five_megabytes_is_413(http: httpx.Client, runtime: Runtime) -> None:
+    big = json.dumps({"mentions": [mention(1, text="x" * 6_000_000)]}).encode()
+    response = http.post("/mentions", content=big, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds while reading
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    chunked = http.post("/mentions", content=chunks(), headers={**AUTH, "Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    assert stored(runtime) == []
+
+
+def test_unset_token_answers_503(database_url: str, emulator: SlackEmulator) -> None:
+    runtime = build_runtime(make_settings(database_url, emulator, warroom_ingest_token=""), make_test_plan())
+    server = AppServer(runtime).start()
+    try:
+        response = httpx.post(f"{server.url}/mentions", json=mention(1), headers=AUTH)
+        assert response.status_code == 503
+        assert "WARROOM_INGEST_TOKEN" in response.json()["error"]
+    finally:
+        server.stop()
+        runtime.engine.dispose()
