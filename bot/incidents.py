@@ -39,6 +39,9 @@ OPEN_STEPS = (STEP_CHANNEL, STEP_INVITE, STEP_TOPIC, STEP_BRIEF, STEP_PIN)
 
 # What start_open found or did.
 CREATED, RESUMED, ALREADY_OPEN, IN_PROGRESS = "created", "resumed", "already_open", "in_progress"
+# An open whose process has said nothing for this long is taken to have died mid-open
+# (Slack retries of one step, honouring Retry-After, stay well inside it).
+STALE_OPEN = timedelta(minutes=2)
 
 
 class IncidentError(Exception):
@@ -276,17 +279,26 @@ def _start_open(
         if incident.status == OPEN:
             return OpenStart(incident.id, ALREADY_OPEN, incident.channel_id, None)
         if incident.status == OPENING:
-            if incident.open_error is None:
-                return OpenStart(incident.id, IN_PROGRESS, incident.channel_id, None)
+            previous_error = incident.open_error
+            if previous_error is None:
+                heartbeat = incident.open_attempt_at
+                if heartbeat is not None and now - heartbeat < STALE_OPEN:
+                    return OpenStart(incident.id, IN_PROGRESS, incident.channel_id, None)
+                # Silent for long: the process running it stopped mid-open (crash, kill -9, deploy).
+                previous_error = "the open stopped before finishing"
+            # Compare-and-set on the error and the heartbeat: of several retries, one takes the open over.
             claimed = rows_changed(
                 session,
                 update(Incident)
                 .where(
                     Incident.id == incident.id,
                     Incident.status == OPENING,
-                    Incident.open_error == incident.open_error,
+                    Incident.open_error.is_(None) if incident.open_error is None
+                    else Incident.open_error == incident.open_error,
+                    Incident.open_attempt_at.is_(None) if incident.open_attempt_at is None
+                    else Incident.open_attempt_at == incident.open_attempt_at,
                 )
-                .values(open_error=None),
+                .values(open_error=None, open_attempt_at=now),
             )
             if not claimed:
                 return OpenStart(incident.id, IN_PROGRESS, incident.channel_id, None)
@@ -296,10 +308,10 @@ def _start_open(
                 INCIDENT_OPEN_STEP,
                 "Retrying the open",
                 actor=opener,
-                data={"step": "retry", "previous_error": incident.open_error},
+                data={"step": "retry", "previous_error": previous_error},
                 at=now,
             )
-            return OpenStart(incident.id, RESUMED, incident.channel_id, incident.open_error)
+            return OpenStart(incident.id, RESUMED, incident.channel_id, previous_error)
     # Every earlier one is resolved: a new incident, with its own key.
     key = base_key if not same else f"{base_key}:{len(same)}"
     chosen = choose_severity(plan, severity, playbook)
@@ -312,6 +324,7 @@ def _start_open(
         request_key=key,
         opened_by=opener,
         opened_at=now,
+        open_attempt_at=now,
     )
     session.add(incident)
     session.flush()
@@ -342,9 +355,12 @@ def done_steps(session: Session, incident_id: int) -> set[str]:
 def record_step(
     session: Session, incident_id: int, step: str, text: str, actor: str, data: dict[str, Any] | None = None
 ) -> None:
-    """Mark one open step done (a timeline event)."""
+    """Mark one open step done (a timeline event), and beat the open's heartbeat."""
+    now = utcnow()
+    session.execute(update(Incident).where(Incident.id == incident_id).values(open_attempt_at=now))
     record_event(
-        session, incident_id, INCIDENT_OPEN_STEP, text, actor=actor, data={"step": step, **(data or {})}
+        session, incident_id, INCIDENT_OPEN_STEP, text,
+        actor=actor, data={"step": step, **(data or {})}, at=now,
     )
 
 

@@ -336,7 +336,8 @@ def open_incident(
         tell(f"You already opened this incident today: <#{start.channel_id}>.", None)
         return start.incident_id
     if start.outcome == IN_PROGRESS:
-        tell("This incident is being opened right now; its channel will appear in a moment.", None)
+        tell("This incident is being opened right now; its channel will appear in a moment. "
+             "If it does not within two minutes, run the same command again to finish it.", None)
         return start.incident_id
     complete_open(runtime, client, tell, start.incident_id, opener)
     return start.incident_id

@@ -15,7 +15,9 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+        kwargs.setdefault(
+            "connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        )
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")

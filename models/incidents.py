@@ -26,6 +26,9 @@ class Incident(Base):
     playbook: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16), default=OPENING, index=True)
     open_error: Mapped[str | None] = mapped_column(Text)
+    # Heartbeat of the process running the open: refreshed at each step. An open that has been
+    # silent for long (its process died mid-open) may be taken over by a retry.
+    open_attempt_at: Mapped[datetime | None]
     # What makes two open requests "the same": Slack retries and double submissions
     # carry the same key, so the unique constraint refuses a second incident.
     request_key: Mapped[str | None] = mapped_column(String(120), unique=True)
@@ -39,7 +42,9 @@ class Incident(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     next_digest_at: Mapped[datetime | None]
 
-    roles: Mapped[list[RoleAssignment]] = relationship(back_populates="incident", order_by="RoleAssignment.id")
+    roles: Mapped[list[RoleAssignment]] = relationship(
+        back_populates="incident", order_by="RoleAssignment.id"
+    )
 
 
 class RoleAssignment(Base):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from sqlalchemy import update
+
 from bot import timeline
+from bot.incidents import STALE_OPEN
 from bot.plan import ChannelSettings
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
 from bot.slack_emulator import SlackEmulator
-from models import Incident, RoleAssignment
+from models import Incident, RoleAssignment, transaction, utcnow
 from models.incidents import OPEN, OPENING
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR, make_test_plan
 from tests.fixtures_lifecycle import (
@@ -150,6 +153,35 @@ def test_a_failed_step_is_reported_and_the_same_open_resumes(
     slack.command("open Flights delayed", user_id=LEAD)
     wait_until(lambda: any("already opened this incident" in t for t in _responses_to(emulator, LEAD)))
     assert len(incidents(runtime)) == 1
+
+
+def test_an_open_whose_process_died_is_taken_over_only_once_it_is_stale(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    """A process killed mid-open records no error; a retry waits while the open may still be running,
+    then finishes it, with no second incident and no second channel."""
+    emulator.fail("conversations.setTopic", error="fatal_error")
+    slack.command("open Flights delayed", user_id=LEAD)
+    half = wait_until(lambda: [r for r in incidents(runtime) if r.open_error], what="the open to stop")[0]
+    with transaction(runtime.sessions) as session:  # as if the process had died before recording the failure
+        session.execute(
+            update(Incident).where(Incident.id == half.id).values(open_error=None, open_attempt_at=utcnow())
+        )
+
+    slack.command("open Flights delayed", user_id=LEAD)
+    wait_until(lambda: any("being opened right now" in t for t in _responses_to(emulator, LEAD)))
+    assert incident(runtime, half.id).status == OPENING
+
+    with transaction(runtime.sessions) as session:
+        session.execute(update(Incident).where(Incident.id == half.id)
+                        .values(open_attempt_at=utcnow() - STALE_OPEN - timedelta(seconds=1)))
+    slack.command("open Flights delayed", user_id=LEAD)
+    wait_until(lambda: incident(runtime, half.id).status == OPEN, what="the taken-over open")
+    assert len(incidents(runtime)) == 1
+    assert len(emulator.calls_to("conversations.create")) == 1
+    steps = events(runtime, half.id, timeline.INCIDENT_OPEN_STEP)
+    retry = [e for e in steps if e.data.get("step") == "retry"]
+    assert [e.data["previous_error"] for e in retry] == ["the open stopped before finishing"]
 
 
 def test_server_errors_beyond_the_retries_fail_the_step(
