@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 02:21:21.048648
+Create Date: 2026-11-21 03:10:51.645131
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
 import models.base
 
 revision: str = '0001'
@@ -40,6 +39,7 @@ def upgrade() -> None:
     sa.Column('playbook', sa.String(length=40), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('open_error', sa.Text(), nullable=True),
+    sa.Column('open_attempt_at', models.base.UTCDateTime(), nullable=True),
     sa.Column('request_key', sa.String(length=120), nullable=True),
     sa.Column('channel_id', sa.String(length=32), nullable=True),
     sa.Column('channel_name', sa.String(length=80), nullable=True),
