@@ -27,7 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the bot (HTTP on $PORT, or Socket Mode)")
     serve.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler in this process")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
-    serve.add_argument("--threads", type=int, default=16, help="HTTP worker threads (default 16)")
+    serve.add_argument("--threads", type=int, default=16, help="HTTP threads (default 16)")
+    serve.add_argument("--worker-threads", type=int, default=4,
+                       help="threads of the worker child process that runs acknowledged work (default 4; "
+                       "0: no worker here, run `warroom worker` elsewhere)")
+
+    worker = commands.add_parser("worker", help="run only a worker (acknowledged slash-command work)")
+    worker.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+    worker.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N")
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
     commands.add_parser("scheduler", help="run only the scheduler (digests, feed polling, spike checks)")
 
@@ -82,7 +90,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from bot.server import serve
 
-        serve(settings, scheduler=not args.no_scheduler, host=args.host, threads=args.threads)
+        serve(settings, scheduler=not args.no_scheduler, worker_threads=args.worker_threads, host=args.host,
+              threads=args.threads)
+        return 0
+    if args.command == "worker":
+        from bot.server import run_worker
+
+        run_worker(settings, threads=args.threads, niceness=args.nice, parent_pid=args.parent_pid)
         return 0
     if args.command == "scheduler":
         from bot.server import run_scheduler
@@ -115,7 +129,8 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
             database.downgrade(settings.database_url, args.revision)
         revision = database.current_revision(make_engine(settings.database_url))
     except OperationalError as exc:
-        raise CommandError(f"DATABASE_URL: cannot reach the database ({str(exc.orig).strip().splitlines()[0]})") from None
+        reason = str(exc.orig).strip().splitlines()[0]
+        raise CommandError(f"DATABASE_URL: cannot reach the database ({reason})") from None
     print(f"database at revision {revision or 'base'}")
     return 0
 

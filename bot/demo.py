@@ -20,7 +20,6 @@ import logging
 import re
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -537,21 +536,14 @@ class Demo:
 
 @contextmanager
 def serve_app(runtime: Runtime) -> Iterator[str]:
-    """The real Flask+Bolt app, served by waitress on a free local port from a thread."""
-    from waitress.server import create_server
+    """The real Flask+Bolt app served by waitress on a free local port, and its worker, on threads."""
+    from bot.server import InProcessApp
 
-    from bot.app import create_bolt_app
-    from bot.web import create_web_app
-
-    server = create_server(
-        create_web_app(runtime, create_bolt_app(runtime)), host="127.0.0.1", port=0, threads=8
-    )
-    thread = threading.Thread(target=server.run, name="demo-app", daemon=True)
-    thread.start()
+    app = InProcessApp(runtime).start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        yield app.url
     finally:
-        server.close()
+        app.stop()
 
 
 def load_posts(path: Path = MENTIONS_FILE) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,8 @@ class Runtime:
     sessions: sessionmaker[Session]
     slack: WebClient
     scheduler: Scheduler | None = None
+    # Set when this process queues a job, so in-process worker threads start on it at once.
+    work_available: threading.Event = field(default_factory=threading.Event)
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import subprocess
+import sys
 import threading
 from types import FrameType
 
@@ -14,14 +17,18 @@ from waitress.server import create_server
 
 from bot.app import create_bolt_app
 from bot.database import ensure_schema
+from bot.leader import lead_scheduler, start_leader_thread
 from bot.plan import load_plan, plan_path
 from bot.runtime import Runtime, build_runtime
-from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.web import create_web_app
+from bot.worker import Worker, run_worker_process
 
 log = logging.getLogger(__name__)
 WEB_THREADS = 16
+WORKER_THREADS = 4
+# The worker yields the CPU to the web threads that must ack Slack within 3 seconds.
+WORKER_NICENESS = 10
 
 
 class ThreadedServer:
@@ -54,6 +61,29 @@ class ThreadedServer:
         self._server.task_dispatcher.shutdown(timeout=5)  # type: ignore[union-attr]
 
 
+class InProcessApp:
+    """All of War Room in this process: the HTTP app on a thread and worker threads (tests, the demo)."""
+
+    def __init__(self, runtime: Runtime, *, threads: int = 8, worker_threads: int = 4) -> None:
+        import handlers
+
+        self.runtime = runtime
+        self.bolt = create_bolt_app(runtime)
+        self.web = create_web_app(runtime, self.bolt)
+        self._server = ThreadedServer(self.web, threads=threads)
+        self.url = self._server.url
+        self.worker = Worker(runtime, handlers.run_job, threads=worker_threads, poll_seconds=0.05)
+
+    def start(self) -> InProcessApp:
+        self.worker.start()
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        self.worker.stop()
+
+
 def prepare_runtime(settings: Settings) -> Runtime:
     """Plan, database and Slack client for a process; raises PlanError, SettingsError or SchemaNotReady."""
     plan = load_plan(plan_path(settings.warroom_plan))
@@ -62,16 +92,57 @@ def prepare_runtime(settings: Settings) -> Runtime:
     return runtime
 
 
-def serve(settings: Settings, *, scheduler: bool, host: str = "0.0.0.0", threads: int = WEB_THREADS) -> None:  # noqa: S104
-    """Run the bot: HTTP on $PORT (or Socket Mode plus HTTP for /mentions and /healthz)."""
+class WorkerChild:
+    """`warroom worker` as a child process of `serve`, niced, restarted if it dies, stopped with its parent."""
+
+    def __init__(self, threads: int, niceness: int = WORKER_NICENESS) -> None:
+        self.command = [sys.executable, "-m", "bot.cli", "worker", "--threads", str(threads),
+                        "--nice", str(niceness), "--parent-pid", str(os.getpid())]
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True)
+
+    def start(self) -> WorkerChild:
+        self._thread.start()
+        return self
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            self._process = subprocess.Popen(self.command)
+            code = self._process.wait()
+            if self._stopping.is_set():
+                return
+            log.error("the worker process exited with %s; starting another", code)
+            self._stopping.wait(1.0)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def serve(
+    settings: Settings,
+    *,
+    scheduler: bool,
+    worker_threads: int = WORKER_THREADS,
+    host: str = "0.0.0.0",  # noqa: S104
+    threads: int = WEB_THREADS,
+) -> None:
+    """Run the bot: HTTP on $PORT (or Socket Mode plus HTTP for /mentions and /healthz), a worker child
+    process for acknowledged work unless `worker_threads` is 0, and the scheduler unless `scheduler` is off."""
     settings.require("slack_bot_token")
     if not settings.socket_mode:
         settings.require("slack_signing_secret")
     runtime = prepare_runtime(settings)
     bolt_app = create_bolt_app(runtime)
-    if scheduler:
-        runtime.scheduler = Scheduler(runtime)
-        runtime.scheduler.start()
+    leader_stop = start_leader_thread(runtime)[1] if scheduler else None
+    worker = WorkerChild(worker_threads).start() if worker_threads > 0 else None
     web_app = create_web_app(runtime, None if settings.socket_mode else bolt_app)
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -79,31 +150,44 @@ def serve(settings: Settings, *, scheduler: bool, host: str = "0.0.0.0", threads
         assert settings.slack_app_token is not None
         SocketModeHandler(bolt_app, settings.slack_app_token.get_secret_value()).connect()
         log.info("connected to Slack over Socket Mode")
-    log.info("War Room listening on http://%s:%d (scheduler %s)", host, settings.port, "on" if scheduler else "off")
+    log.info("War Room listening on http://%s:%d (scheduler %s, worker %s)", host, settings.port,
+             "on" if scheduler else "off", f"{worker_threads} threads" if worker else "off")
     try:
         waitress.serve(web_app, host=host, port=settings.port, threads=threads, ident="warroom",
                        channel_timeout=60, connection_limit=1000)
     finally:
-        if runtime.scheduler is not None:
-            runtime.scheduler.shutdown()
+        if leader_stop is not None:
+            leader_stop.set()
+        if worker is not None:
+            worker.stop()
 
 
-def run_scheduler(settings: Settings) -> None:
-    """Run only the scheduler, until SIGTERM or SIGINT."""
-    settings.require("slack_bot_token")
-    runtime = prepare_runtime(settings)
-    runtime.scheduler = Scheduler(runtime)
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping the scheduler", signum)
+        log.info("signal %d: stopping", signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    runtime.scheduler.start()
-    log.info("scheduler running")
-    try:
-        stop.wait()
-    finally:
-        runtime.scheduler.shutdown()
+    return stop
+
+
+def run_scheduler(settings: Settings) -> None:
+    """Run only the scheduler, until SIGTERM or SIGINT. Of several, one leads and the others stand by."""
+    settings.require("slack_bot_token")
+    runtime = prepare_runtime(settings)
+    lead_scheduler(runtime, _stop_on_signals())
+
+
+def run_worker(settings: Settings, *, threads: int, niceness: int, parent_pid: int | None) -> None:
+    """Run only a worker (the jobs web processes queued), until SIGTERM or SIGINT."""
+    import handlers
+
+    settings.require("slack_bot_token")
+    runtime = prepare_runtime(settings)
+    if niceness:
+        os.nice(niceness)
+    run_worker_process(runtime, handlers.run_job, threads=threads, stop=_stop_on_signals(),
+                       parent_pid=parent_pid)

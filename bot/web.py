@@ -9,6 +9,7 @@ from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.replay import ReplayGuard
 from bot.runtime import Runtime
 from models import ping
 
@@ -21,6 +22,9 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
     web = Flask("warroom")
     web.config["MAX_CONTENT_LENGTH"] = None
     slack_handler = SlackRequestHandler(bolt_app) if bolt_app is not None else None
+    if slack_handler is not None and runtime.settings.slack_signing_secret is not None:
+        # Refuse a replayed (identical, still fresh) signed request before Bolt sees it.
+        web.before_request(ReplayGuard(runtime.settings.slack_signing_secret.get_secret_value()).flask_hook)
 
     @web.post("/slack/events")
     def slack_events() -> Response:

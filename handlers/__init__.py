@@ -1,25 +1,43 @@
 """Thin Bolt listeners, one module per capability; `render/` turns domain results into Block Kit.
 
-Every module here that defines `register(app, runtime)` is wired in by `register` below,
-so a new capability is one new module and no edit to a shared list.
+Every module here that defines `register(app, runtime)` is wired in by `register` below, and every
+module's `JOBS` (kind → runner) serves `run_job`, so a new capability is one new module and no
+edit to a shared list.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from types import ModuleType
+from typing import Any
 
 from slack_bolt import App
 
 from bot.runtime import Runtime
 
 
+def _modules() -> list[ModuleType]:
+    return [
+        importlib.import_module(f"{__name__}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda module: module.name)
+        if not info.ispkg
+    ]
+
+
 def register(app: App, runtime: Runtime) -> None:
     """Attach every handler module's listeners to `app`."""
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda module: module.name):
-        if info.ispkg:
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for module in _modules():
         attach = getattr(module, "register", None)
         if attach is not None:
             attach(app, runtime)
+
+
+def run_job(runtime: Runtime, kind: str, payload: dict[str, Any]) -> None:
+    """Run a queued job with the handler module that declared its kind (a module's `JOBS` mapping)."""
+    for module in _modules():
+        runner = getattr(module, "JOBS", {}).get(kind)
+        if runner is not None:
+            runner(runtime, payload)
+            return
+    raise LookupError(f"no handler runs jobs of kind {kind!r}")

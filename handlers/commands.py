@@ -9,9 +9,11 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.commands import COMMANDS, form_of, parse_command, usage_text
 from bot.incidents import find_incident_by_channel, open_incident_channels
+from bot.jobs import enqueue
 from bot.mrkdwn import escape_mrkdwn
 from bot.runtime import Runtime
 from handlers.render.common import error_blocks, usage_blocks
@@ -47,21 +49,28 @@ class Subcommand:
     handler: Callable[[CommandRequest], None]
     needs_incident: bool
     when_resolved: bool
+    # When true for the arguments, the subcommand runs in the listener instead of the queue.
+    inline_when: Callable[[str, Runtime], bool] | None = None
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {}
 
 
 def subcommand(
-    name: str, *, needs_incident: bool = True, when_resolved: bool = False
+    name: str,
+    *,
+    needs_incident: bool = True,
+    when_resolved: bool = False,
+    inline_when: Callable[[str, Runtime], bool] | None = None,
 ) -> Callable[[Callable[[CommandRequest], None]], Callable[[CommandRequest], None]]:
-    """Register a `/crisis <name>` handler. It runs after the ack, with the incident of the channel resolved."""
+    """Register a `/crisis <name>` handler. It runs after the ack (in a worker, from the job queue)
+    with the channel's incident resolved; `inline_when(args, runtime)` true runs it in the listener."""
     known = {command for command, _, _ in COMMANDS}
     if name not in known:
         raise ValueError(f"/crisis {name} is not in PRODUCT.md's command table")
 
     def decorate(handler: Callable[[CommandRequest], None]) -> Callable[[CommandRequest], None]:
-        SUBCOMMANDS[name] = Subcommand(name, handler, needs_incident, when_resolved)
+        SUBCOMMANDS[name] = Subcommand(name, handler, needs_incident, when_resolved, inline_when)
         return handler
 
     return decorate
@@ -71,13 +80,19 @@ def _where_to_run(runtime: Runtime, name: str) -> str:
     with transaction(runtime.sessions) as session:
         channels = open_incident_channels(session, limit=5)
     if not channels:
-        return f"`/crisis {name}` works in an incident channel, and no incident is open. Start one with `/crisis open <title>`."
+        return (f"`/crisis {name}` works in an incident channel, and no incident is open. "
+                "Start one with `/crisis open <title>`.")
     links = ", ".join(f"<#{channel_id}>" for channel_id in channels)
     return f"`/crisis {name}` works in an incident channel. Run it in one of: {links}."
 
 
-def handle_crisis(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, runtime: Runtime) -> None:
-    """The /crisis listener."""
+CRISIS_JOB = "crisis"
+
+
+def handle_crisis(
+    ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, runtime: Runtime
+) -> None:
+    """The /crisis listener: answer help at once; queue everything else durably, then ack."""
     parsed = parse_command(command.get("text", ""))
     if parsed.name in ("", "help"):
         ack(response_type="ephemeral", text=usage_text(), blocks=usage_blocks())
@@ -87,7 +102,34 @@ def handle_crisis(ack: Ack, command: dict[str, Any], respond: Respond, client: W
         problem = f"`{escape_mrkdwn(parsed.name[:40])}` is not a /crisis command."
         ack(response_type="ephemeral", text=problem + "\n" + usage_text(), blocks=usage_blocks(problem))
         return
+    if spec.inline_when is not None and spec.inline_when(parsed.args, runtime):
+        # It opens a modal: Slack's trigger_id is good for 3 seconds, too short to queue.
+        ack()
+        run_subcommand(runtime, command, respond, client)
+        return
+    # The job row is committed before the ack, so what Slack was told we accepted survives a crash.
+    try:
+        with transaction(runtime.sessions) as session:
+            enqueue(session, CRISIS_JOB, {k: v for k, v in command.items() if k != "token"})
+    except SQLAlchemyError:
+        log.exception("could not queue /crisis %s", spec.name)
+        ack(response_type="ephemeral",
+            text=f"War Room cannot reach its database right now, so `/crisis {spec.name}` was not run. "
+            "Nothing was changed; try again in a minute.")
+        return
     ack()
+    runtime.work_available.set()
+
+
+def run_crisis_job(runtime: Runtime, command: dict[str, Any]) -> None:
+    """A queued /crisis command, run by a worker: answers go to the command's response_url."""
+    run_subcommand(runtime, command, Respond(response_url=command.get("response_url")), runtime.slack)
+
+
+def run_subcommand(runtime: Runtime, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    """Find the channel's incident, check the subcommand may run there, and run it; failures are shown."""
+    parsed = parse_command(command.get("text", ""))
+    spec = SUBCOMMANDS[parsed.name]
     channel_id = command.get("channel_id", "")
     try:
         with transaction(runtime.sessions) as session:
@@ -120,8 +162,12 @@ def handle_crisis(ack: Ack, command: dict[str, Any], respond: Respond, client: W
         )
     except Exception as exc:
         log.exception("/crisis %s failed", spec.name)
-        problem = f"`/crisis {spec.name}` failed: {escape_mrkdwn(_describe(exc))}. Nothing was lost; try again."
+        problem = (f"`/crisis {spec.name}` failed: {escape_mrkdwn(_describe(exc))}. "
+                   "Nothing was lost; try again.")
         respond(response_type="ephemeral", text=problem, blocks=error_blocks(problem, form_of(spec.name)))
+
+
+JOBS = {CRISIS_JOB: run_crisis_job}
 
 
 def _describe(exc: Exception) -> str:

@@ -369,7 +369,15 @@ def complete_open(runtime: Runtime, client: WebClient, tell: Tell, incident_id: 
     return True
 
 
-@subcommand("open", needs_incident=False)
+def opens_the_form(args: str, runtime: Runtime) -> bool:
+    """`/crisis open` without a title shows the form, which must open inside Slack's trigger window."""
+    try:
+        return not parse_open_args(args, runtime.plan.playbooks).title
+    except IncidentError:
+        return False
+
+
+@subcommand("open", needs_incident=False, inline_when=opens_the_form)
 def open_command(request: CommandRequest) -> None:
     """`/crisis open [sev1-4] [playbook] <title>`; with no title, the form."""
     plan = request.runtime.plan

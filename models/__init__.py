@@ -13,10 +13,11 @@ from models.incidents import (
     SlackUser,
     TimelineEvent,
 )
+from models.jobs import Job
 from models.mentions import Digest, FeedCursor, Mention, SpikeAlert
 
 __all__ = [
     "Base", "UTCDateTime", "utcnow", "make_engine", "make_session_factory", "ping", "transaction",
-    "Decision", "Digest", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident", "KeyMessage",
+    "Decision", "Digest", "Job", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident", "KeyMessage",
     "Mention", "RoleAssignment", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
 ]

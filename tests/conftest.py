@@ -13,13 +13,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.app import create_bolt_app
 from bot.plan import BUNDLED_PLAN, Plan, load_plan
 from bot.runtime import Runtime, build_runtime
-from bot.server import ThreadedServer
+from bot.server import InProcessApp
 from bot.settings import Settings, normalise_database_url
 from bot.slack_emulator import SlackEmulator
-from bot.web import create_web_app
 from models import Base
 from tests.slack_requests import SlackClient
 
@@ -151,22 +149,8 @@ def runtime(settings: Settings, plan: Plan) -> Iterator[Runtime]:
     runtime.engine.dispose()
 
 
-class AppServer:
-    """The real War Room WSGI app served by waitress on a free local port, in this process."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.bolt = create_bolt_app(runtime)
-        self.web = create_web_app(runtime, self.bolt)
-        self._server = ThreadedServer(self.web, threads=8)
-        self.url = self._server.url
-
-    def start(self) -> AppServer:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
+class AppServer(InProcessApp):
+    """The real War Room WSGI app served by waitress on a free local port, and its worker, in this process."""
 
 
 @pytest.fixture

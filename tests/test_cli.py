@@ -38,7 +38,8 @@ def test_serve_without_bot_token_prints_one_line_and_exits_2(tmp_path: Path) -> 
     result = subprocess.run([WARROOM, "serve"], env=_env(), cwd=tmp_path, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["warroom: SLACK_BOT_TOKEN is not set; it is required for this command"]
+    expected = "warroom: SLACK_BOT_TOKEN is not set; it is required for this command"
+    assert result.stderr.strip().splitlines() == [expected]
     assert "Traceback" not in result.stderr
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 03:10:51.645131
+Create Date: 2026-11-21 03:13:07.814098
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table('feed_cursors',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('feed_key', sa.String(length=500), nullable=False),
@@ -57,6 +56,23 @@ def upgrade() -> None:
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_incidents_opened_at'), ['opened_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_incidents_status'), ['status'], unique=False)
+
+    op.create_table('jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('payload', models.base.JSONData, nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('created_at', models.base.UTCDateTime(), nullable=False),
+    sa.Column('available_at', models.base.UTCDateTime(), nullable=False),
+    sa.Column('claimed_by', sa.String(length=80), nullable=True),
+    sa.Column('claimed_at', models.base.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', models.base.UTCDateTime(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    )
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_status_available', ['status', 'available_at', 'id'], unique=False)
 
     op.create_table('mentions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -255,9 +271,7 @@ def upgrade() -> None:
 
 
 
-
 def downgrade() -> None:
-
     with op.batch_alter_table('draft_revisions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_draft_revisions_draft_id'))
 
@@ -303,10 +317,13 @@ def downgrade() -> None:
         batch_op.drop_index('ix_mentions_created_at')
 
     op.drop_table('mentions')
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_index('ix_jobs_status_available')
+
+    op.drop_table('jobs')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_incidents_status'))
         batch_op.drop_index(batch_op.f('ix_incidents_opened_at'))
 
     op.drop_table('incidents')
     op.drop_table('feed_cursors')
-

@@ -1,0 +1,148 @@
+"""The job queue: what /crisis acknowledged is a committed row; each job runs once; a dead worker's job is redone."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+import handlers
+from bot import jobs
+from bot.runtime import Runtime, build_runtime
+from bot.server import InProcessApp
+from bot.slack_emulator import SlackEmulator
+from bot.worker import Worker
+from models import Fact, Job, transaction, utcnow
+from models.jobs import DONE, FAILED, QUEUED, RUNNING
+from tests.conftest import LEAD, MONITOR, SIGNING_SECRET, make_settings
+from tests.fixtures_lifecycle import open_incident, wait_until
+from tests.slack_requests import SlackClient
+
+
+def _queue(runtime: Runtime, count: int, kind: str = "test") -> list[int]:
+    with transaction(runtime.sessions) as session:
+        return [jobs.enqueue(session, kind, {"n": n}) for n in range(count)]
+
+
+def _statuses(runtime: Runtime) -> Counter[str]:
+    with transaction(runtime.sessions) as session:
+        return Counter(session.scalars(select(Job.status)).all())
+
+
+def test_every_job_is_claimed_exactly_once_by_concurrent_workers(runtime: Runtime) -> None:
+    _queue(runtime, 60)
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    def record(_runtime: Runtime, _kind: str, payload: dict[str, Any]) -> None:
+        with lock:
+            ran.append(payload["n"])
+
+    workers = [Worker(runtime, record, threads=3, poll_seconds=0.01).start() for _ in range(3)]
+    try:
+        wait_until(lambda: _statuses(runtime)[DONE] == 60, timeout=30, what="all jobs done")
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert sorted(ran) == list(range(60))
+
+
+def test_a_failing_job_is_retried_then_marked_failed(runtime: Runtime) -> None:
+    [job_id] = _queue(runtime, 1)
+
+    def boom(_runtime: Runtime, _kind: str, _payload: dict[str, Any]) -> None:
+        raise RuntimeError("slack said no")
+
+    worker = Worker(runtime, boom, threads=1)
+    for attempt in range(1, jobs.MAX_ATTEMPTS + 1):
+        with transaction(runtime.sessions) as session:  # make the retry due now
+            session.execute(update(Job).where(Job.id == job_id).values(available_at=utcnow()))
+        assert worker.run_once()
+        with transaction(runtime.sessions) as session:
+            job = session.get(Job, job_id)
+            assert job is not None and job.attempts == attempt and "slack said no" in (job.error or "")
+            assert job.status == (QUEUED if attempt < jobs.MAX_ATTEMPTS else FAILED)
+    assert not worker.run_once()
+
+
+def test_a_job_whose_worker_died_is_queued_again(runtime: Runtime) -> None:
+    [job_id] = _queue(runtime, 1)
+    with transaction(runtime.sessions) as session:
+        claimed = jobs.claim_next(session, "dead-worker")
+        assert claimed is not None and claimed.id == job_id
+    with transaction(runtime.sessions) as session:
+        assert jobs.requeue_stale(session) == 0  # still fresh: its worker may be busy
+        session.execute(update(Job).where(Job.id == job_id)
+                        .values(claimed_at=utcnow() - jobs.STALE_AFTER - timedelta(seconds=1)))
+    with transaction(runtime.sessions) as session:
+        assert jobs.requeue_stale(session) == 1
+    with transaction(runtime.sessions) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and (job.status, job.claimed_by) == (QUEUED, None)
+        again = jobs.claim_next(session, "live-worker")
+        assert again is not None and again.attempts == 2
+        assert session.get(Job, job_id).status == RUNNING  # type: ignore[union-attr]
+
+
+def test_an_acknowledged_command_survives_a_worker_that_is_down(
+    database_url: str, emulator: SlackEmulator, plan,  # type: ignore[no-untyped-def]
+) -> None:
+    """The ack means a committed job: with no worker running, the fact waits in the queue and is recorded
+    by the next worker, as after a crash of the process that acked it."""
+    runtime = build_runtime(make_settings(database_url, emulator), plan)
+    app = InProcessApp(runtime).start()
+    try:
+        slack = SlackClient(app.url, SIGNING_SECRET, emulator=emulator)
+        room = open_incident(slack, emulator, runtime)
+        app.worker.stop()  # the worker "crashes"; the web side keeps acking
+
+        response = slack.command("fact Flights resume at 14:00", user_id=MONITOR, channel_id=room.channel_id)
+        assert response.status_code == 200
+        with transaction(runtime.sessions) as session:
+            assert jobs.pending_count(session) == 1
+            assert session.scalars(select(Fact)).all() == []
+
+        replacement = Worker(runtime, handlers.run_job, threads=1, poll_seconds=0.05).start()
+        try:
+            wait_until(lambda: _facts(runtime) == ["Flights resume at 14:00"], what="the fact recorded")
+        finally:
+            replacement.stop()
+        assert emulator.errors == []
+    finally:
+        app.stop()
+        runtime.engine.dispose()
+
+
+def _facts(runtime: Runtime) -> list[str]:
+    with transaction(runtime.sessions) as session:
+        return [fact.text for fact in session.scalars(select(Fact))]
+
+
+def test_the_ack_says_so_when_the_command_cannot_be_queued(emulator: SlackEmulator, plan) -> None:  # type: ignore[no-untyped-def]
+    runtime = build_runtime(make_settings("postgresql+psycopg://nobody@127.0.0.1:1/none", emulator), plan)
+    app = InProcessApp(runtime, worker_threads=1).start()
+    try:
+        slack = SlackClient(app.url, SIGNING_SECRET, emulator=emulator)
+        response = slack.command("fact anything", user_id=LEAD, channel_id="C0ROOM001")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["response_type"] == "ephemeral"
+        assert "cannot reach its database" in body["text"] and "Nothing was changed" in body["text"]
+    finally:
+        app.stop()
+        runtime.engine.dispose()
+
+
+@pytest.mark.parametrize("text", ["open", "open sev2", "open sev2 outage"])
+def test_the_open_form_is_shown_from_the_listener_within_the_trigger_window(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, text: str
+) -> None:
+    slack.command(text, user_id=LEAD)
+    wait_until(lambda: emulator.opened_views, what="the open form")
+    with transaction(runtime.sessions) as session:
+        assert jobs.pending_count(session) == 0
+        assert session.scalars(select(Job)).all() == []  # the form path never touches the queue
