@@ -33,15 +33,14 @@ class ParsedCommand:
 
 
 def parse_command(text: str) -> ParsedCommand:
-    """Split `/crisis` text into a lower-cased subcommand and the rest, whitespace-trimmed."""
-    text = (text or "").strip()
-    if not text:
+    """Split `/crisis` text into a lower-cased subcommand and the rest, whitespace-trimmed.
+
+    Any Unicode whitespace separates them (tab, newline, the no-break space Slack clients send).
+    """
+    parts = (text or "").split(maxsplit=1)
+    if not parts:
         return ParsedCommand("", "")
-    head, _, rest = text.partition(" ")
-    if "\n" in head:
-        head, _, more = head.partition("\n")
-        rest = more + " " + rest
-    return ParsedCommand(head.lower(), rest.strip())
+    return ParsedCommand(parts[0].lower(), parts[1].strip() if len(parts) > 1 else "")
 
 
 def form_of(name: str) -> str:

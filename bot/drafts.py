@@ -6,19 +6,32 @@ or rejected), so however many clicks arrive, from however many people, exactly o
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, Result, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot import timeline
 from bot.llm import DraftResult
 from bot.plan import Plan
 from bot.prompts import PromptContext
-from models import Decision, Draft, DraftRevision, Fact, Incident, KeyMessage, Mention, RoleAssignment, utcnow
+from models import (
+    Decision,
+    Draft,
+    DraftRevision,
+    Fact,
+    Incident,
+    KeyMessage,
+    Mention,
+    RoleAssignment,
+    transaction,
+    utcnow,
+)
 from models.drafts import APPROVED, FAILED, PENDING, REJECTED, REQUESTED, SUPERSEDED
 
 # ----------------------------------------------------------------------------------- platforms
@@ -224,6 +237,80 @@ def mention_request(session: Session, mention_id: int) -> MentionRequest | None:
     return MentionRequest(mention.id, platform, mention.text[:MAX_REQUEST_CHARS], mention.url)
 
 
+# The same person asking for the same reply again within this long is a double submission (a
+# double-clicked button, a command sent twice), not a new request.
+DUPLICATE_WINDOW = timedelta(seconds=30)
+REQUEST_ATTEMPTS = 3
+
+
+def draft_request_key(
+    incident_id: int, requested_by: str, platform: Platform, request: str, mention_id: int | None = None
+) -> str:
+    """What identifies a draft request: incident, requester, platform, and the mention or the request text.
+
+    Text is compared case-folded with whitespace collapsed, so a re-sent command matches itself.
+    Hashed: the request may be 4,000 characters, the column holds 120.
+    """
+    subject = f"mention:{mention_id}" if mention_id is not None else "text:" + " ".join(request.casefold().split())
+    identity = "\x1f".join((str(incident_id), requested_by, platform.key, subject))
+    return "draft:" + hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class DraftRequest:
+    """A recorded draft request; `duplicate` when it repeats one made within DUPLICATE_WINDOW (`draft` is that one)."""
+
+    draft: DraftView
+    duplicate: bool
+
+
+class DraftRequestConflict(RuntimeError):
+    """The request could not be recorded because concurrent requests kept colliding."""
+
+
+def request_draft_once(
+    sessions: sessionmaker[Session],
+    *,
+    incident_id: int,
+    platform: Platform,
+    request: str,
+    requested_by: str,
+    channel_id: str | None = None,
+    mention_id: int | None = None,
+    reply_to_url: str | None = None,
+    now: datetime | None = None,
+) -> DraftRequest:
+    """Record a draft request in its own transaction, unless the same one was made in the last 30 s.
+
+    The newest request of each key holds `Draft.request_key`; an older holder gives the key up
+    (compare-and-set) when a deliberate repeat comes after the window. The unique column settles races
+    between threads and processes: the loser's insert fails, and it retries and finds the winner's draft.
+    """
+    key = draft_request_key(incident_id, requested_by, platform, request, mention_id)
+    last_error: IntegrityError | None = None
+    for _attempt in range(REQUEST_ATTEMPTS):
+        try:
+            with transaction(sessions) as session:
+                at = now or utcnow()
+                holder = session.scalars(select(Draft).where(Draft.request_key == key)).first()
+                if holder is not None:
+                    if at - holder.requested_at < DUPLICATE_WINDOW:
+                        return DraftRequest(_view(holder), duplicate=True)
+                    session.execute(
+                        update(Draft).where(Draft.id == holder.id, Draft.request_key == key)
+                        .values(request_key=None).execution_options(synchronize_session=False)
+                    )
+                draft = request_draft(
+                    session, incident_id=incident_id, platform=platform, request=request,
+                    requested_by=requested_by, channel_id=channel_id, mention_id=mention_id,
+                    reply_to_url=reply_to_url, request_key=key, now=at,
+                )
+                return DraftRequest(draft, duplicate=False)
+        except IntegrityError as exc:
+            last_error = exc  # a concurrent identical request recorded first: look again and find it
+    raise DraftRequestConflict("could not record the draft request; please try again") from last_error
+
+
 def request_draft(
     session: Session,
     *,
@@ -234,14 +321,17 @@ def request_draft(
     channel_id: str | None = None,
     mention_id: int | None = None,
     reply_to_url: str | None = None,
+    request_key: str | None = None,
+    now: datetime | None = None,
 ) -> DraftView:
     """Record a draft request (status `requested`) and its timeline event."""
     draft = Draft(
         incident_id=incident_id,
+        request_key=request_key,
         platform=platform.key,
         request=request,
         requested_by=requested_by,
-        requested_at=utcnow(),
+        requested_at=now or utcnow(),
         mention_id=mention_id,
         reply_to_url=reply_to_url,
         channel_id=channel_id,

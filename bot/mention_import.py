@@ -51,7 +51,22 @@ def _records(path: Path, handle: TextIO) -> Iterator[tuple[int, list[str]]]:
     except csv.Error as exc:
         raise CommandError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
     except UnicodeDecodeError:
-        raise CommandError(f"{path}: line {reader.line_num + 1}: not UTF-8 text") from None
+        raise CommandError(f"{path}: line {_first_undecodable_line(path)}: not UTF-8 text") from None
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The physical line holding the first byte that is not UTF-8.
+
+    The text layer decodes the file in large chunks, so the CSV reader's line number is wherever the
+    chunk began; a newline byte never occurs inside a UTF-8 sequence, so lines can be checked one by one.
+    """
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
 
 
 class _Progress:

@@ -140,6 +140,22 @@ def parse_timestamp(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def unstorable_text(value: str) -> str | None:
+    """Why `value` cannot be stored as text on every supported database, or None when it can.
+
+    A lone UTF-16 surrogate (JSON allows `"\\ud83d"`) has no UTF-8 encoding, and PostgreSQL
+    text cannot hold a NUL character; both are refused on every database so the answer is the same.
+    """
+    if "\x00" in value:
+        return "must not contain a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"is not valid Unicode: a lone surrogate (\\u{ord(value[exc.start]):04x}) "
+                f"at character {exc.start + 1}")
+    return None
+
+
 def _text_field(item: dict[str, Any], name: str, limit: int, errors: list[tuple[str, str]],
                 *, required: bool, allow_int: bool = False) -> str | None:
     value = item.get(name)
@@ -151,6 +167,10 @@ def _text_field(item: dict[str, Any], name: str, limit: int, errors: list[tuple[
         value = str(value)
     if not isinstance(value, str):
         errors.append((name, "must be a string"))
+        return None
+    problem = unstorable_text(value)
+    if problem is not None:
+        errors.append((name, problem))
         return None
     value = value.strip()
     if len(value) > limit:
@@ -199,6 +219,8 @@ def validate_mention(
         problems.append(("created_at", "is required"))
     elif not isinstance(raw_created, str):
         problems.append(("created_at", "must be an ISO 8601 string"))
+    elif (unstorable := unstorable_text(raw_created)) is not None:
+        problems.append(("created_at", unstorable))
     else:
         try:
             created_at = parse_timestamp(raw_created)

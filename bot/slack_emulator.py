@@ -816,6 +816,11 @@ class SlackEmulator:
         """The next ``times`` calls of ``method`` have their connection closed without a response."""
         self._add_fault(method, _Fault("drop_connection", times))
 
+    def clear_faults(self) -> None:
+        """Drop every queued fault of every method: Slack is healthy again (calls and state stay)."""
+        with self._lock:
+            self._faults.clear()
+
     def _add_fault(self, method: str, fault: _Fault) -> None:
         if fault.remaining < 1:
             raise ValueError("times must be at least 1")

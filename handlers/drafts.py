@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,8 @@ from models.incidents import RESOLVED
 
 log = logging.getLogger(__name__)
 MESSAGE_SYNC_ROUNDS = 3
+# How long a repeated request waits for the first one's message to exist, to link to it.
+PLACEHOLDER_WAIT_SECONDS = 2.0
 
 
 # ----------------------------------------------------------------------------------- drafting
@@ -42,16 +45,45 @@ def start_draft(
     channel_id: str,
     mention_id: int | None = None,
     reply_to_url: str | None = None,
+    tell: Callable[[str], None] | None = None,
 ) -> int:
-    """Record the request, show a "drafting…" placeholder, then draft (LLM or template); returns the id."""
-    with transaction(runtime.sessions) as session:
-        draft = drafts.request_draft(
-            session, incident_id=incident_id, platform=platform, request=request, requested_by=user_id,
-            channel_id=channel_id, mention_id=mention_id, reply_to_url=reply_to_url,
-        )
-    _post_placeholder(runtime, client, draft)
-    run_draft(runtime, client, draft.id)
-    return draft.id
+    """Record the request, show a "drafting…" placeholder, then draft (LLM or template); returns the id.
+
+    A repeat of the same request within 30 s (double click, command sent twice) makes no second draft:
+    `tell` (default: an ephemeral to the requester) points them at the draft already under way.
+    """
+    asked = drafts.request_draft_once(
+        runtime.sessions, incident_id=incident_id, platform=platform, request=request, requested_by=user_id,
+        channel_id=channel_id, mention_id=mention_id, reply_to_url=reply_to_url,
+    )
+    if asked.duplicate:
+        link = _draft_link(runtime, client, asked.draft.id)
+        text = render.already_drafting_text(asked.draft, link)
+        if tell is not None:
+            tell(text)
+        else:
+            _ephemeral(client, channel_id, user_id, text)
+        return asked.draft.id
+    _post_placeholder(runtime, client, asked.draft)
+    run_draft(runtime, client, asked.draft.id)
+    return asked.draft.id
+
+
+def _draft_link(runtime: Runtime, client: WebClient, draft_id: int) -> str | None:
+    """A permalink to the draft's message; waits briefly when the first request is still posting it."""
+    deadline = time.monotonic() + PLACEHOLDER_WAIT_SECONDS
+    while True:
+        with transaction(runtime.sessions) as session:
+            view = drafts.get_draft(session, draft_id)
+        if view is not None and view.channel_id and view.slack_ts:
+            try:
+                return str(client.chat_getPermalink(channel=view.channel_id, message_ts=view.slack_ts)["permalink"])
+            except SlackApiError:
+                log.warning("no permalink for draft %s's message", draft_id, exc_info=True)
+                return None
+        if view is None or time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
 
 
 def _post_placeholder(runtime: Runtime, client: WebClient, draft: DraftView) -> None:
@@ -133,7 +165,9 @@ def draft_command(req: CommandRequest) -> None:
         return
     assert req.incident_id is not None
     start_draft(req.runtime, req.client, incident_id=req.incident_id, platform=platform, request=request,
-                user_id=req.user_id, channel_id=req.channel_id)
+                user_id=req.user_id, channel_id=req.channel_id,
+                tell=lambda text: req.respond(response_type="ephemeral", text=text,
+                                              blocks=render.notice(text)[1]))
 
 
 # ----------------------------------------------------------------------------------- buttons and modals

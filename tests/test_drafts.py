@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from bot import timeline
 from bot.drafts import (
     GENERIC_HOLDING_STATEMENT,
     PLATFORMS,
     DraftInputError,
+    DraftRequest,
+    draft_request_key,
     parse_draft_args,
     platform_for,
+    request_draft_once,
     review_concerns,
     template_reply,
 )
@@ -350,3 +355,127 @@ def test_draft_reply_outside_an_incident_channel_is_refused(slack: SlackClient, 
     assert "works in an incident channel" in told[-1]["text"]
     with transaction(runtime.sessions) as session:
         assert session.query(Draft).count() == 0
+
+
+# ----------------------------------------------------------------------------------- double submissions
+
+
+def digest_with_button(emulator: SlackEmulator, mention_id: int) -> dict[str, object]:
+    return {"type": "message", "ts": "1700000000.000300", "user": emulator.bot_user_id, "text": "digest",
+            "blocks": [{"type": "actions", "block_id": "m", "elements": [
+                {"type": "button", "action_id": DRAFT_REPLY, "value": str(mention_id),
+                 "text": {"type": "plain_text", "text": "Draft reply"}}]}]}
+
+
+def told_already_drafting(emulator: SlackEmulator, user_id: str) -> list[str]:
+    texts = [str(e["text"]) for e in emulator.ephemerals(user=user_id)]
+    texts += [str(payload.get("text", "")) for _, payload in emulator.responses]
+    return [text for text in texts if "Already drafting this" in text]
+
+
+def test_a_double_clicked_draft_reply_makes_one_draft(slack: SlackClient, runtime: Runtime,
+                                                      emulator: SlackEmulator, room: WarRoom) -> None:
+    mention_id = add_mention(runtime, text="@acmeair where is my bag?", url="https://bsky.app/profile/x/post/2")
+    digest = digest_with_button(emulator, mention_id)
+    start = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def click() -> None:
+        start.wait()  # both clicks of the double click land together, from the same message
+        statuses.append(slack.block_action(DRAFT_REPLY, value=str(mention_id), user_id=DRAFTER,
+                                           channel_id=room.channel_id, message=dict(digest)).status_code)
+
+    clicks = [threading.Thread(target=click) for _ in range(2)]
+    for thread in clicks:
+        thread.start()
+    for thread in clicks:
+        thread.join(timeout=30)
+
+    assert statuses == [200, 200]
+    draft = wait_for_draft(runtime, room.incident_id, "pending")
+    told = emulator.wait_for(lambda emu: told_already_drafting(emu, DRAFTER), timeout=10)
+    assert len(drafts_of(runtime, room.incident_id)) == 1
+    assert len(events_of(runtime, room.incident_id, timeline.DRAFT_REQUESTED)) == 1
+    assert draft.request_key  # the claim that settles races between processes
+    # The repeat points at the one draft's message.
+    link = emulator.wait_for(lambda emu: emu.calls_to("chat.getPermalink"))[-1]
+    assert link.args["message_ts"] == draft.slack_ts
+    assert f"|draft #{draft.id}>" in told[-1] and "slack.com/archives/" in told[-1]
+    assert len(told) == 1
+    assert emulator.errors == []
+
+
+def test_the_same_draft_command_sent_twice_quickly_makes_one_draft(
+        slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom) -> None:
+    first = slack.command(f"draft twitter {POST}", user_id=DRAFTER, channel_id=room.channel_id)
+    again = slack.command(f"draft  Twitter {POST.upper()}  ", user_id=DRAFTER, channel_id=room.channel_id)
+    assert (first.status_code, again.status_code) == (200, 200)
+
+    draft = wait_for_draft(runtime, room.incident_id, "pending")
+    emulator.wait_for(lambda emu: told_already_drafting(emu, DRAFTER), timeout=10)
+    assert len(drafts_of(runtime, room.incident_id)) == 1
+    # Someone else asking for the same reply, or a different reply, is a new request.
+    slack.command(f"draft twitter {POST}", user_id=LEAD, channel_id=room.channel_id)
+    slack.command(f"draft mastodon {POST}", user_id=DRAFTER, channel_id=room.channel_id)
+    wait_until(lambda: len(drafts_of(runtime, room.incident_id)) == 3, what="two more drafts")
+    assert draft.id == drafts_of(runtime, room.incident_id)[0].id
+    assert emulator.errors == []
+
+
+def test_a_deliberate_repeat_after_30_seconds_makes_a_second_draft(
+        slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom) -> None:
+    mention_id = add_mention(runtime, text="@acmeair still no bag", url="https://bsky.app/profile/x/post/3")
+    digest = digest_with_button(emulator, mention_id)
+    slack.block_action(DRAFT_REPLY, value=str(mention_id), user_id=DRAFTER, channel_id=room.channel_id,
+                       message=dict(digest))
+    first = wait_for_draft(runtime, room.incident_id, "pending")
+    with transaction(runtime.sessions) as session:  # the first request was made 31 seconds ago
+        session.execute(update(Draft).where(Draft.id == first.id)
+                        .values(requested_at=first.requested_at - timedelta(seconds=31)))
+
+    slack.block_action(DRAFT_REPLY, value=str(mention_id), user_id=DRAFTER, channel_id=room.channel_id,
+                       message=dict(digest))
+    second = wait_until(lambda: len(drafts_of(runtime, room.incident_id)) == 2
+                        and wait_for_draft(runtime, room.incident_id, "pending", index=1), what="a second draft")
+    earlier = drafts_of(runtime, room.incident_id)[0]
+    assert second.id != first.id and second.mention_id == mention_id == earlier.mention_id
+    # The newest request holds the key; the older one gave it up.
+    assert second.request_key == first.request_key and earlier.request_key is None
+    assert told_already_drafting(emulator, DRAFTER) == []
+    assert emulator.errors == []
+
+
+def test_concurrent_identical_requests_record_one_draft(runtime: Runtime, room: WarRoom) -> None:
+    """Straight into the domain, many threads at once: the unique key settles the race on both databases."""
+    start = threading.Barrier(8)
+    results: list[DraftRequest] = []
+
+    def ask() -> None:
+        start.wait()
+        results.append(request_draft_once(runtime.sessions, incident_id=room.incident_id,
+                                          platform=PLATFORMS["x"], request=POST, requested_by=DRAFTER))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(results) == 8
+    assert sorted(result.duplicate for result in results) == [False] + [True] * 7
+    assert len({result.draft.id for result in results}) == 1
+    assert len(drafts_of(runtime, room.incident_id)) == 1
+    assert len(events_of(runtime, room.incident_id, timeline.DRAFT_REQUESTED)) == 1
+
+
+def test_request_key_separates_what_should_be_separate() -> None:
+    x, bluesky = PLATFORMS["x"], PLATFORMS["bluesky"]
+    key = draft_request_key(1, DRAFTER, x, "Where is  my BAG?")
+    assert key == draft_request_key(1, DRAFTER, x, " where is my bag? ")
+    assert len(key) <= 120
+    assert len({key, draft_request_key(2, DRAFTER, x, "where is my bag?"),
+                draft_request_key(1, LEAD, x, "where is my bag?"),
+                draft_request_key(1, DRAFTER, bluesky, "where is my bag?"),
+                draft_request_key(1, DRAFTER, x, "where is my suitcase?"),
+                draft_request_key(1, DRAFTER, x, "where is my bag?", mention_id=7),
+                draft_request_key(1, DRAFTER, x, "where is my bag?", mention_id=8)}) == 7

@@ -133,6 +133,44 @@ def test_bad_batch_lists_every_problem_and_stores_nothing(http: httpx.Client, ru
     assert stored(runtime) == []
 
 
+def post_raw(http: httpx.Client, body: Any) -> httpx.Response:
+    """POST a body as ASCII JSON: a lone surrogate travels as a `\\ud83d` escape, as a buggy client sends it."""
+    return http.post("/mentions", content=json.dumps(body).encode(),
+                     headers={**AUTH, "Content-Type": "application/json"})
+
+
+UNSTORABLE = {
+    "lone high surrogate": ("\ud83d", "lone surrogate"),
+    "lone low surrogate inside text": ("bag \udfff lost", "lone surrogate"),
+    "NUL": ("\x00", "NUL character"),
+    "NUL inside text": ("lost\x00bag", "NUL character"),
+}
+
+
+@pytest.mark.parametrize("field", ["platform", "id", "text", "author", "url", "lang", "created_at"])
+@pytest.mark.parametrize("case", list(UNSTORABLE))
+def test_text_that_cannot_be_stored_is_a_field_error_in_every_string_field(
+    http: httpx.Client, runtime: Runtime, field: str, case: str
+) -> None:
+    bad, message = UNSTORABLE[case]
+    value = {"url": f"https://x.example/{bad}", "created_at": f"2024-05-01T12:00:00Z{bad}"}.get(field, bad)
+    response = post_raw(http, {"mentions": [mention(1), mention(2, **{field: value})]})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert "nothing was stored" in body["error"]
+    assert [(error["index"], error["field"]) for error in body["errors"]] == [(1, field)]
+    assert message in body["errors"][0]["message"]
+    assert stored(runtime) == []
+
+
+def test_valid_astral_characters_and_controls_are_still_stored_exactly(http: httpx.Client, runtime: Runtime) -> None:
+    text = "Acme 😡 lost my bag \u202e\x07\ufeff 𝕏"  # a real surrogate *pair* in JSON is one character
+    response = post_raw(http, mention(1, text=text, author="𝕏 user 😡"))
+    assert response.status_code == 202, response.text
+    [row] = stored(runtime)
+    assert (row.text, row.author) == (text, "𝕏 user 😡")
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -92,6 +92,39 @@ def test_bad_rows_are_reported_by_starting_line_and_nothing_is_imported(
     assert external_ids(env) == []
 
 
+def test_nul_characters_in_any_cell_are_reported_and_nothing_is_imported(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # PostgreSQL text cannot hold NUL; before the check this import died with a traceback there.
+    path = tmp_path / "nul.csv"
+    path.write_text(
+        "platform,id,text,created_at,author,url,lang\n"
+        "twitter,1,fine,2024-05-01T12:00:00Z,ann,https://x.example/1,en\n"  # line 2
+        "twitter,2,lost\x00bag,2024-05-01T12:00:00Z,bob,,\n"  # line 3
+        "twitter,3,fine,2024-05-01T12:00:00Z,\x00,https://x.example/\x00,e\x00n\n"  # line 4
+        "twit\x00ter,4\x00,fine,2024-05-01T12:00:00Z\x00,,,\n",  # line 5
+        encoding="utf-8",
+    )
+    assert main(["mentions", "import", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    nul = "must not contain a NUL character (\\u0000)"
+    assert err[:-1] == [f"warroom: {path}: line {line}: {field}: {nul}" for line, field in [
+        (3, "text"), (4, "url"), (4, "author"), (4, "lang"), (5, "platform"), (5, "id"), (5, "created_at"),
+    ]], err
+    assert "nothing was imported" in err[-1]
+    assert external_ids(env) == []
+
+
+def test_text_that_is_not_utf8_is_one_line(env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A surrogate written as UTF-8 bytes (CESU-8, what some exporters emit) is not UTF-8: refused, not crashed.
+    path = tmp_path / "cesu.csv"
+    path.write_bytes(b"platform,id,text,created_at\ntwitter,1,fine,2024-05-01T12:00:00Z\n"
+                     b"twitter,2,bag \xed\xa0\xbd lost,2024-05-01T12:00:00Z\n")
+    assert main(["mentions", "import", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == f"warroom: {path}: line 3: not UTF-8 text"
+    assert external_ids(env) == []
+
+
 def test_missing_columns_and_missing_file_are_one_line(
     env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

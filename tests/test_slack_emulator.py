@@ -518,6 +518,30 @@ def test_the_client_survives_server_errors_and_dropped_connections(
     assert len(emu.calls_to("conversations.create")) == attempts
 
 
+def test_clear_faults_drops_every_queued_fault_and_keeps_the_calls(client: WebClient, emu: SlackEmulator,
+                                                                   room: str) -> None:
+    emu.fail("conversations.create", error="name_taken", times=5)
+    emu.server_error("chat.postMessage", times=3)
+    emu.drop_connection("auth.test")
+    assert slack_error(client.conversations_create, name="inc-b") == "name_taken"
+    calls_before = len(emu.calls)
+
+    emu.clear_faults()
+
+    assert client.conversations_create(name="inc-b")["ok"] is True
+    client.chat_postMessage(channel=room, text="healthy again")
+    assert client.auth_test()["ok"] is True
+    # One attempt each: nothing was left queued to make the client retry.
+    assert [call.args["name"] for call in emu.calls_to("conversations.create")][-2:] == ["inc-b", "inc-b"]
+    assert len([call for call in emu.calls_to("conversations.create") if call.args["name"] == "inc-b"]) == 2
+    assert len(emu.calls_to("chat.postMessage")) == 1
+    assert len(emu.calls_to("auth.test")) == 1
+    assert len(emu.calls) == calls_before + 3
+    emu.clear_faults()  # clearing nothing is fine
+    emu.fail("auth.test")  # and faults can be queued again afterwards
+    assert slack_error(client.auth_test) == "name_taken"
+
+
 def test_a_dropped_connection_is_an_error_without_retries(emu: SlackEmulator) -> None:
     emu.drop_connection("auth.test")
     with pytest.raises(ConnectionError):  # http.client.RemoteDisconnected

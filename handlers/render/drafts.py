@@ -236,6 +236,13 @@ def refusal_text(outcome: DraftOutcome, verb: str) -> str:
     return f"Draft #{draft.id} is not ready for that yet (it is {draft.status}). Nothing was changed."
 
 
+def already_drafting_text(draft: DraftView, link: str | None) -> str:
+    """For someone who asked for the same draft again within seconds: no second draft, here is the first."""
+    where = f"see <{link}|draft #{draft.id}>" if link and _SAFE_URL.match(link) else (
+        f"draft #{draft.id} will appear in this channel in a moment")
+    return f"Already drafting this — {where}. No second draft was started."
+
+
 def notice(text: str) -> tuple[str, list[Block]]:
     """A one-line ephemeral notice with its blocks."""
     return text, [section(f":information_source: {text}")]
