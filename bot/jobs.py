@@ -7,15 +7,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from models import Job, utcnow
+from models.db import SQLITE_BUSY_TIMEOUT_MS
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 
 MAX_ATTEMPTS = 3
 # A running job whose worker has said nothing for this long is taken to have died with it.
 STALE_AFTER = timedelta(minutes=5)
 KEEP_DONE = timedelta(days=1)
+# How long the ack path may wait for the database before saying the command was not run.
+ACK_BUDGET_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,26 @@ class ClaimedJob:
 def enqueue(session: Session, kind: str, payload: dict[str, Any]) -> int:
     """Add a job; it is safe once the caller's transaction commits. (A Core insert: it is on the ack path.)"""
     return int(session.execute(insert(Job).values(kind=kind, payload=payload).returning(Job.id)).scalar_one())
+
+
+def enqueue_within(sessions: sessionmaker[Session], kind: str, payload: dict[str, Any],
+                   budget_seconds: float = ACK_BUDGET_SECONDS) -> int:
+    """Commit a job, waiting at most `budget_seconds` for the database's locks (it runs before a
+    Slack ack, which must go out within 3 seconds); raises SQLAlchemyError when it cannot."""
+    budget_ms = int(budget_seconds * 1000)
+    with sessions() as session, session.begin():
+        connection = session.connection()
+        dialect = connection.dialect.name
+        if dialect == "sqlite":
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={budget_ms}")
+        elif dialect == "postgresql":
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {budget_ms}")
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {budget_ms}")
+        try:
+            return enqueue(session, kind, payload)
+        finally:
+            if dialect == "sqlite":
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def claim_next(session: Session, worker: str, now: datetime | None = None) -> ClaimedJob | None:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.commands import COMMANDS, form_of, parse_command, usage_text
 from bot.incidents import find_incident_by_channel, open_incident_channels
-from bot.jobs import enqueue
+from bot.jobs import enqueue_within
 from bot.mrkdwn import escape_mrkdwn
 from bot.runtime import Runtime
 from handlers.render.common import error_blocks, usage_blocks
@@ -107,14 +107,14 @@ def handle_crisis(
         ack()
         run_subcommand(runtime, command, respond, client)
         return
-    # The job row is committed before the ack, so what Slack was told we accepted survives a crash.
+    # The job row is committed before the ack, so what Slack was told we accepted survives a crash;
+    # if the database cannot take it quickly, the ack says so instead of promising anything.
     try:
-        with transaction(runtime.sessions) as session:
-            enqueue(session, CRISIS_JOB, {k: v for k, v in command.items() if k != "token"})
-    except SQLAlchemyError:
-        log.exception("could not queue /crisis %s", spec.name)
+        enqueue_within(runtime.sessions, CRISIS_JOB, {k: v for k, v in command.items() if k != "token"})
+    except SQLAlchemyError as exc:
+        log.warning("could not queue /crisis %s: %s", spec.name, type(exc).__name__)
         ack(response_type="ephemeral",
-            text=f"War Room cannot reach its database right now, so `/crisis {spec.name}` was not run. "
+            text=f"War Room's database is busy or unreachable right now, so `/crisis {spec.name}` was not run. "
             "Nothing was changed; try again in a minute.")
         return
     ack()

@@ -1,0 +1,43 @@
+"""Fixtures for the reliability tests that run real `warroom` processes: a fresh database migrated
+with Alembic, as `warroom db upgrade` leaves it (`warroom` refuses a PostgreSQL schema it did not make).
+
+Import `fresh_database_fixture` into a test module; tests then ask for `fresh_database`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot import database
+from bot.settings import normalise_database_url
+from tests.conftest import BACKENDS, POSTGRES_URL
+
+
+@pytest.fixture(params=BACKENDS, name="fresh_database")
+def fresh_database_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own (a SQLite file, or a new database on TEST_DATABASE_URL), migrated to head."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'warroom.db'}"
+        database.upgrade(url)
+        yield url
+        return
+    assert POSTGRES_URL
+    base = make_url(normalise_database_url(POSTGRES_URL))
+    name = f"warroom_rel_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        database.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,332 @@
+"""Faults: Slack rate limits, 5xx and dropped connections, a locked SQLite, a killed process. The bot keeps
+serving, tells the user what failed, and loses nothing it acknowledged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from bot.runtime import Runtime
+from bot.slack_emulator import SlackEmulator
+from models import Draft, Fact, Incident, Job, make_engine, transaction
+from models.incidents import OPEN, OPENING
+from tests.conftest import BOT_TOKEN, DRAFTER, LEAD, SIGNING_SECRET
+from tests.fixtures_drafts import open_war_room, wait_for_draft
+from tests.fixtures_lifecycle import incidents, open_incident, rows, wait_until
+from tests.fixtures_reliability import fresh_database_fixture  # noqa: F401 - provides fresh_database
+from tests.slack_requests import SlackClient
+
+# The longest pause between two calls while the Slack client backs off (0.5 s, then 1 s; Retry-After 1 s).
+RETRY_GAP_SECONDS = 1.6
+
+
+def settle(emulator: SlackEmulator, quiet_seconds: float = 0.3, timeout: float = 20.0) -> None:
+    """Wait until the app has stopped calling Slack (retries included)."""
+    deadline = time.monotonic() + timeout
+    seen = -1
+    while time.monotonic() < deadline:
+        now = len(emulator.calls) + len(emulator.responses)
+        if now == seen:
+            return
+        seen = now
+        time.sleep(quiet_seconds)
+    raise AssertionError("the app kept calling Slack")
+
+
+def clear_faults(emulator: SlackEmulator) -> None:
+    """Slack is healthy again."""
+    emulator.clear_faults()
+
+
+def told(emulator: SlackEmulator, words: str) -> list[str]:
+    """Everything the app told people privately (respond and chat.postEphemeral) that contains `words`."""
+    texts = [str(payload.get("text", "")) for _, payload in emulator.responses]
+    texts += [str(ephemeral.get("text", "")) for ephemeral in emulator.ephemerals()]
+    return [text for text in texts if words in text]
+
+
+# ---- Slack answering badly, on each call of an open ----------------------------------------------
+
+OPEN_CALLS = ("conversations.create", "conversations.invite", "conversations.setTopic", "chat.postMessage",
+              "pins.add")
+
+
+@pytest.mark.parametrize("method", OPEN_CALLS)
+@pytest.mark.parametrize("fault", ["rate_limit", "server_error", "drop_connection"])
+def test_open_rides_out_transient_slack_faults(slack: SlackClient, emulator: SlackEmulator, runtime: Runtime,
+                                               method: str, fault: str) -> None:
+    if fault == "rate_limit":
+        emulator.rate_limit(method, times=1, retry_after=1)
+    elif fault == "server_error":
+        emulator.server_error(method, times=1)
+    else:
+        emulator.drop_connection(method, times=1)
+    room = open_incident(slack, emulator, runtime, f"Transient {method} {fault}")
+    assert len(emulator.calls_to(method)) >= 2, "the faulty call was retried"
+    if method == "pins.add":
+        assert emulator.channels[room.channel_id].pins, "the brief got pinned in the end"
+    settle(emulator)
+    assert [row.status for row in incidents(runtime)] == [OPEN]
+
+
+@pytest.mark.parametrize("method", OPEN_CALLS)
+def test_open_that_keeps_failing_tells_the_opener_and_a_retry_finishes_it(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, method: str
+) -> None:
+    emulator.server_error(method, times=10)  # more than the client retries
+    response = slack.command("open Persistent trouble", user_id=LEAD)
+    assert response.status_code == 200
+    emulator.wait_for(lambda emu: told(emu, "Persistent trouble"), timeout=20)
+    settle(emulator)
+    [row] = incidents(runtime)
+    assert row.status == OPENING and row.open_error, "the half-done open is kept, with what went wrong"
+
+    clear_faults(emulator)  # Slack is back
+    slack.command("open Persistent trouble", user_id=LEAD)
+    wait_until(lambda: incidents(runtime)[0].status == OPEN, what="the retried open to finish", timeout=15)
+    assert len(incidents(runtime)) == 1, "the retry resumed the same incident"
+    assert len(emulator.calls_to("conversations.create")) - (method == "conversations.create") * 3 <= 1
+
+
+def ask_for_draft(slack: SlackClient, channel_id: str) -> None:
+    response = slack.command("draft x Where is my bag?", user_id=DRAFTER, channel_id=channel_id)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("fault", ["rate_limit", "server_error", "drop_connection"])
+def test_draft_survives_a_transient_fault_posting_it(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, fault: str
+) -> None:
+    room = open_war_room(runtime, emulator)
+    getattr(emulator, fault)("chat.postMessage", times=1)
+    ask_for_draft(slack, room.channel_id)
+    draft = wait_for_draft(runtime, room.incident_id, "pending", timeout=20)
+    assert draft.slack_ts, "the draft has its message"
+    emulator.wait_for(lambda emu: [m for m in emu.messages(room.channel_id) if m["ts"] == draft.slack_ts])
+    settle(emulator)
+
+
+def test_draft_whose_slack_post_keeps_failing_is_kept(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_war_room(runtime, emulator)
+    emulator.server_error("chat.postMessage", times=30)
+    ask_for_draft(slack, room.channel_id)
+    settle(emulator, quiet_seconds=RETRY_GAP_SECONDS)
+    [draft] = rows(runtime, Draft, incident_id=room.incident_id)
+    assert draft.status == "pending" and draft.text, "the drafted reply is stored even though Slack failed"
+    assert told(emulator, "failed") or told(emulator, "try again"), "the requester is told something failed"
+
+
+# ---- a locked SQLite -----------------------------------------------------------------------------
+
+
+def _hold_write_lock(database_url: str, seconds: float) -> threading.Thread:
+    """Another writer holds SQLite's write lock for `seconds`, from a thread."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        locker = sqlite3.connect(make_url(database_url).database or "", timeout=1)
+        locker.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        locker.rollback()
+        locker.close()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    locked.wait(5)
+    return thread
+
+
+def test_command_waits_out_a_briefly_locked_sqlite(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's file lock")
+    room = open_war_room(runtime, emulator)
+    holder = _hold_write_lock(database_url, 0.6)  # shorter than the ack's database budget
+    started = time.monotonic()
+    response = slack.command("fact Gates reopened at 15:00", user_id=LEAD, channel_id=room.channel_id)
+    acked_in = time.monotonic() - started
+    holder.join()
+    assert response.status_code == 200 and not response.content, response.text
+    assert acked_in < 3.0, "Slack needs the ack within 3 seconds"
+    wait_until(lambda: rows(runtime, Fact, incident_id=room.incident_id), what="the fact after the lock")
+    settle(emulator)
+    assert emulator.errors == []
+
+
+def test_a_long_locked_sqlite_is_told_in_the_ack_and_nothing_half_done(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's file lock")
+    room = open_war_room(runtime, emulator)
+    facts_before = len(rows(runtime, Fact, incident_id=room.incident_id))
+    holder = _hold_write_lock(database_url, 2.5)  # longer than the budget, shorter than Slack's 3 s
+    started = time.monotonic()
+    response = slack.command("fact Gates reopened at 15:00", user_id=LEAD, channel_id=room.channel_id)
+    acked_in = time.monotonic() - started
+    holder.join()
+    assert response.status_code == 200 and acked_in < 3.0
+    body = response.json()
+    assert body["response_type"] == "ephemeral" and "was not run" in body["text"]
+    time.sleep(0.5)
+    assert len(rows(runtime, Fact, incident_id=room.incident_id)) == facts_before
+    with transaction(runtime.sessions) as session:
+        assert session.scalars(select(Job)).all() == []
+
+
+# ---- kill -9 of serve mid-incident -----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServeProcess:
+    """`warroom serve` (scheduler in-process) as a real process on a free port."""
+
+    def __init__(self, database_url: str, emulator: SlackEmulator, folder: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = folder / f"serve-{self.port}.log"
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("SLACK_", "WARROOM_", "DATABASE_URL", "OPENAI_"))}
+        env.update(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                   SLACK_API_URL=emulator.api_url, DATABASE_URL=database_url, PORT=str(self.port),
+                   WARROOM_LOG_LEVEL="INFO")
+        with open(self.log_path, "wb") as log_file:
+            self.process = subprocess.Popen([str(Path(sys.executable).with_name("warroom")), "serve",
+                                             "--host", "127.0.0.1"], env=env, cwd=folder, stdout=log_file,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"warroom serve did not start:\n{self.log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def kill_9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _slash(emulator: SlackEmulator, text: str,
+           channel_id: str = "C0GENERAL1") -> tuple[bytes, dict[str, str]]:
+    body = urlencode({
+        "token": "verification", "team_id": "T0001", "channel_id": channel_id, "channel_name": "general",
+        "user_id": LEAD, "user_name": "lena", "command": "/crisis", "text": text, "api_app_id": "A0001",
+        "response_url": emulator.response_url(channel_id, LEAD), "trigger_id": emulator.trigger_id(),
+    }).encode()
+    headers = SlackClient("", SIGNING_SECRET).sign(body)
+    return body, {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.slow
+def test_kill_9_mid_open_loses_nothing_acknowledged(emulator: SlackEmulator, tmp_path: Path,
+                                                     fresh_database: str) -> None:
+    database_url = fresh_database
+    engine = make_engine(database_url)
+    first = ServeProcess(database_url, emulator, tmp_path)
+    second: ServeProcess | None = None
+    try:
+        # Slack stalls on the invite, so the process dies between the ack and the end of the open.
+        emulator.drop_connection("conversations.invite", times=100)
+        body, headers = _slash(emulator, "open sev2 Crash mid open")
+        assert httpx.post(f"{first.url}/slack/events", content=body, headers=headers).status_code == 200
+        emulator.wait_for(lambda emu: emu.calls_to("conversations.invite"), timeout=10)
+        first.kill_9()
+        with engine.connect() as connection:
+            statuses = list(connection.execute(select(Incident.status)).scalars())
+        assert statuses == [OPENING], "the acknowledged open was recorded before any Slack call"
+
+        clear_faults(emulator)
+        second = ServeProcess(database_url, emulator, tmp_path)
+        # The same command again (what a user does when nothing appeared) resumes it.
+        body, headers = _slash(emulator, "open sev2 Crash mid open")
+        assert httpx.post(f"{second.url}/slack/events", content=body, headers=headers).status_code == 200
+
+        def opened() -> bool:
+            with engine.connect() as connection:
+                return list(connection.execute(select(Incident.status)).scalars()) == [OPEN]
+
+        wait_until(opened, what="the resumed open", timeout=20)
+        with engine.connect() as connection:
+            next_digest = connection.execute(select(Incident.next_digest_at)).scalar_one()
+        assert next_digest is not None, "digests are scheduled for the resumed incident"
+        log = second.log_path.read_text()
+        assert "Traceback" not in log, log[-3000:]
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        engine.dispose()
+
+
+def test_kill_9_after_open_then_restart_keeps_the_incident_and_its_digests(
+    emulator: SlackEmulator, tmp_path: Path, fresh_database: str
+) -> None:
+    database_url = fresh_database
+    engine = make_engine(database_url)
+    first = ServeProcess(database_url, emulator, tmp_path)
+    second: ServeProcess | None = None
+    try:
+        body, headers = _slash(emulator, "open sev1 Crash after open")
+        assert httpx.post(f"{first.url}/slack/events", content=body, headers=headers).status_code == 200
+
+        def opened() -> Incident | None:
+            with engine.connect() as connection:
+                row = connection.execute(select(Incident).where(Incident.status == OPEN)).first()
+            return row  # type: ignore[return-value]
+
+        row = wait_until(opened, what="the incident to open", timeout=20)
+        settle(emulator)
+        first.kill_9()
+
+        second = ServeProcess(database_url, emulator, tmp_path)
+        body, headers = _slash(emulator, "fact Nothing was lost", channel_id=row.channel_id)
+        assert httpx.post(f"{second.url}/slack/events", content=body, headers=headers).status_code == 200
+        with engine.connect() as connection:
+            status = connection.execute(select(Incident.status).where(Incident.id == row.id)).scalar_one()
+        assert status == OPEN
+        wait_until(lambda: emulator.calls_to("chat.postMessage") and any(
+            "Nothing was lost" in str(call.args) for call in emulator.calls_to("chat.postMessage")),
+            what="the restarted bot to serve the incident", timeout=15)
+        with engine.connect() as connection:
+            assert connection.execute(select(Incident.next_digest_at)).scalar_one() is not None
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        engine.dispose()
