@@ -45,7 +45,7 @@ from sqlalchemy.engine import make_url
 from bot import database
 from bot.settings import normalise_database_url
 from bot.slack_emulator import SlackEmulator
-from models import Draft, Incident, make_engine
+from models import Draft, Incident, Job, make_engine
 from models.drafts import PENDING
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -452,6 +452,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 engine.dispose()
                 sent = len(next((r for r in results if r.name == "warroom"), Result("", 1)).latencies["open"])
                 print(f"work done after the acks: {opened - 1} of {sent} acknowledged opens are incidents")
+                engine = make_engine(database_url)
+                with engine.connect() as connection:
+                    states = dict(connection.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+                engine.dispose()
+                print(f"job queue when counted: {states}")
                 log_lines = (folder / "warroom.log").read_text(errors="replace").splitlines()
                 server_errors = sum(1 for line in log_lines if " ERROR " in line)
             if len(results) < 2:

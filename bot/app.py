@@ -14,6 +14,17 @@ log = logging.getLogger(__name__)
 LISTENER_THREADS = 32
 
 
+class _TokenFromClient(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that our client's token wins; it is the same token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_BOLT_LOGGER = logging.getLogger("slack_bolt.App")
+_BOLT_LOGGER.addFilter(_TokenFromClient())
+
+
 def create_bolt_app(runtime: Runtime) -> App:
     """Build the Bolt app. No Slack call is made here: Bolt checks the token lazily on the first request."""
     import handlers

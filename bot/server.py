@@ -150,6 +150,9 @@ def serve(
         assert settings.slack_app_token is not None
         SocketModeHandler(bolt_app, settings.slack_app_token.get_secret_value()).connect()
         log.info("connected to Slack over Socket Mode")
+    # SIGTERM (a platform restart) ends the serving loop like Ctrl-C, so the worker child and the
+    # scheduler lock are released by the `finally` below rather than left behind.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     log.info("War Room listening on http://%s:%d (scheduler %s, worker %s)", host, settings.port,
              "on" if scheduler else "off", f"{worker_threads} threads" if worker else "off")
     try:
