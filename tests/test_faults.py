@@ -151,11 +151,10 @@ def _hold_write_lock(database_url: str, seconds: float) -> threading.Thread:
     return thread
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's own write lock
 def test_command_waits_out_a_briefly_locked_sqlite(
     slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, database_url: str
 ) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's file lock")
     room = open_war_room(runtime, emulator)
     holder = _hold_write_lock(database_url, 0.6)  # shorter than the ack's database budget
     started = time.monotonic()
@@ -169,11 +168,10 @@ def test_command_waits_out_a_briefly_locked_sqlite(
     assert emulator.errors == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's own write lock
 def test_a_long_locked_sqlite_is_told_in_the_ack_and_nothing_half_done(
     slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, database_url: str
 ) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's file lock")
     room = open_war_room(runtime, emulator)
     facts_before = len(rows(runtime, Fact, incident_id=room.incident_id))
     holder = _hold_write_lock(database_url, 2.5)  # longer than the budget, shorter than Slack's 3 s

@@ -131,7 +131,7 @@ def test_the_ack_says_so_when_the_command_cannot_be_queued(emulator: SlackEmulat
         assert response.status_code == 200
         body = response.json()
         assert body["response_type"] == "ephemeral"
-        assert "cannot reach its database" in body["text"] and "Nothing was changed" in body["text"]
+        assert "busy or unreachable" in body["text"] and "Nothing was changed" in body["text"]
     finally:
         app.stop()
         runtime.engine.dispose()
