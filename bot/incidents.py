@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Update, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +25,7 @@ from bot.timeline import (
     SEVERITY_CHANGED,
     record_event,
 )
-from models import Decision, Fact, Incident, KeyMessage, Rumour, TimelineEvent, transaction, utcnow
+from models import Decision, Fact, Incident, KeyMessage, Rumour, TimelineEvent, rows_changed, transaction, utcnow
 from models.incidents import OPEN, OPENING, RESOLVED
 
 TITLE_MAX = 150  # a Block Kit header holds 150 characters, and the title heads the brief
@@ -46,12 +46,6 @@ STALE_OPEN = timedelta(minutes=2)
 
 class IncidentError(Exception):
     """A request about an incident that cannot be done; the message says why, for the person who asked."""
-
-
-def rows_changed(session: Session, statement: Update) -> int:
-    """Run a compare-and-set UPDATE; how many rows it changed (0: someone else got there first)."""
-    result = session.execute(statement.execution_options(synchronize_session=False))
-    return int(cast(CursorResult[Any], result).rowcount)
 
 
 # ---------------------------------------------------------------------------------------------

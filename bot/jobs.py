@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Job, utcnow
+from models import Job, rows_changed, utcnow
 from models.db import SQLITE_BUSY_TIMEOUT_MS
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 
@@ -67,11 +67,12 @@ def claim_next(session: Session, worker: str, now: datetime | None = None) -> Cl
         query = query.with_for_update(skip_locked=True)
     for job_id in session.scalars(query).all():
         # Compare-and-set on the status: on SQLite two workers may read the same candidate.
-        won = session.execute(
+        won = rows_changed(
+            session,
             update(Job)
             .where(Job.id == job_id, Job.status == QUEUED)
-            .values(status=RUNNING, claimed_by=worker, claimed_at=now, attempts=Job.attempts + 1)
-        ).rowcount
+            .values(status=RUNNING, claimed_by=worker, claimed_at=now, attempts=Job.attempts + 1),
+        )
         if won:
             job = session.get(Job, job_id)
             assert job is not None
@@ -102,17 +103,18 @@ def fail(session: Session, job_id: int, error: str, attempts: int) -> bool:
 def requeue_stale(session: Session, now: datetime | None = None) -> int:
     """Put back jobs whose worker died mid-run (kill -9, a lost dyno); returns how many."""
     now = now or utcnow()
-    return session.execute(
+    return rows_changed(
+        session,
         update(Job)
         .where(Job.status == RUNNING, Job.claimed_at < now - STALE_AFTER)
-        .values(status=QUEUED, claimed_by=None, available_at=now)
-    ).rowcount
+        .values(status=QUEUED, claimed_by=None, available_at=now),
+    )
 
 
 def purge_finished(session: Session, now: datetime | None = None) -> int:
     """Forget jobs done more than a day ago, so the table stays small."""
     now = now or utcnow()
-    return session.execute(delete(Job).where(Job.status == DONE, Job.finished_at < now - KEEP_DONE)).rowcount
+    return rows_changed(session, delete(Job).where(Job.status == DONE, Job.finished_at < now - KEEP_DONE))
 
 
 def pending_count(session: Session) -> int:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.incidents import IncidentError, IncidentSnapshot, incident_snapshot, rows_changed
+from bot.incidents import IncidentError, IncidentSnapshot, incident_snapshot
 from bot.plan import Plan
 from bot.timeline import (
     DECISION_LOGGED,
@@ -20,7 +20,7 @@ from bot.timeline import (
     STATUS_POSTED,
     record_event,
 )
-from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, utcnow
+from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, rows_changed, utcnow
 from models.drafts import PENDING
 from models.incidents import CONFIRMED, DISMISSED, REFUTED, RUMOUR_OPEN
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,13 +28,13 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
         web.before_request(ReplayGuard(runtime.settings.slack_signing_secret.get_secret_value()).flask_hook)
 
     @web.post("/slack/events")
-    def slack_events() -> Response:
+    def slack_events() -> ResponseReturnValue:
         if slack_handler is None:
             return jsonify(error="this process runs in Socket Mode; Slack events do not come over HTTP"), 404
         return slack_handler.handle(request)
 
     @web.post("/mentions")
-    def mentions() -> Response:
+    def mentions() -> ResponseReturnValue:
         from bot.ingest import handle_ingest_request
 
         status, payload = handle_ingest_request(
@@ -45,7 +46,7 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
         return jsonify(payload), status
 
     @web.get("/healthz")
-    def healthz() -> Response:
+    def healthz() -> ResponseReturnValue:
         try:
             ping(runtime.engine)
         except SQLAlchemyError as exc:

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.charts import render_chart
 from bot.digests import SeriesPoint
-from bot.exports.report import Clock, TimelineRow, with_names
+from bot.exports.report import Cells, Clock, TimelineRow, mention_window_rows, role_rows, rumour_rows, with_names
 
 CHUNK_ROWS = 500
 STYLE = """
@@ -133,23 +133,8 @@ def render_html(
         "once it was ready.</p>\n"
     )
     yield "<h3>Mentions</h3>\n"
-    window_rows = []
-    for name in ("before", "during", "after"):
-        window = mentions[name]
-        if window is None:
-            window_rows.append([name, "—", "—", "—", "—", "—"])
-            continue
-        share = "—" if window["negative_share"] is None else f"{window['negative_share']:.0%}"
-        window_rows.append(
-            [
-                name,
-                _when(window["start"], clock),
-                _when(window["end"], clock),
-                str(window["count"]),
-                "—" if window["per_hour"] is None else str(window["per_hour"]),
-                share,
-            ]
-        )
+    cells = Cells(h, _who, lambda iso: _when(iso, clock))
+    window_rows = mention_window_rows(mentions, cells)
     yield _table(["Period", "From", "To", "Mentions", "Per hour", "Negative"], window_rows)
     series = [
         SeriesPoint(
@@ -175,20 +160,7 @@ def render_html(
 
     yield "<h2>Roles</h2>\n"
     yield (
-        _table(
-            ["Role", "Person", "Assigned", "By", "Ended"],
-            [
-                [
-                    h(role["title"]),
-                    _who(role["user"]),
-                    _when(role["assigned_at"], clock),
-                    _who(role["assigned_by"]),
-                    _when(role["ended_at"], clock)
-                    + (f" by {_who(role['ended_by'])}" if role["ended_by"] else ""),
-                ]
-                for role in report["roles"]
-            ],
-        )
+        _table(["Role", "Person", "Assigned", "By", "Ended"], role_rows(report["roles"], cells))
         if report["roles"]
         else "<p>No roles were assigned.</p>\n"
     )
@@ -237,18 +209,7 @@ def render_html(
 
     yield "<h2>Rumours</h2>\n"
     yield (
-        _table(
-            ["Claim", "Outcome", "Tracked", "Decided"],
-            [
-                [
-                    h(r["claim"], names),
-                    h(r["status"]) + (f": {h(r['outcome'], names)}" if r["outcome"] else ""),
-                    f"{_who(r['created_by'])}, {_when(r['created_at'], clock)}",
-                    f"{_who(r['decided_by'])}, {_when(r['decided_at'], clock)}" if r["decided_by"] else "—",
-                ]
-                for r in report["rumours"]
-            ],
-        )
+        _table(["Claim", "Outcome", "Tracked", "Decided"], rumour_rows(report["rumours"], cells, names))
         if report["rumours"]
         else "<p>No rumours were tracked.</p>\n"
     )

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from bot.exports.report import Clock, TimelineRow, with_names
+from bot.exports.report import Cells, Clock, TimelineRow, mention_window_rows, role_rows, rumour_rows, with_names
 
 CHUNK_ROWS = 500
 _ESCAPES = str.maketrans(
@@ -121,42 +121,14 @@ def render_markdown(
         ],
     )
     yield "First acknowledgement: the first thing a person did in the channel once it was ready.\n\n"
-    window_rows = []
-    for name in ("before", "during", "after"):
-        window = mentions[name]
-        if window is None:
-            window_rows.append([name, "—", "—", "—", "—", "—"])
-            continue
-        share = "—" if window["negative_share"] is None else f"{window['negative_share']:.0%}"
-        window_rows.append(
-            [
-                name,
-                _when(window["start"], clock),
-                _when(window["end"], clock),
-                str(window["count"]),
-                str(window["per_hour"] if window["per_hour"] is not None else "—"),
-                share,
-            ]
-        )
+    cells = Cells(md, _who, lambda iso: _when(iso, clock))
+    window_rows = mention_window_rows(mentions, cells)
     yield "### Mentions\n\n"
     yield _table(["Period", "From", "To", "Mentions", "Per hour", "Negative"], window_rows)
 
     yield "## Roles\n\n"
     yield (
-        _table(
-            ["Role", "Person", "Assigned", "By", "Ended"],
-            [
-                [
-                    md(role["title"]),
-                    _who(role["user"]),
-                    _when(role["assigned_at"], clock),
-                    _who(role["assigned_by"]),
-                    _when(role["ended_at"], clock)
-                    + (f" by {_who(role['ended_by'])}" if role["ended_by"] else ""),
-                ]
-                for role in report["roles"]
-            ],
-        )
+        _table(["Role", "Person", "Assigned", "By", "Ended"], role_rows(report["roles"], cells))
         if report["roles"]
         else "No roles were assigned.\n\n"
     )
@@ -201,18 +173,7 @@ def render_markdown(
 
     yield "## Rumours\n\n"
     yield (
-        _table(
-            ["Claim", "Outcome", "Tracked", "Decided"],
-            [
-                [
-                    md(r["claim"], names),
-                    md(r["status"]) + (f": {md(r['outcome'], names)}" if r["outcome"] else ""),
-                    f"{_who(r['created_by'])}, {_when(r['created_at'], clock)}",
-                    f"{_who(r['decided_by'])}, {_when(r['decided_at'], clock)}" if r["decided_by"] else "—",
-                ]
-                for r in report["rumours"]
-            ],
-        )
+        _table(["Claim", "Outcome", "Tracked", "Decided"], rumour_rows(report["rumours"], cells, names))
         if report["rumours"]
         else "No rumours were tracked.\n\n"
     )
