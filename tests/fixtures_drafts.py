@@ -92,7 +92,7 @@ def drafts_of(runtime: Runtime, incident_id: int) -> list[Draft]:
 
 
 def wait_for_draft(runtime: Runtime, incident_id: int, status: str | tuple[str, ...], index: int = -1,
-                   timeout: float = 10.0) -> Draft:
+                   timeout: float = 30.0) -> Draft:
     """The incident's draft (latest by default) once it has reached `status`."""
     wanted = (status,) if isinstance(status, str) else status
 

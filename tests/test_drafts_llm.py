@@ -75,7 +75,8 @@ def room(runtime: Runtime, emulator: SlackEmulator) -> WarRoom:
 
 def draft_via_command(slack: SlackClient, runtime: Runtime, room: WarRoom, args: str,
                       status: str = "pending") -> Draft:
-    assert slack.command(f"draft {args}", user_id=DRAFTER, channel_id=room.channel_id).status_code == 200
+    acked = slack.command(f"draft {args}", user_id=DRAFTER, channel_id=room.channel_id)
+    assert acked.status_code == 200 and not acked.content, acked.text  # queued, not refused in the ack
     draft = wait_for_draft(runtime, room.incident_id, status)
     wanted = BUTTONS if status == "pending" else [RETRY]
     assert slack.emulator is not None
