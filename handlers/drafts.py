@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session
 
 from bot import drafts
 from bot.commands import form_of
@@ -358,52 +359,54 @@ def _submitted_draft_id(body: dict[str, Any]) -> int | None:
 
 
 def on_edit_submitted(ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
-    text = _submitted(body, render.EDIT_INPUT).strip()
-    draft_id = _submitted_draft_id(body)
-    if not text:
-        ack(response_action="errors", errors={render.EDIT_INPUT: "The reply cannot be empty."})
+    _on_text_submitted(ack, body, client, runtime, render.EDIT_INPUT, "The reply cannot be empty.", _save_edit)
+
+
+def on_reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
+    _on_text_submitted(ack, body, client, runtime, render.REASON_INPUT, "Say why the draft is rejected.",
+                       _save_rejection)
+
+
+def _on_text_submitted(
+    ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime, input_id: str, empty_error: str,
+    save: Callable[[Runtime, dict[str, Any], WebClient], None],
+) -> None:
+    """A draft modal with one required text: an empty one is refused inline, otherwise close and save."""
+    if not _submitted(body, input_id).strip():
+        ack(response_action="errors", errors={input_id: empty_error})
         return
     ack()
-    if draft_id is not None:
-        _save_edit(runtime, body, client)
+    if _submitted_draft_id(body) is not None:
+        save(runtime, body, client)
 
 
 @_surfaced("Saving the edit")
 def _save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    user_id = body.get("user", {}).get("id", "")
-    draft_id = _submitted_draft_id(body)
-    assert draft_id is not None
-    text = _submitted(body, render.EDIT_INPUT)
-    with transaction(runtime.sessions) as session:
-        outcome = drafts.edit_draft(session, draft_id, user_id, text, tuple(runtime.plan.tone.avoid))
-    if outcome.ok:
-        _sync_message(runtime, client, draft_id)
-    elif outcome.draft is not None:
-        _ephemeral(client, outcome.draft.channel_id, user_id, render.refusal_text(outcome, "edit"))
-
-
-def on_reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
-    reason = _submitted(body, render.REASON_INPUT).strip()
-    if not reason:
-        ack(response_action="errors", errors={render.REASON_INPUT: "Say why the draft is rejected."})
-        return
-    ack()
-    if _submitted_draft_id(body) is not None:
-        _save_rejection(runtime, body, client)
+    avoid = tuple(runtime.plan.tone.avoid)
+    _decide_from_modal(runtime, body, client, render.EDIT_INPUT, "edit",
+                       lambda session, draft_id, user_id, text: drafts.edit_draft(
+                           session, draft_id, user_id, text, avoid))
 
 
 @_surfaced("Rejecting the draft")
 def _save_rejection(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    _decide_from_modal(runtime, body, client, render.REASON_INPUT, "reject", drafts.reject_draft)
+
+
+def _decide_from_modal(
+    runtime: Runtime, body: dict[str, Any], client: WebClient, input_id: str, verb: str,
+    change: Callable[[Session, int, str, str], Any],
+) -> None:
+    """Apply the modal's text to its draft; update the draft's message, or tell the user why not."""
     user_id = body.get("user", {}).get("id", "")
     draft_id = _submitted_draft_id(body)
     assert draft_id is not None
-    reason = _submitted(body, render.REASON_INPUT)
     with transaction(runtime.sessions) as session:
-        outcome = drafts.reject_draft(session, draft_id, user_id, reason)
+        outcome = change(session, draft_id, user_id, _submitted(body, input_id))
     if outcome.ok:
         _sync_message(runtime, client, draft_id)
     elif outcome.draft is not None:
-        _ephemeral(client, outcome.draft.channel_id, user_id, render.refusal_text(outcome, "reject"))
+        _ephemeral(client, outcome.draft.channel_id, user_id, render.refusal_text(outcome, verb))
 
 
 def _acking(

@@ -10,7 +10,16 @@ from typing import Any
 
 from bot.charts import render_chart
 from bot.digests import SeriesPoint
-from bot.exports.report import Cells, Clock, TimelineRow, mention_window_rows, role_rows, rumour_rows, with_names
+from bot.exports.report import (
+    Cells,
+    Clock,
+    TimelineRow,
+    mention_window_rows,
+    metric_rows,
+    role_rows,
+    rumour_rows,
+    with_names,
+)
 
 CHUNK_ROWS = 500
 STYLE = """
@@ -103,31 +112,8 @@ def render_html(
         ],
     )
 
-    drafts, rumours = metrics["drafts"], metrics["rumours"]
     yield "<h2>Metrics</h2>\n"
-    yield _table(
-        ["Metric", "Value", "When"],
-        [
-            ["Time to first acknowledgement", *_metric(metrics["time_to_first_acknowledgement"], clock)],
-            [
-                "Time to first approved statement",
-                *_metric(metrics["time_to_first_approved_statement"], clock),
-            ],
-            ["Time to resolve", *_metric(metrics["time_to_resolve"], clock)],
-            [
-                "Drafts",
-                f"{drafts['requested']} requested",
-                f"{drafts['approved']} approved, {drafts['rejected']} "
-                f"rejected, {drafts['pending']} pending, {drafts['failed']} failed",
-            ],
-            [
-                "Rumours",
-                f"{rumours['total']} tracked",
-                f"{rumours['refuted']} refuted, {rumours['confirmed']} "
-                f"confirmed, {rumours['dismissed']} dismissed, {rumours['open']} open",
-            ],
-        ],
-    )
+    yield _table(["Metric", "Value", "When"], metric_rows(metrics, lambda m: _metric(m, clock)))
     yield (
         "<p class=muted>First acknowledgement: the first thing a person did in the channel "
         "once it was ready.</p>\n"

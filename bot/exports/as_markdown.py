@@ -6,7 +6,16 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from bot.exports.report import Cells, Clock, TimelineRow, mention_window_rows, role_rows, rumour_rows, with_names
+from bot.exports.report import (
+    Cells,
+    Clock,
+    TimelineRow,
+    mention_window_rows,
+    metric_rows,
+    role_rows,
+    rumour_rows,
+    with_names,
+)
 
 CHUNK_ROWS = 500
 _ESCAPES = str.maketrans(
@@ -98,28 +107,8 @@ def render_markdown(
         ],
     )
 
-    drafts, rumours = metrics["drafts"], metrics["rumours"]
     yield "## Metrics\n\n"
-    yield _table(
-        ["Metric", "Value", "When"],
-        [
-            ["Time to first acknowledgement", *_metric(metrics["time_to_first_acknowledgement"])],
-            ["Time to first approved statement", *_metric(metrics["time_to_first_approved_statement"])],
-            ["Time to resolve", *_metric(metrics["time_to_resolve"])],
-            [
-                "Drafts",
-                f"{drafts['requested']} requested",
-                f"{drafts['approved']} approved, {drafts['rejected']} "
-                f"rejected, {drafts['pending']} pending, {drafts['failed']} failed",
-            ],
-            [
-                "Rumours",
-                f"{rumours['total']} tracked",
-                f"{rumours['refuted']} refuted, {rumours['confirmed']} "
-                f"confirmed, {rumours['dismissed']} dismissed, {rumours['open']} open",
-            ],
-        ],
-    )
+    yield _table(["Metric", "Value", "When"], metric_rows(metrics, _metric))
     yield "First acknowledgement: the first thing a person did in the channel once it was ready.\n\n"
     cells = Cells(md, _who, lambda iso: _when(iso, clock))
     window_rows = mention_window_rows(mentions, cells)

@@ -488,6 +488,28 @@ class Cells:
     when: Callable[[str | None], str]
 
 
+def metric_rows(metrics: dict[str, Any], metric: Callable[[dict[str, Any] | None], list[str]]) -> list[list[str]]:
+    """Metric, value, when: the three durations (as `metric` writes them), drafts and rumours."""
+    drafts, rumours = metrics["drafts"], metrics["rumours"]
+    return [
+        ["Time to first acknowledgement", *metric(metrics["time_to_first_acknowledgement"])],
+        ["Time to first approved statement", *metric(metrics["time_to_first_approved_statement"])],
+        ["Time to resolve", *metric(metrics["time_to_resolve"])],
+        [
+            "Drafts",
+            f"{drafts['requested']} requested",
+            f"{drafts['approved']} approved, {drafts['rejected']} "
+            f"rejected, {drafts['pending']} pending, {drafts['failed']} failed",
+        ],
+        [
+            "Rumours",
+            f"{rumours['total']} tracked",
+            f"{rumours['refuted']} refuted, {rumours['confirmed']} "
+            f"confirmed, {rumours['dismissed']} dismissed, {rumours['open']} open",
+        ],
+    ]
+
+
 def mention_window_rows(mentions: dict[str, Any], cells: Cells) -> list[list[str]]:
     """Before / during / after: period, from, to, mentions, per hour, negative share."""
     rows = []
