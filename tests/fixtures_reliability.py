@@ -6,6 +6,7 @@ Import `fresh_database_fixture` into a test module; tests then ask for `fresh_da
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from bot import database
 from bot.settings import normalise_database_url
+from bot.slack_emulator import SlackEmulator
 from tests.conftest import BACKENDS, POSTGRES_URL
 
 
@@ -41,3 +43,16 @@ def fresh_database_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> It
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def settle(emulator: SlackEmulator, quiet_seconds: float = 0.3, timeout: float = 20.0) -> None:
+    """Wait until the app has stopped calling Slack: its work after the acks (retries included) is done."""
+    deadline = time.monotonic() + timeout
+    seen = -1
+    while time.monotonic() < deadline:
+        now = len(emulator.calls) + len(emulator.responses)
+        if now == seen:
+            return
+        seen = now
+        time.sleep(quiet_seconds)
+    raise AssertionError("the app kept calling Slack")

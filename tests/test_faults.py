@@ -25,24 +25,11 @@ from models.incidents import OPEN, OPENING
 from tests.conftest import BOT_TOKEN, DRAFTER, LEAD, SIGNING_SECRET
 from tests.fixtures_drafts import open_war_room, wait_for_draft
 from tests.fixtures_lifecycle import incidents, open_incident, rows, wait_until
-from tests.fixtures_reliability import fresh_database_fixture  # noqa: F401 - provides fresh_database
+from tests.fixtures_reliability import fresh_database_fixture, settle  # noqa: F401 - provides fresh_database
 from tests.slack_requests import SlackClient
 
 # The longest pause between two calls while the Slack client backs off (0.5 s, then 1 s; Retry-After 1 s).
 RETRY_GAP_SECONDS = 1.6
-
-
-def settle(emulator: SlackEmulator, quiet_seconds: float = 0.3, timeout: float = 20.0) -> None:
-    """Wait until the app has stopped calling Slack (retries included)."""
-    deadline = time.monotonic() + timeout
-    seen = -1
-    while time.monotonic() < deadline:
-        now = len(emulator.calls) + len(emulator.responses)
-        if now == seen:
-            return
-        seen = now
-        time.sleep(quiet_seconds)
-    raise AssertionError("the app kept calling Slack")
 
 
 def clear_faults(emulator: SlackEmulator) -> None:
