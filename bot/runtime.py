@@ -17,6 +17,7 @@ from slack_sdk.http_retry.handler import RetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.jobs import JobIntake
 from bot.plan import Plan
 from bot.settings import Settings
 from models import make_engine, make_session_factory
@@ -59,6 +60,11 @@ class Runtime:
     # Set when this process queues a job, so in-process worker threads start on it at once.
     work_available: threading.Event = field(default_factory=threading.Event)
     extras: dict[str, Any] = field(default_factory=dict)
+    # The ack path's group commit into the job queue; its writer thread starts on first use.
+    intake: JobIntake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = JobIntake(self.engine)
 
 
 def build_runtime(settings: Settings, plan: Plan, *, slack: WebClient | None = None) -> Runtime:

@@ -9,13 +9,12 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.commands import COMMANDS, form_of, parse_command, usage_text
 from bot.incidents import find_incident_by_channel, open_incident_channels
-from bot.jobs import enqueue_within
 from bot.mrkdwn import escape_mrkdwn
 from bot.runtime import Runtime
+from handlers.queued import accept_job
 from handlers.render.common import error_blocks, usage_blocks
 from models import transaction
 from models.incidents import RESOLVED
@@ -109,16 +108,12 @@ def handle_crisis(
         return
     # The job row is committed before the ack, so what Slack was told we accepted survives a crash;
     # if the database cannot take it quickly, the ack says so instead of promising anything.
-    try:
-        enqueue_within(runtime.sessions, CRISIS_JOB, {k: v for k, v in command.items() if k != "token"})
-    except SQLAlchemyError as exc:
-        log.warning("could not queue /crisis %s: %s", spec.name, type(exc).__name__)
-        ack(response_type="ephemeral",
-            text=f"War Room's database is busy or unreachable right now, so `/crisis {spec.name}` was not run. "
-            "Nothing was changed; try again in a minute.")
+    if accept_job(runtime, CRISIS_JOB, {k: v for k, v in command.items() if k != "token"}):
+        ack()
         return
-    ack()
-    runtime.work_available.set()
+    ack(response_type="ephemeral",
+        text=f"War Room's database is busy or unreachable right now, so `/crisis {spec.name}` was not run. "
+        "Nothing was changed; try again in a minute.")
 
 
 def run_crisis_job(runtime: Runtime, command: dict[str, Any]) -> None:

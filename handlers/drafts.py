@@ -22,6 +22,7 @@ from bot.llm import DraftFailed, draft_reply, runtime_llm_client
 from bot.prompts import PromptError, build_messages
 from bot.runtime import Runtime
 from handlers.commands import CommandRequest, subcommand
+from handlers.queued import enqueue_listener, queued, submit_or_refuse
 from handlers.render import drafts as render
 from models import transaction
 from models.incidents import RESOLVED
@@ -358,26 +359,26 @@ def _submitted_draft_id(body: dict[str, Any]) -> int | None:
         return None
 
 
-def on_edit_submitted(ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
-    _on_text_submitted(ack, body, client, runtime, render.EDIT_INPUT, "The reply cannot be empty.", _save_edit)
+def on_edit_submitted(ack: Ack, body: dict[str, Any], runtime: Runtime) -> None:
+    _on_text_submitted(ack, body, runtime, render.EDIT_INPUT, "The reply cannot be empty.", SAVE_EDIT)
 
 
-def on_reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
-    _on_text_submitted(ack, body, client, runtime, render.REASON_INPUT, "Say why the draft is rejected.",
-                       _save_rejection)
+def on_reject_submitted(ack: Ack, body: dict[str, Any], runtime: Runtime) -> None:
+    _on_text_submitted(ack, body, runtime, render.REASON_INPUT, "Say why the draft is rejected.", SAVE_REJECTION)
 
 
 def _on_text_submitted(
-    ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime, input_id: str, empty_error: str,
-    save: Callable[[Runtime, dict[str, Any], WebClient], None],
+    ack: Ack, body: dict[str, Any], runtime: Runtime, input_id: str, empty_error: str, work: str
 ) -> None:
-    """A draft modal with one required text: an empty one is refused inline, otherwise close and save."""
+    """A draft modal with one required text: an empty one is refused inline, otherwise the save is
+    queued and the modal closes."""
     if not _submitted(body, input_id).strip():
         ack(response_action="errors", errors={input_id: empty_error})
         return
-    ack()
-    if _submitted_draft_id(body) is not None:
-        save(runtime, body, client)
+    if _submitted_draft_id(body) is None:
+        ack()
+        return
+    submit_or_refuse(ack, runtime, work, body, input_id)
 
 
 @_surfaced("Saving the edit")
@@ -412,7 +413,8 @@ def _decide_from_modal(
 def _acking(
     listener: Callable[[Runtime, dict[str, Any], WebClient], None], runtime: Runtime
 ) -> Callable[[Ack, dict[str, Any], WebClient], None]:
-    """A Bolt listener that acks at once, then runs `listener` (Bolt injects arguments by name)."""
+    """A Bolt listener that acks at once, then runs `listener` (it opens a modal, so it cannot wait
+    for the queue: Slack's trigger_id expires after 3 seconds)."""
 
     def handle(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -421,23 +423,34 @@ def _acking(
     return handle
 
 
+def _queue_work(name: str, what: str, listener: Callable[[Runtime, dict[str, Any], WebClient], None]) -> str:
+    queued(name, what)(lambda runtime, body, client, _respond: listener(runtime, body, client))
+    return name
+
+
+# Buttons whose work runs from the job queue (committed before the ack), and the modals' saves.
+QUEUED_BUTTONS = {
+    render.DRAFT_REPLY: _queue_work("draft:reply", "drafting a reply", on_draft_reply),
+    render.APPROVE: _queue_work("draft:approve", "approving the draft", on_approve),
+    render.REGENERATE: _queue_work("draft:regenerate", "regenerating the draft", on_regenerate),
+    render.RETRY: _queue_work("draft:retry", "retrying the draft", on_retry),
+}
+SAVE_EDIT = _queue_work("draft:save-edit", "saving the edit", _save_edit)
+SAVE_REJECTION = _queue_work("draft:save-rejection", "rejecting the draft", _save_rejection)
+
+
 def register(app: App, runtime: Runtime) -> None:
     """Attach the draft buttons and modals (the `/crisis draft` subcommand registers on import)."""
-    buttons: dict[str, Callable[[Runtime, dict[str, Any], WebClient], None]] = {
-        render.DRAFT_REPLY: on_draft_reply,
-        render.APPROVE: on_approve,
-        render.EDIT: on_edit,
-        render.REGENERATE: on_regenerate,
-        render.REJECT: on_reject,
-        render.RETRY: on_retry,
-    }
-    for action_id, listener in buttons.items():
-        app.action(action_id)(_acking(listener, runtime))
+    for action_id, work in QUEUED_BUTTONS.items():
+        app.action(action_id)(enqueue_listener(runtime, work))
+    # Edit and Reject open a modal at once.
+    app.action(render.EDIT)(_acking(on_edit, runtime))
+    app.action(render.REJECT)(_acking(on_reject, runtime))
 
     @app.view(render.EDIT_VIEW)
-    def edit_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        on_edit_submitted(ack, body, client, runtime)
+    def edit_submitted(ack: Ack, body: dict[str, Any]) -> None:
+        on_edit_submitted(ack, body, runtime)
 
     @app.view(render.REJECT_VIEW)
-    def reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        on_reject_submitted(ack, body, client, runtime)
+    def reject_submitted(ack: Ack, body: dict[str, Any]) -> None:
+        on_reject_submitted(ack, body, runtime)

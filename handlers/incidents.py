@@ -51,7 +51,9 @@ from bot.room import RoomError, clean_text, record_status_update, status_summary
 from bot.runtime import Runtime
 from handlers.commands import CommandRequest, subcommand
 from handlers.exports import upload_export
+from handlers.queued import queued, submit_or_refuse
 from handlers.render.incident import (
+    FORM_TITLE,
     OPEN_ACTION,
     OPEN_CALLBACK,
     brief_blocks,
@@ -449,10 +451,9 @@ def show_open_form(
         )
 
 
-def handle_open_submission(ack: Ack, body: dict[str, Any], client: WebClient, runtime: Runtime) -> None:
-    """The form was submitted: problems go back inline; otherwise the modal closes and the open runs."""
-    view = body.get("view") or {}
-    values = read_open_form(view)
+def handle_open_submission(ack: Ack, body: dict[str, Any], runtime: Runtime) -> None:
+    """The form was submitted: problems go back inline; otherwise the open is queued and the modal closes."""
+    values = read_open_form(body.get("view") or {})
     problems = validate_open(
         runtime.plan,
         values["title"],
@@ -463,7 +464,17 @@ def handle_open_submission(ack: Ack, body: dict[str, Any], client: WebClient, ru
     if problems:
         ack(response_action="errors", errors=problems)
         return
-    ack()
+    submit_or_refuse(ack, runtime, OPEN_FROM_FORM, body, FORM_TITLE)
+
+
+OPEN_FROM_FORM = "incidents:open-from-form"
+
+
+@queued(OPEN_FROM_FORM, "opening the incident")
+def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _respond: Respond) -> None:
+    """A validated open form (run from the queue): open the incident, telling the opener how it went."""
+    view = body.get("view") or {}
+    values = read_open_form(view)
     user_id = (body.get("user") or {}).get("id", "")
     try:
         metadata = json.loads(view.get("private_metadata") or "{}")
@@ -597,8 +608,8 @@ def after_resolve(runtime: Runtime, client: WebClient, incident_id: int, actor: 
 
 def register(app: App, runtime: Runtime) -> None:
     @app.view(OPEN_CALLBACK)
-    def open_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        handle_open_submission(ack, body, client, runtime)
+    def open_submitted(ack: Ack, body: dict[str, Any]) -> None:
+        handle_open_submission(ack, body, runtime)
 
     @app.action(OPEN_ACTION)
     def open_clicked(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:

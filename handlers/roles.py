@@ -6,7 +6,7 @@ import logging
 import re
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -27,6 +27,7 @@ from handlers.incidents import (
     snapshot,
     user_teller,
 )
+from handlers.queued import enqueue_listener, queued
 from handlers.render.incident import (
     CLAIM_ACTION_PREFIX,
     assignment_text,
@@ -135,11 +136,9 @@ def roles_command(request: CommandRequest) -> None:
     request.respond(response_type="ephemeral", text="Roles", blocks=roles_blocks(incident))
 
 
-def handle_claim(
-    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, runtime: Runtime
-) -> None:
-    """A *Claim* button on the brief: the clicker takes the empty role."""
-    ack()
+@queued("roles:claim", "claiming the role")
+def handle_claim(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    """A *Claim* button on the brief (run from the queue): the clicker takes the empty role."""
     action = (body.get("actions") or [{}])[0]
     user_id = (body.get("user") or {}).get("id", "")
     channel_id = (body.get("channel") or {}).get("id")
@@ -161,6 +160,4 @@ def handle_claim(
 
 
 def register(app: App, runtime: Runtime) -> None:
-    @app.action(re.compile("^" + re.escape(CLAIM_ACTION_PREFIX)))
-    def claim_clicked(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        handle_claim(ack, body, client, respond, runtime)
+    app.action(re.compile("^" + re.escape(CLAIM_ACTION_PREFIX)))(enqueue_listener(runtime, "roles:claim"))

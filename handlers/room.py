@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from bot.room import (
 from bot.runtime import Runtime
 from handlers.commands import CommandRequest, subcommand
 from handlers.incidents import post_in_room, respond_teller, slack_error, user_teller
+from handlers.queued import enqueue_listener, queued
 from handlers.render.incident import (
     RUMOUR_ACTION_PREFIX,
     entry_blocks,
@@ -105,11 +106,10 @@ def rumor_command(request: CommandRequest) -> None:
         set_rumour_message(session, rumour.id, ts)
 
 
-def handle_rumour_outcome(
-    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, runtime: Runtime
-) -> None:
-    """A rumour button: the first outcome sticks; the message loses its buttons and says who decided."""
-    ack()
+@queued("room:rumour-outcome", "recording the rumour's outcome")
+def handle_rumour_outcome(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    """A rumour button (run from the queue): the first outcome sticks; the message loses its buttons
+    and says who decided."""
     action = (body.get("actions") or [{}])[0]
     outcome = str(action.get("action_id", "")).removeprefix(RUMOUR_ACTION_PREFIX)
     user_id = (body.get("user") or {}).get("id", "")
@@ -139,11 +139,10 @@ def handle_rumour_outcome(
         tell(f"The outcome is recorded, but the message could not be updated: {slack_error(exc)}.", None)
 
 
-def handle_add_to_timeline(
-    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, runtime: Runtime
-) -> None:
-    """The *Add to timeline* message shortcut: logs the message, its author and its own time."""
-    ack()
+@queued("room:add-to-timeline", "adding the message to the timeline")
+def handle_add_to_timeline(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    """The *Add to timeline* message shortcut (run from the queue): logs the message, its author and
+    its own time."""
     user_id = (body.get("user") or {}).get("id", "")
     channel_id = (body.get("channel") or {}).get("id", "")
     tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, None)
@@ -177,10 +176,6 @@ def handle_add_to_timeline(
 
 
 def register(app: App, runtime: Runtime) -> None:
-    @app.action(re.compile("^" + re.escape(RUMOUR_ACTION_PREFIX) + "(refuted|confirmed|dismissed)$"))
-    def rumour_clicked(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        handle_rumour_outcome(ack, body, client, respond, runtime)
-
-    @app.shortcut(TIMELINE_SHORTCUT)
-    def timeline_shortcut(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        handle_add_to_timeline(ack, body, client, respond, runtime)
+    rumour_buttons = re.compile("^" + re.escape(RUMOUR_ACTION_PREFIX) + "(refuted|confirmed|dismissed)$")
+    app.action(rumour_buttons)(enqueue_listener(runtime, "room:rumour-outcome"))
+    app.shortcut(TIMELINE_SHORTCUT)(enqueue_listener(runtime, "room:add-to-timeline"))

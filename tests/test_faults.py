@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -20,10 +21,11 @@ from sqlalchemy.engine import make_url
 
 from bot.runtime import Runtime
 from bot.slack_emulator import SlackEmulator
+from handlers.render.drafts import APPROVE, REASON_INPUT, REJECT, REJECT_VIEW
 from models import Draft, Fact, Incident, Job, make_engine, transaction
 from models.incidents import OPEN, OPENING
 from tests.conftest import BOT_TOKEN, DRAFTER, LEAD, SIGNING_SECRET
-from tests.fixtures_drafts import open_war_room, wait_for_draft
+from tests.fixtures_drafts import action_ids, draft_message, open_war_room, wait_for_draft
 from tests.fixtures_lifecycle import incidents, open_incident, rows, wait_until
 from tests.fixtures_reliability import fresh_database_fixture, settle  # noqa: F401 - provides fresh_database
 from tests.slack_requests import SlackClient
@@ -175,6 +177,40 @@ def test_a_long_locked_sqlite_is_told_in_the_ack_and_nothing_half_done(
     assert len(rows(runtime, Fact, incident_id=room.incident_id)) == facts_before
     with transaction(runtime.sessions) as session:
         assert session.scalars(select(Job)).all() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's own write lock
+def test_clicks_and_forms_the_database_cannot_take_are_told_and_change_nothing(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, database_url: str
+) -> None:
+    """Buttons and modal saves are queued before their ack too: when the database cannot take the job,
+    the clicker is told privately (a form keeps what was typed) and the draft is untouched."""
+    room = open_war_room(runtime, emulator)
+    slack.command("draft x Where is my bag?", user_id=DRAFTER, channel_id=room.channel_id)
+    draft = wait_for_draft(runtime, room.incident_id, "pending")
+    emulator.wait_for(lambda emu: REJECT in action_ids(draft_message(emu, draft)))
+    slack.block_action(REJECT, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: emulator.opened_views, what="the reject form")
+
+    holder = _hold_write_lock(database_url, 2.5)
+    with ThreadPoolExecutor(2) as pool:  # both inside the lock, as two people would click
+        clicked = pool.submit(slack.block_action, APPROVE, value=str(draft.id), user_id=LEAD,
+                              channel_id=room.channel_id)
+        submitted = pool.submit(slack.view_submission, REJECT_VIEW, {REASON_INPUT: {REASON_INPUT: "Too defensive"}},
+                                user_id=LEAD)
+        click, form = clicked.result(), submitted.result()
+    holder.join()
+    assert click.status_code == 200
+    assert form.status_code == 200
+    assert form.json()["response_action"] == "errors"
+    assert "rejecting the draft was not done" in form.json()["errors"][REASON_INPUT]
+    assert told(emulator, "approving the draft was not done")
+    with transaction(runtime.sessions) as session:
+        assert session.get(Draft, draft.id).status == "pending"  # type: ignore[union-attr]
+        assert session.scalars(select(Job).where(Job.kind == "interaction")).all() == []
+
+    slack.block_action(APPROVE, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
+    assert wait_for_draft(runtime, room.incident_id, "approved").decided_by == LEAD
 
 
 # ---- kill -9 of serve mid-incident -----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -146,3 +147,73 @@ def test_the_open_form_is_shown_from_the_listener_within_the_trigger_window(
     with transaction(runtime.sessions) as session:
         assert jobs.pending_count(session) == 0
         assert session.scalars(select(Job)).all() == []  # the form path never touches the queue
+
+
+# ---- the ack path's group commit ---------------------------------------------------------------------
+
+
+def _lock_jobs_table(runtime: Runtime, database_url: str, seconds: float) -> threading.Thread:
+    """Another connection keeps new job rows out for `seconds`: SQLite's write lock, or a PostgreSQL
+    table lock that conflicts with INSERT."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        with runtime.engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql("BEGIN")
+                connection.exec_driver_sql("LOCK TABLE jobs IN EXCLUSIVE MODE")
+            locked.set()
+            time.sleep(seconds)
+            connection.exec_driver_sql("ROLLBACK")
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert locked.wait(5)
+    return thread
+
+
+def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime, database_url: str) -> None:
+    """While the database is held up, forty acks queue behind the writer and go in together; every one
+    of them is a committed row when its submit returns."""
+    intake = jobs.JobIntake(runtime.engine)
+    holder = _lock_jobs_table(runtime, database_url, 0.4)
+    start = threading.Barrier(40)
+    failures: list[BaseException] = []
+
+    def ack(n: int) -> None:
+        start.wait()
+        try:
+            intake.submit("test", {"n": n})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ack, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    holder.join()
+    assert failures == []
+    with transaction(runtime.sessions) as session:
+        stored = sorted(payload["n"] for payload in session.scalars(select(Job.payload)))
+    assert stored == list(range(40))
+    assert intake.batches <= 3, f"{intake.batches} commits for 40 jobs that waited together"
+
+
+def test_a_job_the_database_cannot_take_within_the_budget_is_refused_and_not_stored(
+    runtime: Runtime, database_url: str
+) -> None:
+    intake = jobs.JobIntake(runtime.engine, budget_seconds=0.3)
+    holder = _lock_jobs_table(runtime, database_url, 1.5)
+    started = time.monotonic()
+    with pytest.raises(jobs.JobNotAccepted):
+        intake.submit("test", {"n": 1})
+    assert time.monotonic() - started < 1.3, "the refusal came after the budget, not after the lock"
+    holder.join()
+    with transaction(runtime.sessions) as session:
+        assert session.scalars(select(Job)).all() == []
+    intake.submit("test", {"n": 2})  # the writer is still there once the database is free
+    with transaction(runtime.sessions) as session:
+        assert [job.payload for job in session.scalars(select(Job))] == [{"n": 2}]

@@ -1,0 +1,116 @@
+"""Interactions whose work runs on the job queue: committed before the ack, run by a worker.
+
+A click or a modal submission is acknowledged only once its job row is committed, exactly like a
+`/crisis` command (`handlers/commands.py`), so what Slack was told we accepted survives a crash and
+the web process spends its time acking, not calling Slack and the LLM. Listeners that must open a
+modal stay inline: Slack's `trigger_id` expires after 3 seconds, too soon for a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
+from sqlalchemy.exc import OperationalError
+
+from bot.jobs import JobNotAccepted
+from bot.mrkdwn import escape_mrkdwn
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+INTERACTION_JOB = "interaction"
+# What the ack says when the job could not be committed in time.
+NOT_ACCEPTED = ("War Room's database is busy or unreachable right now, so {what} was not done. "
+                "Nothing was changed; try again in a minute.")
+
+Work = Callable[[Runtime, dict[str, Any], WebClient, Respond], None]
+
+
+class _Registered:
+    def __init__(self, work: Work, what: str) -> None:
+        self.work = work
+        self.what = what
+
+
+_WORK: dict[str, _Registered] = {}
+
+
+def accept_job(runtime: Runtime, kind: str, payload: dict[str, Any]) -> bool:
+    """Commit a job before the ack (waiting at most `ACK_BUDGET_SECONDS`) and wake the in-process
+    worker; False when the database could not take it, so the ack must say it was not accepted."""
+    try:
+        runtime.intake.submit(kind, payload)
+    except JobNotAccepted as exc:
+        log.warning("could not queue a %s job: %s", kind, exc)
+        return False
+    runtime.work_available.set()
+    return True
+
+
+def queued(name: str, what: str) -> Callable[[Work], Work]:
+    """Register `work(runtime, body, client, respond)` to run from the queue under `name`;
+    `what` names it for the user ("approving the draft")."""
+
+    def decorate(work: Work) -> Work:
+        if name in _WORK:
+            raise ValueError(f"queued work {name!r} is registered twice")
+        _WORK[name] = _Registered(work, what)
+        return work
+
+    return decorate
+
+
+def _job_body(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != "token"}
+
+
+def enqueue_listener(runtime: Runtime, name: str) -> Callable[[Ack, dict[str, Any], Respond], None]:
+    """A Bolt action or shortcut listener: queue `name`'s work, then ack; or ack and say it was not done."""
+    what = _WORK[name].what
+
+    def listener(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        if accept_job(runtime, INTERACTION_JOB, {"work": name, "body": _job_body(body)}):
+            ack()
+            return
+        ack()
+        if body.get("response_url"):
+            respond(response_type="ephemeral", replace_original=False, text=NOT_ACCEPTED.format(what=what))
+
+    return listener
+
+
+def submit_or_refuse(ack: Ack, runtime: Runtime, name: str, body: dict[str, Any], input_id: str) -> None:
+    """A valid modal submission: queue `name`'s work and close the modal, or keep the modal open with
+    the reason under `input_id` (nothing is lost: what they typed is still in the form)."""
+    if accept_job(runtime, INTERACTION_JOB, {"work": name, "body": _job_body(body)}):
+        ack()
+        return
+    ack(response_action="errors", errors={input_id: NOT_ACCEPTED.format(what=_WORK[name].what)})
+
+
+def run_interaction(runtime: Runtime, payload: dict[str, Any]) -> None:
+    """A queued interaction, run by a worker. A database outage is raised so the job is retried;
+    any other failure is shown to the person who clicked."""
+    registered = _WORK[payload["work"]]
+    body = payload["body"]
+    respond = Respond(response_url=body.get("response_url"))
+    try:
+        registered.work(runtime, body, runtime.slack, respond)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        log.exception("%s failed", registered.what)
+        if not body.get("response_url"):
+            return
+        problem = f"{registered.what.capitalize()} failed ({escape_mrkdwn(type(exc).__name__)}). Try again."
+        try:
+            respond(response_type="ephemeral", replace_original=False, text=problem)
+        except Exception:  # Slack itself unreachable: the log is all that is left
+            log.exception("could not say that %s failed", registered.what)
+
+
+JOBS = {INTERACTION_JOB: run_interaction}
