@@ -353,3 +353,33 @@ def test_kill_9_after_open_then_restart_keeps_the_incident_and_its_digests(
         if second is not None:
             second.stop()
         engine.dispose()
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_serve_runs_its_worker_child_at_the_priority_its_database_needs(
+    emulator: SlackEmulator, tmp_path: Path, fresh_database: str
+) -> None:
+    """Niced on PostgreSQL, so acks come first; not on SQLite, where a preempted worker holding the one
+    write lock would hold up every ack behind it (see bot.server.worker_niceness)."""
+    serve = ServeProcess(fresh_database, emulator, tmp_path)
+    try:
+        def worker_pid() -> int | None:
+            for child in _children(serve.process.pid):
+                if b"worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return child
+            return None
+
+        child = wait_until(worker_pid, what="the worker child process")
+        expected = 0 if fresh_database.startswith("sqlite") else 10
+        wait_until(lambda: os.getpriority(os.PRIO_PROCESS, child) - os.getpriority(os.PRIO_PROCESS, 0) == expected,
+                   what=f"the worker child at niceness +{expected}")
+        time.sleep(0.5)
+        assert os.getpriority(os.PRIO_PROCESS, child) - os.getpriority(os.PRIO_PROCESS, 0) == expected
+    finally:
+        serve.stop()
