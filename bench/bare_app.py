@@ -1,6 +1,6 @@
 """The ack benchmark's baseline: a bare Bolt app on War Room's server stack that only acks.
 
-Same stack as `warroom serve`: a sync Bolt `App` (process_before_response=False, the same listener
+Same stack as `warroom serve`: a sync Bolt `App` (process_before_response=True, the same listener
 thread pool), wrapped by Flask through Bolt's adapter and served by waitress with the same options.
 One `/crisis` command listener and one block-action listener, each calling `ack()` and nothing else.
 
@@ -33,7 +33,7 @@ def create_bare_app(signing_secret: str, api_url: str) -> Flask:
         client=WebClient(token="xoxb-bare-app", base_url=api_url),
         signing_secret=signing_secret,
         token_verification_enabled=False,
-        process_before_response=False,
+        process_before_response=True,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
         raise_error_for_unhandled_request=False,
     )

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from models import Job, rows_changed, utcnow
@@ -27,6 +27,8 @@ STALE_AFTER = timedelta(minutes=5)
 KEEP_DONE = timedelta(days=1)
 # How long the ack path may wait for the database before saying the command was not run.
 ACK_BUDGET_SECONDS = 1.5
+SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+LOCK_POLL_SECONDS = 0.002
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,24 @@ class JobIntake:
             job.done.set()
         if not live:
             return
-        budget_ms = max(1, int((min(job.deadline for job in live) - now) * 1000))
+        deadline = min(job.deadline for job in live)
+        rows = [{"kind": job.kind, "payload": job.payload} for job in live]
         try:
-            with self.engine.begin() as connection, _bounded_waits(connection, budget_ms):
-                connection.execute(insert(Job), [{"kind": job.kind, "payload": job.payload} for job in live])
+            with self.engine.connect() as connection:
+                sqlite = connection.dialect.name == "sqlite"
+                # SQLite's own busy handler backs off to 100 ms sleeps, long after the lock is free;
+                # the writer polls every LOCK_POLL_SECONDS itself instead.
+                budget_ms = 0 if sqlite else max(1, int((deadline - now) * 1000))
+                with _bounded_waits(connection, budget_ms):
+                    while True:
+                        try:
+                            with connection.begin():
+                                connection.execute(insert(Job), rows)
+                            break
+                        except OperationalError as exc:
+                            if not (sqlite and _is_locked(exc)) or time.monotonic() + LOCK_POLL_SECONDS > deadline:
+                                raise
+                            time.sleep(LOCK_POLL_SECONDS)
             self.batches += 1
         except SQLAlchemyError as exc:
             log.warning("could not commit %d queued job(s): %s", len(live), type(exc).__name__)
@@ -131,18 +147,34 @@ class JobIntake:
 
 @contextmanager
 def _bounded_waits(connection: Connection, budget_ms: int) -> Iterator[None]:
-    """Within this transaction, wait at most `budget_ms` for locks (and, on PostgreSQL, statements)."""
+    """Around one transaction (begun inside): wait at most `budget_ms` for locks (on PostgreSQL, for
+    statements too). On SQLite the commit also skips the WAL auto-checkpoint, which runs in whichever
+    connection's commit fills the log and would hold a whole batch of acks for a checkpoint's fsync;
+    the worker's and scheduler's commits checkpoint instead."""
     dialect = connection.dialect.name
     if dialect == "sqlite":
-        connection.exec_driver_sql(f"PRAGMA busy_timeout={budget_ms}")
+        _session_settings(connection, f"PRAGMA busy_timeout={budget_ms}", "PRAGMA wal_autocheckpoint=0")
     elif dialect == "postgresql":
-        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {budget_ms}")
-        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {budget_ms}")
+        _session_settings(connection, f"SET lock_timeout = {budget_ms}", f"SET statement_timeout = {budget_ms}")
     try:
         yield
     finally:
         if dialect == "sqlite":
-            connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            _session_settings(connection, f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+                              f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+        elif dialect == "postgresql":
+            _session_settings(connection, "RESET lock_timeout", "RESET statement_timeout")
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def _session_settings(connection: Connection, *statements: str) -> None:
+    """Change settings of the connection itself (they outlast transactions), in a transaction of their own."""
+    for statement in statements:
+        connection.exec_driver_sql(statement)
+    connection.commit()
 
 
 def claim_next(session: Session, worker: str, now: datetime | None = None) -> ClaimedJob | None:

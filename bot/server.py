@@ -36,7 +36,7 @@ def worker_niceness(database_url: str) -> int:
 
     Not on SQLite: there the worker and the acks share one write lock, and a niced worker preempted
     while holding it makes the acks wait until it is scheduled again (priority inversion; measured
-    with bench/ack.py at 50 clients: p99 711 ms niced, 279 ms not). PostgreSQL locks rows, not the
+    with bench/ack.py at 50 clients: p99 176 ms niced, 145 ms not). PostgreSQL locks rows, not the
     database, and there the niced worker gives the best acks (p99 182 ms niced, 229 ms not)."""
     return 0 if database_url.startswith("sqlite") else WORKER_NICENESS
 
