@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing.managers import BaseManager
 from pathlib import Path
@@ -315,6 +315,9 @@ class RemoteSlack(SlackEmulator):
     def get_api_url(self) -> str:
         return self.api_url
 
+    def get_pid(self) -> int:
+        return os.getpid()
+
     def activity(self) -> int:
         return len(self.calls) + len(self.responses)
 
@@ -325,7 +328,7 @@ class SlackProcess(BaseManager):
 
 
 SlackProcess.register("RemoteSlack", RemoteSlack, exposed=(
-    "boot", "stop", "get_api_url", "activity", "response_url", "trigger_id", "add_user", "clear_calls",
+    "boot", "stop", "get_api_url", "get_pid", "activity", "response_url", "trigger_id", "add_user", "clear_calls",
 ))
 
 
@@ -357,6 +360,44 @@ def drain_seconds(emulator: RemoteSlack, quiet: float = 0.5, limit: float = 120.
         seen = now
         time.sleep(quiet)
     return limit
+
+
+# ---- CPU accounting (Linux /proc) -------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def postgres_pids() -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().split(" ", 2)[1] == "(postgres)":
+                found.append(int(stat.parent.name))
+        except OSError:
+            pass
+    return found
+
+
+def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
+    """User + system CPU seconds so far of each group of processes (and their threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for what, pids in groups.items():
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        totals[what] = total / tick
+    return totals
 
 
 # ---- report ----------------------------------------------------------------------------------------
@@ -416,6 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp, remote_slack() as emulator:
         folder = Path(tmp)
         emulator.add_user(LEAD, "lead", real_name="Bench Lead")
+        emulator_pid = emulator.get_pid()
         with bench_database(args.database_url, folder) as database_url:
             backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
             env = {key: value for key, value in os.environ.items()
@@ -430,11 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             with process("warroom serve", [warroom_bin, "serve", "--no-scheduler", "--host", "127.0.0.1",
                                            "--threads", str(args.threads)],
                          {**env, "PORT": str(war_port)}, folder, folder / "warroom.log",
-                         f"http://127.0.0.1:{war_port}/healthz"), \
+                         f"http://127.0.0.1:{war_port}/healthz") as war_proc, \
                  process("bare app", [sys.executable, str(ROOT / "bench" / "bare_app.py"),
                                       "--port", str(bare_port), "--threads", str(args.threads)],
                          {**env, "PYTHONPATH": str(ROOT)}, folder, folder / "bare.log",
-                         f"http://127.0.0.1:{bare_port}/healthz"):
+                         f"http://127.0.0.1:{bare_port}/healthz") as bare_proc:
                 war_url, bare_url = f"http://127.0.0.1:{war_port}", f"http://127.0.0.1:{bare_port}"
                 requests = Requests(emulator, "", [])
                 channel_id, draft_ids = set_up_incident(war_url, requests, database_url, args.drafts)
@@ -445,8 +487,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if args.only and name != args.only:
                         continue
                     print(f"loading {name} for {args.seconds:.0f} s with {args.clients} clients…", flush=True)
+                    watched = {"client (this bench)": [os.getpid()],
+                               "server": [(war_proc if name == "warroom" else bare_proc).pid],
+                               "worker child": children(war_proc.pid),
+                               "database server": postgres_pids(), "Slack emulator": [emulator_pid]}
+                    before, began = cpu_seconds(watched), time.monotonic()
                     results.append(run_load(name, url, requests, clients=args.clients, seconds=args.seconds,
                                             open_titles=args.open_titles, mix=mix))
+                    used, elapsed = cpu_seconds(watched), time.monotonic() - began
+                    print("  CPU during the load (100% = one core): " + ", ".join(
+                        f"{what} {100 * (used[what] - before[what]) / elapsed:.0f}%" for what in watched), flush=True)
                     drains[name] = drain_seconds(emulator)
                 engine = make_engine(database_url)
                 with engine.connect() as connection:
