@@ -39,11 +39,6 @@ class ClaimedJob:
     attempts: int
 
 
-def enqueue(session: Session, kind: str, payload: dict[str, Any]) -> int:
-    """Add a job; it is safe once the caller's transaction commits. (A Core insert: it is on the ack path.)"""
-    return int(session.execute(insert(Job).values(kind=kind, payload=payload).returning(Job.id)).scalar_one())
-
-
 class JobNotAccepted(Exception):
     """The database could not take a job within the ack budget: the ack must say it was not run."""
 

@@ -73,11 +73,9 @@ def enqueue_listener(runtime: Runtime, name: str) -> Callable[[Ack, dict[str, An
     what = _WORK[name].what
 
     def listener(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        if accept_job(runtime, INTERACTION_JOB, {"work": name, "body": _job_body(body)}):
-            ack()
-            return
+        accepted = accept_job(runtime, INTERACTION_JOB, {"work": name, "body": _job_body(body)})
         ack()
-        if body.get("response_url"):
+        if not accepted and body.get("response_url"):
             respond(response_type="ephemeral", replace_original=False, text=NOT_ACCEPTED.format(what=what))
 
     return listener

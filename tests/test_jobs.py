@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 import handlers
 from bot import jobs
@@ -26,7 +26,8 @@ from tests.slack_requests import SlackClient
 
 def _queue(runtime: Runtime, count: int, kind: str = "test") -> list[int]:
     with transaction(runtime.sessions) as session:
-        return [jobs.enqueue(session, kind, {"n": n}) for n in range(count)]
+        return [session.execute(insert(Job).values(kind=kind, payload={"n": n}).returning(Job.id)).scalar_one()
+                for n in range(count)]
 
 
 def _statuses(runtime: Runtime) -> Counter[str]:
