@@ -10,20 +10,20 @@ One `/crisis` command listener and one block-action listener, each calling `ack(
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import waitress
 from flask import Flask, Response, jsonify, request
 from slack_bolt import Ack, App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 
 from bot.app import LISTENER_THREADS
-from bot.server import WEB_THREADS
+from bot.server import WEB_THREADS, run_web_server
 
 
 def create_bare_app(signing_secret: str, api_url: str) -> Flask:
@@ -70,10 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not secret:
         print("bare_app: SLACK_SIGNING_SECRET is not set", file=sys.stderr)
         return 2
-    # The same waitress options as bot.server.serve.
+    # The same waitress server and options as bot.server.serve.
     api_url = os.environ.get("SLACK_API_URL", "https://slack.com/api/")
-    waitress.serve(create_bare_app(secret, api_url), host=args.host, port=args.port, threads=args.threads,
-                   ident="bare", channel_timeout=60, connection_limit=1000)
+    logging.basicConfig(level=logging.WARNING)
+    run_web_server(create_bare_app(secret, api_url), host=args.host, port=args.port, threads=args.threads,
+                   ident="bare")
     return 0
 
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from models import Job, rows_changed, utcnow
-from models.db import SQLITE_BUSY_TIMEOUT_MS
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 
 log = logging.getLogger(__name__)
@@ -27,8 +25,9 @@ STALE_AFTER = timedelta(minutes=5)
 KEEP_DONE = timedelta(days=1)
 # How long the ack path may wait for the database before saying the command was not run.
 ACK_BUDGET_SECONDS = 1.5
-SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 LOCK_POLL_SECONDS = 0.002
+# The SQLite job writer closes its own connection after this long without work.
+IDLE_RELEASE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,7 @@ class JobIntake:
         self._waiting: list[_Submitted] = []
         self._lock = threading.Condition()
         self._writer: threading.Thread | None = None
+        self._connection: Connection | None = None  # the SQLite writer's own, while acks keep coming
         self.batches = 0  # committed batches, for tests and benchmarks
 
     def submit(self, kind: str, payload: dict[str, Any]) -> None:
@@ -95,7 +95,9 @@ class JobIntake:
         while True:
             with self._lock:
                 while not self._waiting:
-                    self._lock.wait()
+                    if not self._lock.wait(IDLE_RELEASE_SECONDS) and not self._waiting:
+                        self._drop_connection()  # quiet: do not keep a connection open for nothing
+                        self._lock.wait()
                 batch, self._waiting = self._waiting[: self.MAX_BATCH], self._waiting[self.MAX_BATCH:]
             self._commit(batch)
 
@@ -111,21 +113,7 @@ class JobIntake:
         deadline = min(job.deadline for job in live)
         rows = [{"kind": job.kind, "payload": job.payload} for job in live]
         try:
-            with self.engine.connect() as connection:
-                sqlite = connection.dialect.name == "sqlite"
-                # SQLite's own busy handler backs off to 100 ms sleeps, long after the lock is free;
-                # the writer polls every LOCK_POLL_SECONDS itself instead.
-                budget_ms = 0 if sqlite else max(1, int((deadline - now) * 1000))
-                with _bounded_waits(connection, budget_ms):
-                    while True:
-                        try:
-                            with connection.begin():
-                                connection.execute(insert(Job), rows)
-                            break
-                        except OperationalError as exc:
-                            if not (sqlite and _is_locked(exc)) or time.monotonic() + LOCK_POLL_SECONDS > deadline:
-                                raise
-                            time.sleep(LOCK_POLL_SECONDS)
+            self._insert(rows, deadline)
             self.batches += 1
         except SQLAlchemyError as exc:
             log.warning("could not commit %d queued job(s): %s", len(live), type(exc).__name__)
@@ -139,37 +127,64 @@ class JobIntake:
             for job in live:
                 job.done.set()
 
+    def _insert(self, rows: list[dict[str, Any]], deadline: float) -> None:
+        """INSERT the rows in one transaction, by the deadline.
 
-@contextmanager
-def _bounded_waits(connection: Connection, budget_ms: int) -> Iterator[None]:
-    """Around one transaction (begun inside): wait at most `budget_ms` for locks (on PostgreSQL, for
-    statements too). On SQLite the commit also skips the WAL auto-checkpoint, which runs in whichever
-    connection's commit fills the log and would hold a whole batch of acks for a checkpoint's fsync;
-    the worker's and scheduler's commits checkpoint instead."""
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        _session_settings(connection, f"PRAGMA busy_timeout={budget_ms}", "PRAGMA wal_autocheckpoint=0")
-    elif dialect == "postgresql":
-        _session_settings(connection, f"SET lock_timeout = {budget_ms}", f"SET statement_timeout = {budget_ms}")
-    try:
-        yield
-    finally:
-        if dialect == "sqlite":
-            _session_settings(connection, f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-                              f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
-        elif dialect == "postgresql":
-            _session_settings(connection, "RESET lock_timeout", "RESET statement_timeout")
+        On SQLite the writer keeps a connection of its own while acks keep coming (checked out of the
+        engine's pool, and closed, never returned, after IDLE_RELEASE_SECONDS without work), so its
+        settings are made once, not per batch: no busy handler, because SQLite's backs off to 100 ms
+        sleeps long after the lock is free and the writer polls every LOCK_POLL_SECONDS itself; and no
+        WAL auto-checkpoint, which runs in whichever connection's commit fills the log and would hold
+        a whole batch of acks for a checkpoint's fsync (the worker's and scheduler's commits
+        checkpoint instead). On PostgreSQL each batch takes a pooled connection and sets lock and
+        statement timeouts from its deadline for its own transaction only."""
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.connect() as connection, connection.begin():
+                budget_ms = str(max(1, int((deadline - time.monotonic()) * 1000)))
+                connection.execute(select(func.set_config("lock_timeout", budget_ms, True),
+                                          func.set_config("statement_timeout", budget_ms, True)))
+                connection.execute(insert(Job), rows)
+            return
+        while True:
+            connection = self._sqlite_connection()
+            try:
+                with connection.begin():
+                    connection.execute(insert(Job), rows)
+                return
+            except OperationalError as exc:
+                if _is_locked(exc) and time.monotonic() + LOCK_POLL_SECONDS < deadline:
+                    time.sleep(LOCK_POLL_SECONDS)  # the write lock is taken: poll again shortly
+                    continue
+                self._drop_connection()
+                raise
+            except SQLAlchemyError:
+                self._drop_connection()
+                raise
+
+    def _sqlite_connection(self) -> Connection:
+        if self._connection is None:
+            connection = self.engine.connect()
+            try:
+                connection.exec_driver_sql("PRAGMA busy_timeout=0")
+                connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                connection.commit()
+            except BaseException:
+                connection.invalidate()
+                connection.close()
+                raise
+            self._connection = connection
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with suppress(SQLAlchemyError):
+                connection.invalidate()  # closed, never back in the pool with the writer's settings
+                connection.close()
 
 
 def _is_locked(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
-
-
-def _session_settings(connection: Connection, *statements: str) -> None:
-    """Change settings of the connection itself (they outlast transactions), in a transaction of their own."""
-    for statement in statements:
-        connection.exec_driver_sql(statement)
-    connection.commit()
 
 
 def claim_next(session: Session, worker: str, now: datetime | None = None) -> ClaimedJob | None:

@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from types import FrameType
 
-import waitress
 from flask import Flask
 from waitress import wasyncore
 from waitress.server import create_server
@@ -29,6 +29,9 @@ WEB_THREADS = 16
 WORKER_THREADS = 4
 # The worker yields the CPU to the web threads that must ack Slack within 3 seconds.
 WORKER_NICENESS = 10
+# How often a web process that had requests waiting for a free thread says so.
+QUEUE_REPORT_SECONDS = 60.0
+QUEUE_SAMPLE_SECONDS = 0.25
 
 
 def worker_niceness(database_url: str) -> int:
@@ -39,6 +42,56 @@ def worker_niceness(database_url: str) -> int:
     with bench/ack.py at 50 clients: p99 176 ms niced, 145 ms not). PostgreSQL locks rows, not the
     database, and there the niced worker gives the best acks (p99 182 ms niced, 229 ms not)."""
     return 0 if database_url.startswith("sqlite") else WORKER_NICENESS
+
+
+class QueueDepthReport:
+    """One log line a minute, while web requests are waiting for a free thread, with the deepest queue.
+
+    waitress itself warns "Task queue depth is N" on every request that finds all its threads busy:
+    under a burst that is a line per request (thousands a second), and making those lines took 7% of
+    the web process's CPU in the ack benchmark. Its logger is turned down and this reports instead."""
+
+    def __init__(self, threads: int, every: float = QUEUE_REPORT_SECONDS) -> None:
+        self.threads = threads
+        self.every = every
+        self._deepest = 0
+        self._since: float | None = None
+
+    def sample(self, depth: int, now: float) -> str | None:
+        """Note the queue depth seen at `now`; return the line to log when a report is due."""
+        if self._since is None:
+            self._since = now
+        self._deepest = max(self._deepest, depth)
+        if now - self._since < self.every:
+            return None
+        deepest, self._deepest, self._since = self._deepest, 0, now
+        if not deepest:
+            return None
+        return (f"web requests waited for a free thread in the last {self.every:.0f} s (up to {deepest} "
+                f"queued, {self.threads} threads): add --threads or web processes if acks are slow")
+
+
+def run_web_server(app: Flask, *, host: str, port: int, threads: int, ident: str = "warroom",
+                   report_every: float = QUEUE_REPORT_SECONDS) -> None:
+    """Serve `app` with waitress until the process ends (`warroom serve`, and the ack bench's bare app)."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    server = create_server(app, host=host, port=port, threads=threads, ident=ident, channel_timeout=60,
+                           connection_limit=1000)
+    dispatcher = server.task_dispatcher  # type: ignore[union-attr]
+    threading.Thread(target=_watch_queue, args=(dispatcher, QueueDepthReport(threads, report_every)), daemon=True,
+                     name="web-queue-watch").start()
+    server.run()
+
+
+def _watch_queue(dispatcher: object, report: QueueDepthReport) -> None:
+    queue = getattr(dispatcher, "queue", None)  # waitress's deque of requests waiting for a thread
+    if queue is None:
+        return
+    while True:
+        time.sleep(QUEUE_SAMPLE_SECONDS)
+        line = report.sample(len(queue), time.monotonic())
+        if line:
+            log.warning("%s", line)
 
 
 class ThreadedServer:
@@ -167,8 +220,7 @@ def serve(
     log.info("War Room listening on http://%s:%d (scheduler %s, worker %s)", host, settings.port,
              "on" if scheduler else "off", f"{worker_threads} threads" if worker else "off")
     try:
-        waitress.serve(web_app, host=host, port=settings.port, threads=threads, ident="warroom",
-                       channel_timeout=60, connection_limit=1000)
+        run_web_server(web_app, host=host, port=settings.port, threads=threads)
     finally:
         if leader_stop is not None:
             leader_stop.set()

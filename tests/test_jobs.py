@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -218,3 +219,34 @@ def test_a_job_the_database_cannot_take_within_the_budget_is_refused_and_not_sto
     intake.submit("test", {"n": 2})  # the writer is still there once the database is free
     with transaction(runtime.sessions) as session:
         assert [job.payload for job in session.scalars(select(Job))] == [{"n": 2}]
+
+
+def test_the_job_writer_holds_no_connection_once_acks_stop(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the writer keeps a connection of its own (with its own lock settings) while acks keep
+    coming, and closes it, rather than hand it back to the pool with those settings, once they stop.
+    On PostgreSQL each batch borrows a pooled connection and gives it back with nothing changed."""
+    monkeypatch.setattr(jobs, "IDLE_RELEASE_SECONDS", 0.2)
+    intake = jobs.JobIntake(runtime.engine)
+    intake.submit("test", {"n": 1})
+    intake.submit("test", {"n": 2})
+    if runtime.engine.dialect.name == "postgresql":
+        assert intake._connection is None and runtime.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        with runtime.engine.connect() as pooled:
+            assert pooled.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
+        return
+    held = intake._connection
+    assert held is not None and not held.closed
+    raw = held.connection.dbapi_connection
+    assert raw is not None
+    # The writer's own settings, not the pool's 15 s busy timeout.
+    assert raw.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    wait_until(lambda: intake._connection is None, timeout=5, what="the idle writer to close its connection")
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        raw.execute("SELECT 1")
+    with runtime.engine.connect() as pooled:  # nothing in the pool carries the writer's settings
+        assert pooled.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15_000
+    intake.submit("test", {"n": 3})  # a new ack opens a new one
+    with transaction(runtime.sessions) as session:
+        assert sorted(payload["n"] for payload in session.scalars(select(Job.payload))) == [1, 2, 3]
