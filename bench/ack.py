@@ -11,14 +11,24 @@ from `--clients` concurrent keep-alive clients for `--seconds`, against:
 Reports requests, throughput, p50/p95/p99 ack latency and errors per app, and the ratio.
 Targets: p99 <= 100 ms and <= 1.3x the bare app.
 
+By default the load is a closed loop: each client sends again as soon as it is answered, which
+saturates both apps, so their latencies are those of their full queues and the ratio is close to the
+ratio of their capacities. `--rate N` offers both apps the same N requests a second instead (an open
+loop, latency counted from each request's scheduled time), which shows the latency the ack path adds
+at a given load. The requests are built and signed before the load starts and sent from one asyncio
+thread, so the load generator takes about a tenth of a core, not the CPU the servers need.
+
     python bench/ack.py --seconds 5
     python bench/ack.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/ack.py --rate 400
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import itertools
 import json
 import os
 import random
@@ -27,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -77,13 +86,29 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 class Requests:
-    """Builds correctly signed Slack requests; response URLs and trigger ids are minted by the emulator."""
+    """Builds correctly signed Slack requests, as raw HTTP/1.1 bytes ready to write to a socket.
+
+    Every request is unique (its own response URL and trigger id), so the replay guard accepts each
+    once. Response URLs are minted by the emulator in bulk; trigger ids are our own (the emulator takes
+    an id it never minted once, as Slack takes any id it issued).
+    """
 
     def __init__(self, emulator: RemoteSlack, channel_id: str, draft_ids: list[int]) -> None:
         self.emulator = emulator
         self.channel_id = channel_id
         self.draft_ids = draft_ids
         self.verifier = SignatureVerifier(SIGNING_SECRET)
+        self._urls: dict[str | None, list[str]] = {}
+        self._triggers = itertools.count(1)
+
+    def response_url(self, channel_id: str) -> str:
+        urls = self._urls.setdefault(channel_id, [])
+        if not urls:
+            urls.extend(self.emulator.response_urls(channel_id, LEAD, 2000))
+        return urls.pop()
+
+    def trigger_id(self) -> str:
+        return f"{int(time.time() * 1000)}.{next(self._triggers)}.bench"
 
     def signed(self, body: bytes) -> tuple[bytes, dict[str, str]]:
         stamp = str(int(time.time()))
@@ -98,21 +123,20 @@ class Requests:
             "channel_name": "bench", "user_id": LEAD, "user_name": "lead", "command": "/crisis",
             "text": text_,
             "api_app_id": "A0001", "is_enterprise_install": "false",
-            "response_url": self.emulator.response_url(channel_id, LEAD),
-            "trigger_id": self.emulator.trigger_id(),
+            "response_url": self.response_url(channel_id),
+            "trigger_id": self.trigger_id(),
         }).encode())
 
-    def approve(self) -> tuple[bytes, dict[str, str]]:
-        draft_id = random.choice(self.draft_ids)
+    def approve(self, draft_id: int) -> tuple[bytes, dict[str, str]]:
         payload = {
             "type": "block_actions", "api_app_id": "A0001", "token": "verification",
             "user": {"id": LEAD, "username": "lead", "name": "lead", "team_id": TEAM},
-            "team": {"id": TEAM, "domain": "bench"}, "trigger_id": self.emulator.trigger_id(),
+            "team": {"id": TEAM, "domain": "bench"}, "trigger_id": self.trigger_id(),
             "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": self.channel_id,
                           "is_ephemeral": False},
             "channel": {"id": self.channel_id, "name": "bench"},
             "message": {"type": "message", "ts": "1700000000.000100", "text": "draft", "blocks": []},
-            "response_url": self.emulator.response_url(self.channel_id, LEAD),
+            "response_url": self.response_url(self.channel_id),
             "actions": [{"action_id": "draft_approve", "block_id": "draft_actions", "value": str(draft_id),
                          "type": "button", "text": {"type": "plain_text", "text": "Approve"},
                          "action_ts": f"{time.time():.6f}"}],
@@ -120,13 +144,25 @@ class Requests:
         }
         return self.signed(urlencode({"payload": json.dumps(payload)}).encode())
 
-    def make(self, kind: str, open_titles: str) -> tuple[bytes, dict[str, str]]:
+    def make(self, kind: str, open_titles: str, chooser: random.Random) -> tuple[bytes, dict[str, str]]:
         if kind == "open":
-            title = f"Bench crisis {uuid.uuid4().hex[:8]}" if open_titles == "unique" else "Bench crisis"
+            title = f"Bench crisis {chooser.getrandbits(40):010x}" if open_titles == "unique" else "Bench crisis"
             return self.command(f"open sev3 {title}", "C0GENERAL1")
         if kind == "status":
             return self.command("status", self.channel_id)
-        return self.approve()
+        return self.approve(chooser.choice(self.draft_ids))
+
+    def raw(self, kind: str, open_titles: str, chooser: random.Random) -> bytes:
+        body, headers = self.make(kind, open_titles, chooser)
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        return (f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def pool(self, size: int, mix: Sequence[str], open_titles: str, seed: int) -> list[tuple[str, bytes]]:
+        """`size` signed requests of kinds drawn uniformly from `mix`, built before the load starts."""
+        chooser = random.Random(seed)
+        kinds = [chooser.choice(mix) for _ in range(size)]
+        return [(kind, self.raw(kind, open_titles, chooser)) for kind in kinds]
 
 
 # ---- load ------------------------------------------------------------------------------------------
@@ -140,6 +176,7 @@ class Result:
     errors: list[str] = field(default_factory=list)
     # (seconds since the load started, ms, kind) of every request: shows whether slow acks cluster.
     timeline: list[tuple[float, float, str]] = field(default_factory=list)
+    pool_ran_out: bool = False
 
     @property
     def all_ms(self) -> list[float]:
@@ -157,56 +194,122 @@ class Result:
         }
 
 
-def run_load(name: str, url: str, requests: Requests, *, clients: int, seconds: float, open_titles: str,
-             mix: Sequence[str]) -> Result:
-    """`clients` threads, each with its own keep-alive connection, sending until the deadline."""
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection that sends a request and reads back one response at a time.
+
+    The load generator is not what is measured, so it must be cheap: the requests are pre-built bytes,
+    and a response is parsed only as far as its status and Content-Length.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None:
+            return
+        head = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+        length = next((int(line.split(":", 1)[1]) for line in head[1:]
+                       if line.lower().startswith("content-length:")), None)
+        if length is None:
+            self._finish(ConnectionError("response without Content-Length"))
+            return
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = bytes(self.buffer[end + 4:end + 4 + length])
+        del self.buffer[:end + 4 + length]
+        self._finish((int(head[0].split(" ", 2)[1]), body))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(exc or ConnectionError("connection closed"))
+
+    def _finish(self, outcome: tuple[int, bytes] | BaseException) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is None or waiter.done():
+            return
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+
+    async def exchange(self, raw: bytes) -> tuple[int, bytes]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await asyncio.wait_for(self.waiter, 10.0)
+
+
+def run_load(name: str, port: int, pool: list[tuple[str, bytes]], *, clients: int, seconds: float,
+             rate: float | None = None) -> Result:
+    """`clients` concurrent keep-alive connections until the deadline; one asyncio thread drives them all.
+
+    Without `rate`, a closed loop: each client sends its next request as soon as the previous one is
+    answered, so the app is saturated and the latency is that of a full queue (50 people clicking
+    without pause). With `rate`, an open loop at that many requests a second in all, spread evenly over
+    the clients: each request has a scheduled send time, and its latency is counted from that time, so
+    a server that falls behind is charged for the wait (no coordinated omission)."""
     result = Result(name, seconds)
-    lock = threading.Lock()
-    start = threading.Barrier(clients + 1)
-    deadline = [0.0]
+    requests = iter(pool)
+    interval = clients / rate if rate else 0.0
 
-    def client(seed: int) -> None:
-        chooser = random.Random(seed)
-        latencies: dict[str, list[float]] = {kind: [] for kind in KINDS}
-        errors: list[str] = []
-        timeline: list[tuple[float, float, str]] = []
-        with httpx.Client(base_url=url, timeout=10.0) as http:
-            start.wait()
-            while time.monotonic() < deadline[0]:
-                kind = chooser.choice(mix)
-                body, headers = requests.make(kind, open_titles)
-                began = time.perf_counter()
-                try:
-                    response = http.post("/slack/events", content=body, headers=headers)
-                    elapsed = (time.perf_counter() - began) * 1000
-                    if response.status_code == 200 and b"was not run" in response.content:
-                        # Acked in time, but the database could not take the job: refused, not accepted.
-                        errors.append(f"{kind}: refused in the ack (database busy)")
-                    elif response.status_code == 200:
-                        latencies[kind].append(elapsed)
-                        timeline.append((time.monotonic() - deadline[0] + seconds, elapsed, kind))
-                    else:
-                        errors.append(f"{kind}: HTTP {response.status_code} {response.text[:80]}")
-                except httpx.HTTPError as exc:
-                    errors.append(f"{kind}: {type(exc).__name__}")
-        with lock:
-            for kind, values in latencies.items():
-                result.latencies[kind].extend(values)
-            result.errors.extend(errors)
-            result.timeline.extend(timeline)
+    async def client(connection: _Connection, index: int, started: float) -> None:
+        deadline = started + seconds
+        scheduled = started + interval * index / clients
+        while True:
+            if rate:
+                if scheduled >= deadline:
+                    return
+                delay = scheduled - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            elif time.monotonic() >= deadline:
+                return
+            item = next(requests, None)
+            if item is None:
+                result.pool_ran_out = True
+                return
+            kind, raw = item
+            began = scheduled if rate else time.monotonic()
+            scheduled += interval
+            try:
+                status, body = await connection.exchange(raw)
+            except OSError as exc:  # TimeoutError is an OSError
+                result.errors.append(f"{kind}: {type(exc).__name__} {exc}")
+                return
+            elapsed = (time.monotonic() - began) * 1000
+            if status == 200 and b"was not run" in body:
+                # Acked in time, but the database could not take the job: refused, not accepted.
+                result.errors.append(f"{kind}: refused in the ack (database busy)")
+            elif status == 200:
+                result.latencies[kind].append(elapsed)
+                result.timeline.append((began - started, elapsed, kind))
+            else:
+                result.errors.append(f"{kind}: HTTP {status} {body[:80]!r}")
 
-    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    # A full collection of the clients' heap would pause their clocks and be counted as server latency.
-    # Collect now, not during the load.
+    async def load() -> None:
+        loop = asyncio.get_running_loop()
+        connections = []
+        for _ in range(clients):
+            _transport, connection = await loop.create_connection(_Connection, "127.0.0.1", port)
+            connections.append(connection)
+        started = time.monotonic()
+        await asyncio.gather(*(client(connection, index, started) for index, connection in enumerate(connections)))
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.close()
+
+    # A full collection of the client's heap would pause its clock and be counted as server latency.
     gc.collect()
     gc.disable()
     try:
-        deadline[0] = time.monotonic() + seconds
-        start.wait()
-        for thread in threads:
-            thread.join(seconds + 30)
+        asyncio.run(load())
     finally:
         gc.enable()
     return result
@@ -321,6 +424,10 @@ class RemoteSlack(SlackEmulator):
     def activity(self) -> int:
         return len(self.calls) + len(self.responses)
 
+    def response_urls(self, channel_id: str, user_id: str, count: int) -> list[str]:
+        """Mint `count` response URLs in one call across the process boundary."""
+        return [self.response_url(channel_id, user_id) for _ in range(count)]
+
 
 class SlackProcess(BaseManager):
     """Runs the emulator in a process of its own: Slack's servers are not on the bot's machine, so
@@ -328,7 +435,7 @@ class SlackProcess(BaseManager):
 
 
 SlackProcess.register("RemoteSlack", RemoteSlack, exposed=(
-    "boot", "stop", "get_api_url", "get_pid", "activity", "response_url", "trigger_id", "add_user", "clear_calls",
+    "boot", "stop", "get_api_url", "get_pid", "activity", "response_urls", "add_user", "clear_calls",
 ))
 
 
@@ -420,8 +527,9 @@ def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
 # ---- report ----------------------------------------------------------------------------------------
 
 
-def report(results: list[Result], backend: str, drains: dict[str, float], server_errors: int) -> bool:
-    print(f"\nAck latency — {backend}; {results[0].seconds:.0f} s per app\n")
+def report(results: list[Result], backend: str, drains: dict[str, float], server_errors: int,
+           load: str) -> bool:
+    print(f"\nAck latency — {backend}; {results[0].seconds:.0f} s per app; {load}\n")
     print(f"{'app':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"
           f" {'errors':>7}")
     summaries = {}
@@ -459,6 +567,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default: a fresh SQLite file)")
     parser.add_argument("--drain-limit", type=float, default=900.0,
                         help="seconds to wait for the worker to finish the queued jobs before counting (default 900)")
+    parser.add_argument("--rate", type=float,
+                        help="offer this many requests a second in all (open loop, the same for both apps) "
+                        "instead of saturating them (default: closed loop, each client sends as soon as answered)")
+    parser.add_argument("--worker-threads", type=int,
+                        help="passed to warroom serve (default: its own); 0 leaves the queued work undone, "
+                        "to see the ack path alone")
+    parser.add_argument("--pool-rate", type=float, default=2500.0,
+                        help="requests built ahead per second of load (default 2500; "
+                        "a run that uses them all up stops early and says so)")
     parser.add_argument("--drafts", type=int, default=5, help="drafts to click Approve on (default 5)")
     parser.add_argument("--open-titles", choices=["unique", "same"], default="unique",
                         help="unique: every open creates an incident; "
@@ -489,35 +606,53 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_errors = 0
             warroom_bin = args.warroom_command
             with process("warroom serve", [warroom_bin, "serve", "--no-scheduler", "--host", "127.0.0.1",
-                                           "--threads", str(args.threads)],
+                                           "--threads", str(args.threads),
+                                           *(["--worker-threads", str(args.worker_threads)]
+                                             if args.worker_threads is not None else [])],
                          {**env, "PORT": str(war_port)}, folder, folder / "warroom.log",
                          f"http://127.0.0.1:{war_port}/healthz") as war_proc, \
                  process("bare app", [sys.executable, str(ROOT / "bench" / "bare_app.py"),
                                       "--port", str(bare_port), "--threads", str(args.threads)],
                          {**env, "PYTHONPATH": str(ROOT)}, folder, folder / "bare.log",
                          f"http://127.0.0.1:{bare_port}/healthz") as bare_proc:
-                war_url, bare_url = f"http://127.0.0.1:{war_port}", f"http://127.0.0.1:{bare_port}"
+                war_url = f"http://127.0.0.1:{war_port}"
                 requests = Requests(emulator, "", [])
+                setup_worker = None
+                if args.worker_threads == 0:  # the set-up still needs its incident and drafts made
+                    setup_worker = subprocess.Popen([warroom_bin, "worker"], env=env, cwd=folder,
+                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 channel_id, draft_ids = set_up_incident(war_url, requests, database_url, args.drafts)
+                if setup_worker is not None:
+                    setup_worker.terminate()
+                    setup_worker.wait()
                 requests = Requests(emulator, channel_id, draft_ids)
                 drain_seconds(emulator)
                 emulator.clear_calls()
-                for name, url in (("bare", bare_url), ("warroom", war_url)):
+                for name in ("bare", "warroom"):
                     if args.only and name != args.only:
                         continue
+                    size = int(args.seconds * (args.rate * 1.05 + args.clients if args.rate else args.pool_rate))
+                    pool = requests.pool(size, mix, args.open_titles, seed=len(results))
                     print(f"loading {name} for {args.seconds:.0f} s with {args.clients} clients…", flush=True)
                     watched = {"client (this bench)": [os.getpid()],
                                "server": [(war_proc if name == "warroom" else bare_proc).pid],
                                "worker child": children(war_proc.pid),
                                "database server": postgres_pids(), "Slack emulator": [emulator_pid]}
                     before, began = cpu_seconds(watched), time.monotonic()
-                    results.append(run_load(name, url, requests, clients=args.clients, seconds=args.seconds,
-                                            open_titles=args.open_titles, mix=mix))
+                    port = war_port if name == "warroom" else bare_port
+                    results.append(run_load(name, port, pool, clients=args.clients, seconds=args.seconds,
+                                            rate=args.rate))
+                    del pool
+                    if results[-1].pool_ran_out:
+                        print(f"  the {len(results[-1].all_ms)} pre-built requests ran out before the deadline: "
+                              "raise --pool-rate", flush=True)
                     used, elapsed = cpu_seconds(watched), time.monotonic() - began
                     print("  CPU during the load (100% = one core): " + ", ".join(
                         f"{what} {100 * (used[what] - before[what]) / elapsed:.0f}%" for what in watched), flush=True)
-                    drains[name] = drain_seconds(emulator) if name == "bare" else drain_queue(database_url,
-                                                                                              args.drain_limit)
+                    if name == "bare":
+                        drains[name] = drain_seconds(emulator)
+                    elif args.worker_threads != 0:
+                        drains[name] = drain_queue(database_url, args.drain_limit)
                 engine = make_engine(database_url)
                 with engine.connect() as connection:
                     opened = connection.execute(select(func.count()).select_from(Incident)
@@ -540,7 +675,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for result in results:
                     print(result.name, {key: round(value, 1) for key, value in result.summary().items()})
                 return 0
-            return 0 if report(results, backend, drains, server_errors) else 1
+            load = (f"open loop, {args.rate:.0f} requests/s offered by {args.clients} clients" if args.rate
+                    else f"closed loop, {args.clients} clients sending as soon as answered")
+            return 0 if report(results, backend, drains, server_errors, load) else 1
 
 
 if __name__ == "__main__":
