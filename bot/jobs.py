@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +30,24 @@ ACK_BUDGET_SECONDS = 1.5
 LOCK_POLL_SECONDS = 0.002
 # The SQLite job writer closes its own connection after this long without work.
 IDLE_RELEASE_SECONDS = 2.0
+
+
+_running: ContextVar[int | None] = ContextVar("running_job", default=None)
+
+
+@contextmanager
+def running(job_id: int) -> Iterator[None]:
+    """Mark the calling thread as running job `job_id` (the worker does this around each job)."""
+    token = _running.set(job_id)
+    try:
+        yield
+    finally:
+        _running.reset(token)
+
+
+def current_job() -> int | None:
+    """The id of the queued job this thread is running, or None outside a worker's job."""
+    return _running.get()
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from bot.timeline import (
     RUMOUR_OUTCOME,
     RUMOUR_TRACKED,
     STATUS_POSTED,
+    once_per_job,
     record_event,
 )
-from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, rows_changed, utcnow
+from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, TimelineEvent, rows_changed, utcnow
 from models.drafts import PENDING
 from models.incidents import CONFIRMED, DISMISSED, REFUTED, RUMOUR_OPEN
 
@@ -53,26 +54,40 @@ class Entry:
     at: datetime
 
 
+def _earlier_entry(event: TimelineEvent, id_field: str | None = None) -> Entry:
+    """The entry an earlier run of the same job recorded, from its timeline event."""
+    entry_id = int(event.data[id_field]) if id_field else event.id
+    return Entry(entry_id, event.incident_id, event.text, event.actor or "", event.at)
+
+
 def add_fact(session: Session, incident_id: int, text: str, actor: str) -> Entry:
     """Record a confirmed fact drafts may rely on."""
     text = clean_text(text, "fact")
+    key, earlier = once_per_job(session, FACT_ADDED)
+    if earlier is not None:
+        return _earlier_entry(earlier, "fact_id")
     now = utcnow()
     fact = Fact(incident_id=incident_id, text=text, added_by=actor, added_at=now)
     session.add(fact)
     session.flush()
-    record_event(session, incident_id, FACT_ADDED, text, actor=actor, data={"fact_id": fact.id}, at=now)
+    record_event(session, incident_id, FACT_ADDED, text, actor=actor, data={"fact_id": fact.id}, at=now,
+                 request_key=key)
     return Entry(fact.id, incident_id, text, actor, now)
 
 
 def add_key_message(session: Session, incident_id: int, text: str, actor: str) -> Entry:
     """Record agreed wording every reply should stay consistent with."""
     text = clean_text(text, "key message")
+    key, earlier = once_per_job(session, MESSAGE_ADDED)
+    if earlier is not None:
+        return _earlier_entry(earlier, "message_id")
     now = utcnow()
     message = KeyMessage(incident_id=incident_id, text=text, added_by=actor, added_at=now)
     session.add(message)
     session.flush()
     record_event(
-        session, incident_id, MESSAGE_ADDED, text, actor=actor, data={"message_id": message.id}, at=now
+        session, incident_id, MESSAGE_ADDED, text, actor=actor, data={"message_id": message.id}, at=now,
+        request_key=key,
     )
     return Entry(message.id, incident_id, text, actor, now)
 
@@ -80,12 +95,16 @@ def add_key_message(session: Session, incident_id: int, text: str, actor: str) -
 def record_decision(session: Session, incident_id: int, text: str, actor: str) -> Entry:
     """Log a decision with who made it and when."""
     text = clean_text(text, "decision")
+    key, earlier = once_per_job(session, DECISION_LOGGED)
+    if earlier is not None:
+        return _earlier_entry(earlier, "decision_id")
     now = utcnow()
     decision = Decision(incident_id=incident_id, kind="decision", text=text, decided_by=actor, decided_at=now)
     session.add(decision)
     session.flush()
     record_event(
-        session, incident_id, DECISION_LOGGED, text, actor=actor, data={"decision_id": decision.id}, at=now
+        session, incident_id, DECISION_LOGGED, text, actor=actor, data={"decision_id": decision.id}, at=now,
+        request_key=key,
     )
     return Entry(decision.id, incident_id, text, actor, now)
 
@@ -95,8 +114,12 @@ def record_status_update(
 ) -> Entry:
     """Log a status update posted in the channel."""
     text = clean_text(text, "status update")
+    key, earlier = once_per_job(session, STATUS_POSTED)
+    if earlier is not None:
+        return _earlier_entry(earlier)
     now = utcnow()
-    event = record_event(session, incident_id, STATUS_POSTED, text, actor=actor, data={"ts": ts}, at=now)
+    event = record_event(session, incident_id, STATUS_POSTED, text, actor=actor, data={"ts": ts}, at=now,
+                         request_key=key)
     return Entry(event.id, incident_id, text, actor, now)
 
 
@@ -114,6 +137,9 @@ def log_message(
     """The *Add to timeline* shortcut: log a message with its author, at its own time."""
     at = message_time(ts)
     body = text.strip() or "(a message without text)"
+    key, earlier = once_per_job(session, MESSAGE_LOGGED)
+    if earlier is not None:
+        return Entry(earlier.id, incident_id, earlier.text, earlier.data.get("author") or actor, earlier.at)
     event = record_event(
         session,
         incident_id,
@@ -122,6 +148,7 @@ def log_message(
         actor=actor,
         data={"author": author, "ts": ts, "channel": channel_id, "logged_at": utcnow().isoformat()},
         at=at,
+        request_key=key,
     )
     return Entry(event.id, incident_id, body, author or actor, at)
 
@@ -161,6 +188,11 @@ def _rumour_view(rumour: Rumour) -> RumourView:
 def track_rumour(session: Session, incident_id: int, claim: str, actor: str) -> RumourView:
     """Start tracking a rumour; its outcome is set later, once."""
     claim = clean_text(claim, "rumour")
+    key, earlier = once_per_job(session, RUMOUR_TRACKED)
+    if earlier is not None:
+        tracked = session.get(Rumour, int(earlier.data["rumour_id"]))
+        assert tracked is not None
+        return _rumour_view(tracked)
     now = utcnow()
     rumour = Rumour(
         incident_id=incident_id, claim=claim, status=RUMOUR_OPEN, created_by=actor, created_at=now
@@ -168,7 +200,8 @@ def track_rumour(session: Session, incident_id: int, claim: str, actor: str) -> 
     session.add(rumour)
     session.flush()
     record_event(
-        session, incident_id, RUMOUR_TRACKED, claim, actor=actor, data={"rumour_id": rumour.id}, at=now
+        session, incident_id, RUMOUR_TRACKED, claim, actor=actor, data={"rumour_id": rumour.id}, at=now,
+        request_key=key,
     )
     return _rumour_view(rumour)
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.jobs import current_job
 from models import TimelineEvent, utcnow
 
 # Event kinds, shared by every capability and read by the export's metrics.
@@ -48,14 +49,29 @@ def record_event(
     actor: str | None = None,
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
+    request_key: str | None = None,
 ) -> TimelineEvent:
     """Append one event (kind like `incident.opened`, `role.assigned`, `draft.approved`)."""
     event = TimelineEvent(
-        incident_id=incident_id, kind=kind, text=text, actor=actor, data=data or {}, at=at or utcnow()
+        incident_id=incident_id, kind=kind, text=text, actor=actor, data=data or {}, at=at or utcnow(),
+        request_key=request_key,
     )
     session.add(event)
     session.flush()
     return event
+
+
+def once_per_job(session: Session, kind: str) -> tuple[str | None, TimelineEvent | None]:
+    """For a change that a queued job makes once (a fact, a decision, a rumour, a logged message): the
+    request key to record its event with, and the event if an earlier run of the same job already
+    recorded it. Jobs run at least once: a worker that dies after committing a change but before
+    marking its job done has the job run again (after `jobs.STALE_AFTER`), and that run must find the
+    change made rather than make it twice. Outside a worker's job: (None, None)."""
+    job_id = current_job()
+    if job_id is None:
+        return None, None
+    key = f"job:{job_id}:{kind}"
+    return key, session.scalars(select(TimelineEvent).where(TimelineEvent.request_key == key)).first()
 
 
 def iter_events(session: Session, incident_id: int, batch: int = 1000) -> Iterator[TimelineEvent]:

@@ -64,7 +64,8 @@ class Worker:
         if job is None:
             return False
         try:
-            self.run_job(self.runtime, job.kind, job.payload)
+            with jobs.running(job.id):
+                self.run_job(self.runtime, job.kind, job.payload)
         except Exception as exc:  # a job must never take its worker thread down
             log.exception("job %d (%s) failed on attempt %d", job.id, job.kind, job.attempts)
             with transaction(self.runtime.sessions) as session:

@@ -78,6 +78,9 @@ class TimelineEvent(Base):
     kind: Mapped[str] = mapped_column(String(40))
     text: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Set when a queued job records this change ("job:<id>:<kind>"): a job run again after its worker
+    # died between committing and finishing finds the change already made and does not make it twice.
+    request_key: Mapped[str | None] = mapped_column(String(120), unique=True)
 
 
 class Decision(Base):

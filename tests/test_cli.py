@@ -74,7 +74,7 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     result = subprocess.run([WARROOM, "db", "upgrade"], env=_env(DATABASE_URL=url), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0001" in result.stdout
+    assert "database at revision 0002" in result.stdout
 
 
 @pytest.fixture

@@ -5,29 +5,46 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, update
 
+from bot import jobs
 from bot.runtime import Runtime
 from bot.slack_emulator import SlackEmulator
+from bot.timeline import DECISION_LOGGED, FACT_ADDED, MESSAGE_ADDED, RUMOUR_TRACKED
 from handlers.render.drafts import APPROVE, REASON_INPUT, REJECT, REJECT_VIEW
-from models import Draft, Fact, Incident, Job, make_engine, transaction
+from models import (
+    Decision,
+    Draft,
+    Fact,
+    Incident,
+    Job,
+    KeyMessage,
+    Rumour,
+    TimelineEvent,
+    make_engine,
+    transaction,
+    utcnow,
+)
 from models.incidents import OPEN, OPENING
 from tests.conftest import BOT_TOKEN, DRAFTER, LEAD, SIGNING_SECRET
 from tests.fixtures_drafts import action_ids, draft_message, open_war_room, wait_for_draft
 from tests.fixtures_lifecycle import incidents, open_incident, rows, wait_until
-from tests.fixtures_reliability import fresh_database_fixture, settle  # noqa: F401 - provides fresh_database
+from tests.fixtures_reliability import (  # noqa: F401 - provides fresh_database
+    fresh_database_fixture,
+    hold_job_writes,
+    settle,
+)
 from tests.slack_requests import SlackClient
 
 # The longest pause between two calls while the Slack client backs off (0.5 s, then 1 s; Retry-After 1 s).
@@ -124,30 +141,12 @@ def test_draft_whose_slack_post_keeps_failing_is_kept(
 # ---- a locked SQLite -----------------------------------------------------------------------------
 
 
-def _hold_write_lock(database_url: str, seconds: float) -> threading.Thread:
-    """Another writer holds SQLite's write lock for `seconds`, from a thread."""
-    locked = threading.Event()
-
-    def hold() -> None:
-        locker = sqlite3.connect(make_url(database_url).database or "", timeout=1)
-        locker.execute("BEGIN IMMEDIATE")
-        locked.set()
-        time.sleep(seconds)
-        locker.rollback()
-        locker.close()
-
-    thread = threading.Thread(target=hold, daemon=True)
-    thread.start()
-    locked.wait(5)
-    return thread
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's own write lock
 def test_command_waits_out_a_briefly_locked_sqlite(
     slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, database_url: str
 ) -> None:
     room = open_war_room(runtime, emulator)
-    holder = _hold_write_lock(database_url, 0.6)  # shorter than the ack's database budget
+    holder = hold_job_writes(runtime.engine, 0.6)  # shorter than the ack's database budget
     started = time.monotonic()
     response = slack.command("fact Gates reopened at 15:00", user_id=LEAD, channel_id=room.channel_id)
     acked_in = time.monotonic() - started
@@ -165,7 +164,7 @@ def test_a_long_locked_sqlite_is_told_in_the_ack_and_nothing_half_done(
 ) -> None:
     room = open_war_room(runtime, emulator)
     facts_before = len(rows(runtime, Fact, incident_id=room.incident_id))
-    holder = _hold_write_lock(database_url, 2.5)  # longer than the budget, shorter than Slack's 3 s
+    holder = hold_job_writes(runtime.engine, 2.5)  # longer than the budget, shorter than Slack's 3 s
     started = time.monotonic()
     response = slack.command("fact Gates reopened at 15:00", user_id=LEAD, channel_id=room.channel_id)
     acked_in = time.monotonic() - started
@@ -192,7 +191,7 @@ def test_clicks_and_forms_the_database_cannot_take_are_told_and_change_nothing(
     slack.block_action(REJECT, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
     wait_until(lambda: emulator.opened_views, what="the reject form")
 
-    holder = _hold_write_lock(database_url, 2.5)
+    holder = hold_job_writes(runtime.engine, 2.5)
     with ThreadPoolExecutor(2) as pool:  # both inside the lock, as two people would click
         clicked = pool.submit(slack.block_action, APPROVE, value=str(draft.id), user_id=LEAD,
                               channel_id=room.channel_id)
@@ -274,6 +273,47 @@ def _slash(emulator: SlackEmulator, text: str,
     }).encode()
     headers = SlackClient("", SIGNING_SECRET).sign(body)
     return body, {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize(("subcommand", "model", "kind"), [
+    ("fact", Fact, FACT_ADDED),
+    ("message", KeyMessage, MESSAGE_ADDED),
+    ("decide", Decision, DECISION_LOGGED),
+    ("rumor", Rumour, RUMOUR_TRACKED),
+])
+def test_a_command_run_again_after_its_worker_died_records_its_change_once(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, subcommand: str, model: Any, kind: str
+) -> None:
+    """Jobs run at least once: a worker killed after committing a change but before marking its job done
+    leaves the job running, and after STALE_AFTER it is queued again and run again. The change is there
+    once; the echo in the channel is posted again (Slack has no way to tell whether the first got out)."""
+    room = open_war_room(runtime, emulator)
+    before = len(rows(runtime, model, incident_id=room.incident_id))
+    response = slack.command(f"{subcommand} Gates reopened at 15:00", user_id=LEAD, channel_id=room.channel_id)
+    assert response.status_code == 200
+
+    def job_done() -> Job | None:
+        [job] = rows(runtime, Job)
+        return job if job.status == "done" else None
+
+    job = wait_until(job_done, what="the command's job")
+    # What a worker killed between its commit and `finish` leaves behind, found by the stale-job sweep.
+    with transaction(runtime.sessions) as session:
+        session.execute(update(Job).where(Job.id == job.id).values(
+            status="running", finished_at=None, claimed_at=utcnow() - jobs.STALE_AFTER - timedelta(seconds=1)))
+        assert jobs.requeue_stale(session) == 1
+    runtime.work_available.set()
+    wait_until(lambda: (done := job_done()) is not None and done.attempts == 2, what="the job's second run")
+
+    assert len(rows(runtime, model, incident_id=room.incident_id)) == before + 1
+    with transaction(runtime.sessions) as session:
+        events = session.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == room.incident_id,
+                                                             TimelineEvent.kind == kind)).all()
+    assert [event.request_key for event in events] == [f"job:{job.id}:{kind}"]
+    echoes = [message for message in emulator.channels[room.channel_id].messages
+              if "Gates reopened at 15:00" in str(message.get("text", ""))]
+    assert 1 <= len(echoes) <= 2
+    assert not told(emulator, "failed")
 
 
 @pytest.mark.slow
