@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from models import (
 )
 from models.incidents import OPEN
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR
+from tests.fixtures_lifecycle import wait_until  # noqa: F401 - drafts tests import it from here
 
 T = TypeVar("T")
 
@@ -72,18 +72,6 @@ def add_mention(runtime: Runtime, *, platform: str = "bluesky", text: str, url: 
         session.add(mention)
         session.flush()
         return mention.id
-
-
-def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll `check` until it returns something truthy (drafting runs after the ack, on another thread)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def drafts_of(runtime: Runtime, incident_id: int) -> list[Draft]:

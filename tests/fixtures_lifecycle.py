@@ -19,15 +19,16 @@ from tests.slack_requests import SlackClient
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], timeout: float = 8.0, what: str = "condition") -> T:
-    """Poll `check` until it returns something truthy (the app works after the ack, on another thread)."""
+def wait_until(check: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy (the app works after the ack, on another thread
+    or process), and return that."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
 
 

@@ -6,13 +6,14 @@ Import `fresh_database_fixture` into a test module; tests then ask for `fresh_da
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot import database
@@ -56,3 +57,25 @@ def settle(emulator: SlackEmulator, quiet_seconds: float = 0.3, timeout: float =
         seen = now
         time.sleep(quiet_seconds)
     raise AssertionError("the app kept calling Slack")
+
+
+def hold_job_writes(engine: Engine, seconds: float) -> threading.Thread:
+    """Another connection keeps new job rows out for `seconds`, from a thread: SQLite's write lock
+    (`BEGIN IMMEDIATE`), or on PostgreSQL a table lock that conflicts with INSERT. Returns once held."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql("BEGIN")
+                connection.exec_driver_sql("LOCK TABLE jobs IN EXCLUSIVE MODE")
+            locked.set()
+            time.sleep(seconds)
+            connection.exec_driver_sql("ROLLBACK")
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert locked.wait(5), "could not take the lock"
+    return thread

@@ -22,6 +22,7 @@ from models import Fact, Job, transaction, utcnow
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 from tests.conftest import LEAD, MONITOR, SIGNING_SECRET, make_settings
 from tests.fixtures_lifecycle import open_incident, wait_until
+from tests.fixtures_reliability import hold_job_writes
 from tests.slack_requests import SlackClient
 
 
@@ -154,33 +155,11 @@ def test_the_open_form_is_shown_from_the_listener_within_the_trigger_window(
 # ---- the ack path's group commit ---------------------------------------------------------------------
 
 
-def _lock_jobs_table(runtime: Runtime, database_url: str, seconds: float) -> threading.Thread:
-    """Another connection keeps new job rows out for `seconds`: SQLite's write lock, or a PostgreSQL
-    table lock that conflicts with INSERT."""
-    locked = threading.Event()
-
-    def hold() -> None:
-        with runtime.engine.connect() as connection:
-            if connection.dialect.name == "sqlite":
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                connection.exec_driver_sql("BEGIN")
-                connection.exec_driver_sql("LOCK TABLE jobs IN EXCLUSIVE MODE")
-            locked.set()
-            time.sleep(seconds)
-            connection.exec_driver_sql("ROLLBACK")
-
-    thread = threading.Thread(target=hold, daemon=True)
-    thread.start()
-    assert locked.wait(5)
-    return thread
-
-
-def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime, database_url: str) -> None:
+def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime) -> None:
     """While the database is held up, forty acks queue behind the writer and go in together; every one
     of them is a committed row when its submit returns."""
     intake = jobs.JobIntake(runtime.engine)
-    holder = _lock_jobs_table(runtime, database_url, 0.4)
+    holder = hold_job_writes(runtime.engine, 0.4)
     start = threading.Barrier(40)
     failures: list[BaseException] = []
 
@@ -204,11 +183,9 @@ def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime, data
     assert intake.batches <= 3, f"{intake.batches} commits for 40 jobs that waited together"
 
 
-def test_a_job_the_database_cannot_take_within_the_budget_is_refused_and_not_stored(
-    runtime: Runtime, database_url: str
-) -> None:
+def test_a_job_the_database_cannot_take_within_the_budget_is_refused_and_not_stored(runtime: Runtime) -> None:
     intake = jobs.JobIntake(runtime.engine, budget_seconds=0.3)
-    holder = _lock_jobs_table(runtime, database_url, 1.5)
+    holder = hold_job_writes(runtime.engine, 1.5)
     started = time.monotonic()
     with pytest.raises(jobs.JobNotAccepted):
         intake.submit("test", {"n": 1})

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy.engine import make_url
 from bot.leader import APPLICATION_NAME_PREFIX, SCHEDULER_LOCK_KEY
 from bot.slack_emulator import SlackEmulator
 from tests.conftest import BOT_TOKEN
+from tests.fixtures_lifecycle import wait_until
 from tests.fixtures_reliability import fresh_database_fixture  # noqa: F401 - provides fresh_database
 
 pytestmark = pytest.mark.slow
@@ -115,14 +115,6 @@ def lock_holder_pid(url: str) -> int | None:
     prefix = APPLICATION_NAME_PREFIX + ":"
     assert names[0].startswith(prefix)
     return int(names[0][len(prefix):])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_two_schedulers_one_leader_and_kill_9_hands_over(
