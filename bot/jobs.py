@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ KEEP_DONE = timedelta(days=1)
 # How long the ack path may wait for the database before saying the command was not run.
 ACK_BUDGET_SECONDS = 1.5
 LOCK_POLL_SECONDS = 0.002
-# The SQLite job writer closes its own connection after this long without work.
+# The job writer gives up its own connection after this long without work.
 IDLE_RELEASE_SECONDS = 2.0
 
 
@@ -89,7 +89,7 @@ class JobIntake:
         self._waiting: list[_Submitted] = []
         self._lock = threading.Condition()
         self._writer: threading.Thread | None = None
-        self._connection: Connection | None = None  # the SQLite writer's own, while acks keep coming
+        self._connection: Connection | None = None  # the writer's own, while acks keep coming
         self.batches = 0  # committed batches, for tests and benchmarks
 
     def submit(self, kind: str, payload: dict[str, Any]) -> None:
@@ -116,7 +116,7 @@ class JobIntake:
             with self._lock:
                 while not self._waiting:
                     if not self._lock.wait(IDLE_RELEASE_SECONDS) and not self._waiting:
-                        self._drop_connection()  # quiet: do not keep a connection open for nothing
+                        self._release()  # quiet: do not keep a connection for nothing
                         self._lock.wait()
                 batch, self._waiting = self._waiting[: self.MAX_BATCH], self._waiting[self.MAX_BATCH:]
             self._commit(batch)
@@ -148,52 +148,82 @@ class JobIntake:
                 job.done.set()
 
     def _insert(self, rows: list[dict[str, Any]], deadline: float) -> None:
-        """INSERT the rows in one transaction, by the deadline.
+        """INSERT the rows in one transaction, by the deadline, on the writer's own connection.
 
-        On SQLite the writer keeps a connection of its own while acks keep coming (checked out of the
-        engine's pool, and closed, never returned, after IDLE_RELEASE_SECONDS without work), so its
-        settings are made once, not per batch: no busy handler, because SQLite's backs off to 100 ms
-        sleeps long after the lock is free and the writer polls every LOCK_POLL_SECONDS itself; and no
-        WAL auto-checkpoint, which runs in whichever connection's commit fills the log and would hold
-        a whole batch of acks for a checkpoint's fsync (the worker's and scheduler's commits
-        checkpoint instead). On PostgreSQL each batch takes a pooled connection and sets lock and
-        statement timeouts from its deadline for its own transaction only."""
-        if self.engine.dialect.name != "sqlite":
-            with self.engine.connect() as connection, connection.begin():
-                budget_ms = str(max(1, int((deadline - time.monotonic()) * 1000)))
-                connection.execute(select(func.set_config("lock_timeout", budget_ms, True),
-                                          func.set_config("statement_timeout", budget_ms, True)))
-                connection.execute(insert(Job), rows)
-            return
+        The writer keeps a connection (checked out of the engine's pool) while acks keep coming, so
+        its settings are made once, not per batch, and lets go of it after IDLE_RELEASE_SECONDS
+        without work (`_release`), leaving nothing of its settings behind.
+
+        SQLite: no busy handler, because SQLite's backs off to 100 ms sleeps long after the lock is
+        free and the writer polls every LOCK_POLL_SECONDS itself; and no WAL auto-checkpoint, which
+        runs in whichever connection's commit fills the log and would hold a whole batch of acks for a
+        checkpoint's fsync (the worker's and scheduler's commits checkpoint instead).
+
+        PostgreSQL: autocommit, and the batch is one multi-row INSERT (SQLAlchemy's insertmanyvalues),
+        so a batch is one round trip instead of five (pre-ping, BEGIN, timeouts, INSERT, COMMIT); a
+        single statement is atomic on its own. Lock and statement timeouts of half the ack budget
+        bound it, so a batch the database cannot take is refused at most that long after its budget,
+        well inside Slack's 3 seconds, and is not stored."""
+        retried = False
         while True:
-            connection = self._sqlite_connection()
+            connection = self._writer_connection()
             try:
-                with connection.begin():
-                    connection.execute(insert(Job), rows)
+                if connection.dialect.name == "sqlite":
+                    with connection.begin():
+                        connection.execute(insert(Job), rows)
+                else:
+                    connection.execute(insert(Job).returning(Job.id), rows).all()
                 return
             except OperationalError as exc:
                 if _is_locked(exc) and time.monotonic() + LOCK_POLL_SECONDS < deadline:
-                    time.sleep(LOCK_POLL_SECONDS)  # the write lock is taken: poll again shortly
+                    time.sleep(LOCK_POLL_SECONDS)  # SQLite's write lock is taken: poll again shortly
                     continue
                 self._drop_connection()
+                if exc.connection_invalidated and not retried and time.monotonic() < deadline:
+                    retried = True  # the server restarted since the last batch: one try on a fresh connection
+                    continue
                 raise
             except SQLAlchemyError:
                 self._drop_connection()
                 raise
 
-    def _sqlite_connection(self) -> Connection:
+    def _writer_connection(self) -> Connection:
         if self._connection is None:
             connection = self.engine.connect()
             try:
-                connection.exec_driver_sql("PRAGMA busy_timeout=0")
-                connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-                connection.commit()
+                if connection.dialect.name == "sqlite":
+                    connection.exec_driver_sql("PRAGMA busy_timeout=0")
+                    connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                    connection.commit()
+                else:
+                    # Back to the pool's own isolation level when the connection is returned.
+                    connection.execution_options(isolation_level="AUTOCOMMIT")
+                    timeout_ms = max(1, int(self.budget_seconds * 500))
+                    connection.exec_driver_sql(f"SET lock_timeout = {timeout_ms}")
+                    connection.exec_driver_sql(f"SET statement_timeout = {timeout_ms}")
             except BaseException:
                 connection.invalidate()
                 connection.close()
                 raise
             self._connection = connection
         return self._connection
+
+    def _release(self) -> None:
+        """Acks have stopped: give up the writer's connection. A PostgreSQL one goes back to the pool
+        with its timeouts reset; a SQLite one is closed (its PRAGMAs would outlive a reset)."""
+        connection = self._connection
+        if connection is None or connection.dialect.name == "sqlite":
+            self._drop_connection()
+            return
+        self._connection = None
+        try:
+            connection.exec_driver_sql("RESET lock_timeout")
+            connection.exec_driver_sql("RESET statement_timeout")
+        except SQLAlchemyError:
+            with suppress(SQLAlchemyError):
+                connection.invalidate()
+        with suppress(SQLAlchemyError):
+            connection.close()
 
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None

@@ -201,17 +201,28 @@ def test_a_job_the_database_cannot_take_within_the_budget_is_refused_and_not_sto
 def test_the_job_writer_holds_no_connection_once_acks_stop(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On SQLite the writer keeps a connection of its own (with its own lock settings) while acks keep
-    coming, and closes it, rather than hand it back to the pool with those settings, once they stop.
-    On PostgreSQL each batch borrows a pooled connection and gives it back with nothing changed."""
+    """The writer keeps a connection of its own, with its own settings, while acks keep coming, and
+    lets go of it once they stop, leaving none of those settings to the rest of the app: on SQLite it
+    closes it; on PostgreSQL it resets it and gives it back to the pool."""
     monkeypatch.setattr(jobs, "IDLE_RELEASE_SECONDS", 0.2)
     intake = jobs.JobIntake(runtime.engine)
     intake.submit("test", {"n": 1})
     intake.submit("test", {"n": 2})
     if runtime.engine.dialect.name == "postgresql":
-        assert intake._connection is None and runtime.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-        with runtime.engine.connect() as pooled:
-            assert pooled.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
+        held = intake._connection
+        assert held is not None
+        raw = held.connection.dbapi_connection
+        assert raw is not None and raw.autocommit  # each batch is one atomic INSERT
+        assert raw.execute("SHOW lock_timeout").fetchone() == ("750ms",)  # half the 1.5 s budget
+        wait_until(lambda: intake._connection is None, timeout=5, what="the idle writer to let go")
+        assert runtime.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert not raw.closed and not raw.autocommit  # back in the pool, as the pool gave it
+        assert raw.execute("SHOW lock_timeout").fetchone() == ("0",)
+        assert raw.execute("SHOW statement_timeout").fetchone() == ("0",)
+        raw.rollback()
+        intake.submit("test", {"n": 3})
+        with transaction(runtime.sessions) as session:
+            assert sorted(payload["n"] for payload in session.scalars(select(Job.payload))) == [1, 2, 3]
         return
     held = intake._connection
     assert held is not None and not held.closed
