@@ -114,12 +114,18 @@ class JobIntake:
     def _write_forever(self) -> None:
         while True:
             with self._lock:
-                while not self._waiting:
-                    if not self._lock.wait(IDLE_RELEASE_SECONDS) and not self._waiting:
-                        self._release()  # quiet: do not keep a connection for nothing
-                        self._lock.wait()
+                if not self._waiting:
+                    self._lock.wait(IDLE_RELEASE_SECONDS)
                 batch, self._waiting = self._waiting[: self.MAX_BATCH], self._waiting[self.MAX_BATCH:]
-            self._commit(batch)
+            if batch:
+                self._commit(batch)
+                continue
+            # Quiet: do not keep a connection for nothing. Outside the lock, because letting go may
+            # talk to the database, and acks must not wait on that.
+            self._release()
+            with self._lock:
+                while not self._waiting:
+                    self._lock.wait()
 
     def _commit(self, batch: list[_Submitted]) -> None:
         now = time.monotonic()
