@@ -14,7 +14,7 @@ from bot.commands import COMMANDS, form_of, parse_command, usage_text
 from bot.incidents import find_incident_by_channel, open_incident_channels
 from bot.mrkdwn import escape_mrkdwn
 from bot.runtime import Runtime
-from handlers.queued import accept_job
+from handlers.queued import NOT_ACCEPTED, accept_job, job_body
 from handlers.render.common import error_blocks, usage_blocks
 from models import transaction
 from models.incidents import RESOLVED
@@ -108,12 +108,10 @@ def handle_crisis(
         return
     # The job row is committed before the ack, so what Slack was told we accepted survives a crash;
     # if the database cannot take it quickly, the ack says so instead of promising anything.
-    if accept_job(runtime, CRISIS_JOB, {k: v for k, v in command.items() if k != "token"}):
+    if accept_job(runtime, CRISIS_JOB, job_body(command)):
         ack()
         return
-    ack(response_type="ephemeral",
-        text=f"War Room's database is busy or unreachable right now, so `/crisis {spec.name}` was not run. "
-        "Nothing was changed; try again in a minute.")
+    ack(response_type="ephemeral", text=NOT_ACCEPTED.format(what=f"`/crisis {spec.name}`", done="run"))
 
 
 def run_crisis_job(runtime: Runtime, command: dict[str, Any]) -> None:

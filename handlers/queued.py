@@ -23,8 +23,9 @@ from bot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 INTERACTION_JOB = "interaction"
-# What the ack says when the job could not be committed in time.
-NOT_ACCEPTED = ("War Room's database is busy or unreachable right now, so {what} was not done. "
+# What the ack says when the job could not be committed in time (a command "was not run", a click or
+# a form "was not done").
+NOT_ACCEPTED = ("War Room's database is busy or unreachable right now, so {what} was not {done}. "
                 "Nothing was changed; try again in a minute.")
 
 Work = Callable[[Runtime, dict[str, Any], WebClient, Respond], None]
@@ -64,7 +65,8 @@ def queued(name: str, what: str) -> Callable[[Work], Work]:
     return decorate
 
 
-def _job_body(body: dict[str, Any]) -> dict[str, Any]:
+def job_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A Slack payload as it is queued: everything but the (deprecated) verification token."""
     return {key: value for key, value in body.items() if key != "token"}
 
 
@@ -73,10 +75,10 @@ def enqueue_listener(runtime: Runtime, name: str) -> Callable[[Ack, dict[str, An
     what = _WORK[name].what
 
     def listener(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        accepted = accept_job(runtime, INTERACTION_JOB, {"work": name, "body": _job_body(body)})
+        accepted = accept_job(runtime, INTERACTION_JOB, {"work": name, "body": job_body(body)})
         ack()
         if not accepted and body.get("response_url"):
-            respond(response_type="ephemeral", replace_original=False, text=NOT_ACCEPTED.format(what=what))
+            respond(response_type="ephemeral", replace_original=False, text=NOT_ACCEPTED.format(what=what, done="done"))
 
     return listener
 
@@ -84,10 +86,10 @@ def enqueue_listener(runtime: Runtime, name: str) -> Callable[[Ack, dict[str, An
 def submit_or_refuse(ack: Ack, runtime: Runtime, name: str, body: dict[str, Any], input_id: str) -> None:
     """A valid modal submission: queue `name`'s work and close the modal, or keep the modal open with
     the reason under `input_id` (nothing is lost: what they typed is still in the form)."""
-    if accept_job(runtime, INTERACTION_JOB, {"work": name, "body": _job_body(body)}):
+    if accept_job(runtime, INTERACTION_JOB, {"work": name, "body": job_body(body)}):
         ack()
         return
-    ack(response_action="errors", errors={input_id: NOT_ACCEPTED.format(what=_WORK[name].what)})
+    ack(response_action="errors", errors={input_id: NOT_ACCEPTED.format(what=_WORK[name].what, done="done")})
 
 
 def run_interaction(runtime: Runtime, payload: dict[str, Any]) -> None:
