@@ -208,11 +208,12 @@ def test_the_job_writer_holds_no_connection_once_acks_stop(
     intake = jobs.JobIntake(runtime.engine)
     intake.submit("test", {"n": 1})
     intake.submit("test", {"n": 2})
+    held = intake._connection
+    assert held is not None and not held.closed
+    raw = held.connection.dbapi_connection
+    assert raw is not None
     if runtime.engine.dialect.name == "postgresql":
-        held = intake._connection
-        assert held is not None
-        raw = held.connection.dbapi_connection
-        assert raw is not None and raw.autocommit  # each batch is one atomic INSERT
+        assert raw.autocommit  # each batch is one atomic INSERT
         assert raw.execute("SHOW lock_timeout").fetchone() == ("750ms",)  # half the 1.5 s budget
         wait_until(lambda: intake._connection is None, timeout=5, what="the idle writer to let go")
         assert runtime.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
@@ -220,21 +221,14 @@ def test_the_job_writer_holds_no_connection_once_acks_stop(
         assert raw.execute("SHOW lock_timeout").fetchone() == ("0",)
         assert raw.execute("SHOW statement_timeout").fetchone() == ("0",)
         raw.rollback()
-        intake.submit("test", {"n": 3})
-        with transaction(runtime.sessions) as session:
-            assert sorted(payload["n"] for payload in session.scalars(select(Job.payload))) == [1, 2, 3]
-        return
-    held = intake._connection
-    assert held is not None and not held.closed
-    raw = held.connection.dbapi_connection
-    assert raw is not None
-    # The writer's own settings, not the pool's 15 s busy timeout.
-    assert raw.execute("PRAGMA busy_timeout").fetchone() == (0,)
-    wait_until(lambda: intake._connection is None, timeout=5, what="the idle writer to close its connection")
-    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
-        raw.execute("SELECT 1")
-    with runtime.engine.connect() as pooled:  # nothing in the pool carries the writer's settings
-        assert pooled.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15_000
-    intake.submit("test", {"n": 3})  # a new ack opens a new one
+    else:
+        # The writer's own settings, not the pool's 15 s busy timeout.
+        assert raw.execute("PRAGMA busy_timeout").fetchone() == (0,)
+        wait_until(lambda: intake._connection is None, timeout=5, what="the idle writer to close its connection")
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            raw.execute("SELECT 1")
+        with runtime.engine.connect() as pooled:  # nothing in the pool carries the writer's settings
+            assert pooled.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15_000
+    intake.submit("test", {"n": 3})  # the next ack takes a connection again
     with transaction(runtime.sessions) as session:
         assert sorted(payload["n"] for payload in session.scalars(select(Job.payload))) == [1, 2, 3]

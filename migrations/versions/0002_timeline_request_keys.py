@@ -23,9 +23,7 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(batch_op.f('uq_timeline_events_request_key'), ['request_key'])
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('timeline_events', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_timeline_events_request_key'), type_='unique')
         batch_op.drop_column('request_key')
-
