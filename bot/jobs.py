@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -62,70 +63,95 @@ class JobNotAccepted(Exception):
     """The database could not take a job within the ack budget: the ack must say it was not run."""
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Submitted:
     kind: str
     payload: dict[str, Any]
     deadline: float
-    done: threading.Event = field(default_factory=threading.Event)
+    # Held until the writer has answered; the waiting web thread blocks acquiring it. A bare lock, not
+    # an Event: releasing it wakes the waiter once, where Event.set also makes it fight for the
+    # Event's own lock before it can return.
+    done: threading.Lock = field(default_factory=_held_lock)
     error: BaseException | None = None
+
+
+# The job columns the writer fills in itself, rather than leaving them to the model's defaults, so a
+# SQLite batch can be one statement (`_sqlite_insert`).
+_COLUMNS = ("kind", "payload", "status", "attempts", "created_at", "available_at")
 
 
 class JobIntake:
     """The ack path's way into the queue: group commit.
 
     Each web thread hands its job to one writer thread and waits; the writer commits everything that
-    arrived meanwhile in one transaction (one INSERT, one commit, one fsync) and then releases the
-    waiters. Under load that turns hundreds of competing single-row transactions per second, each
-    queueing for SQLite's one write lock or PostgreSQL's WAL flush, into a few dozen batches, so
-    the ack no longer waits behind other acks. A job is acknowledged only after its batch commits.
+    arrived meanwhile in one INSERT and then releases the waiters. Under load that turns hundreds of
+    competing single-row transactions per second, each queueing for SQLite's one write lock or
+    PostgreSQL's WAL flush, into a few dozen batches, so the ack no longer waits behind other acks.
+    A job is acknowledged only after its batch commits.
+
+    The writer shares the interpreter lock with the web threads, and every call into the database
+    driver gives that lock up; getting it back means waiting for a web thread to let go, up to the
+    interpreter's switch interval (5 ms), and under load that wait, not SQL, was most of a batch's
+    time. So a batch makes as few driver calls as it can: one INSERT in autocommit, no BEGIN and
+    COMMIT (`_insert`), and the hand-offs are a C queue and bare locks, not Conditions.
     """
 
-    MAX_BATCH = 500
+    # 6 parameters a row stays under the 999 bound parameters of SQLite builds older than 3.32.
+    MAX_BATCH = 150
 
     def __init__(self, engine: Engine, budget_seconds: float = ACK_BUDGET_SECONDS) -> None:
         self.engine = engine
         self.budget_seconds = budget_seconds
-        self._waiting: list[_Submitted] = []
-        self._lock = threading.Condition()
+        self._inbox: queue.SimpleQueue[_Submitted] = queue.SimpleQueue()
+        self._starting = threading.Lock()
         self._writer: threading.Thread | None = None
         self._connection: Connection | None = None  # the writer's own, while acks keep coming
+        self._sqlite_statements: dict[int, str] = {}
         self.batches = 0  # committed batches, for tests and benchmarks
 
     def submit(self, kind: str, payload: dict[str, Any]) -> None:
         """Return once the job is committed; raise JobNotAccepted when the database could not take it
         within the budget (then nothing was stored)."""
-        job = _Submitted(kind, payload, time.monotonic() + self.budget_seconds)
-        with self._lock:
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(target=self._write_forever, name="job-intake", daemon=True)
-                self._writer.start()
-            self._waiting.append(job)
-            self._lock.notify()
+        job = _Submitted(kind, _storable(payload), time.monotonic() + self.budget_seconds)
+        self._ensure_writer()
+        self._inbox.put(job)
         # The writer answers within the budget (the database's own timeouts bound each batch); the
         # extra second only guards against a writer that died, which would otherwise hang the ack.
-        if not job.done.wait(self.budget_seconds + 1.0):
+        if not job.done.acquire(timeout=self.budget_seconds + 1.0):
             raise JobNotAccepted("the job writer did not answer")
         if job.error is not None:
             # The driver's own words ("database is locked"), not SQLAlchemy's text with the job's payload.
             reason = getattr(job.error, "orig", None) or job.error
             raise JobNotAccepted(f"{type(reason).__name__}: {reason}") from job.error
 
+    def _ensure_writer(self) -> None:
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            return
+        with self._starting:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_forever, name="job-intake", daemon=True)
+                self._writer.start()
+
     def _write_forever(self) -> None:
         while True:
-            with self._lock:
-                if not self._waiting:
-                    self._lock.wait(IDLE_RELEASE_SECONDS)
-                batch, self._waiting = self._waiting[: self.MAX_BATCH], self._waiting[self.MAX_BATCH:]
-            if batch:
-                self._commit(batch)
+            try:
+                # While holding a connection, wake up after IDLE_RELEASE_SECONDS of quiet to let it go.
+                first = self._inbox.get(timeout=IDLE_RELEASE_SECONDS if self._connection is not None else None)
+            except queue.Empty:
+                self._release()
                 continue
-            # Quiet: do not keep a connection for nothing. Outside the lock, because letting go may
-            # talk to the database, and acks must not wait on that.
-            self._release()
-            with self._lock:
-                while not self._waiting:
-                    self._lock.wait()
+            batch = [first]
+            with suppress(queue.Empty):
+                while len(batch) < self.MAX_BATCH:
+                    batch.append(self._inbox.get_nowait())
+            self._commit(batch)
 
     def _commit(self, batch: list[_Submitted]) -> None:
         now = time.monotonic()
@@ -133,28 +159,44 @@ class JobIntake:
         live = [job for job in batch if job.deadline > now]
         for job in late:
             job.error = TimeoutError("the ack budget ran out before the job could be written")
-            job.done.set()
+            job.done.release()
         if not live:
             return
         deadline = min(job.deadline for job in live)
-        rows = [{"kind": job.kind, "payload": job.payload} for job in live]
+        created = utcnow()
+        rows = [{"kind": job.kind, "payload": job.payload, "status": QUEUED, "attempts": 0,
+                 "created_at": created, "available_at": created} for job in live]
         try:
             self._insert(rows, deadline)
             self.batches += 1
         except SQLAlchemyError as exc:
+            if len(live) > 1 and not isinstance(exc, OperationalError):
+                # The database refused a row, not the batch (a value it cannot hold): the statement
+                # fails for every row in it, so write each job alone and refuse only the bad one.
+                log.warning("a batch of %d queued jobs was refused (%s); writing them one by one",
+                            len(live), type(exc).__name__)
+                for job in live:
+                    self._commit([job])
+                return
             log.warning("could not commit %d queued job(s): %s", len(live), type(exc).__name__)
             for job in live:
                 job.error = exc
+                job.done.release()
         except BaseException as exc:  # never leave an ack waiting on a writer that died
             for job in live:
                 job.error = exc
+                job.done.release()
             raise
-        finally:
+        else:
             for job in live:
-                job.done.set()
+                job.done.release()
 
     def _insert(self, rows: list[dict[str, Any]], deadline: float) -> None:
-        """INSERT the rows in one transaction, by the deadline, on the writer's own connection.
+        """INSERT the rows as one statement in autocommit, by the deadline, on the writer's own connection.
+
+        One statement is atomic on its own, so there is no BEGIN or COMMIT to send: on PostgreSQL
+        that is one round trip instead of five (pre-ping, BEGIN, timeouts, INSERT, COMMIT), and on
+        SQLite two driver calls instead of one per row plus the transaction's.
 
         The writer keeps a connection (checked out of the engine's pool) while acks keep coming, so
         its settings are made once, not per batch, and lets go of it after IDLE_RELEASE_SECONDS
@@ -165,18 +207,15 @@ class JobIntake:
         runs in whichever connection's commit fills the log and would hold a whole batch of acks for a
         checkpoint's fsync (the worker's and scheduler's commits checkpoint instead).
 
-        PostgreSQL: autocommit, and the batch is one multi-row INSERT (SQLAlchemy's insertmanyvalues),
-        so a batch is one round trip instead of five (pre-ping, BEGIN, timeouts, INSERT, COMMIT); a
-        single statement is atomic on its own. Lock and statement timeouts of half the ack budget
-        bound it, so a batch the database cannot take is refused at most that long after its budget,
-        well inside Slack's 3 seconds, and is not stored."""
+        PostgreSQL: the batch is SQLAlchemy's insertmanyvalues, and lock and statement timeouts of
+        half the ack budget bound it, so a batch the database cannot take is refused at most that
+        long after its budget, well inside Slack's 3 seconds, and is not stored."""
         retried = False
         while True:
             connection = self._writer_connection()
             try:
                 if connection.dialect.name == "sqlite":
-                    with connection.begin():
-                        connection.execute(insert(Job), rows)
+                    connection.exec_driver_sql(*self._sqlite_insert(connection, rows))
                 else:
                     connection.execute(insert(Job).returning(Job.id), rows).all()
                 return
@@ -193,6 +232,28 @@ class JobIntake:
                 self._drop_connection()
                 raise
 
+    def _sqlite_insert(self, connection: Connection, rows: list[dict[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+        """The rows as one multi-row INSERT and its parameters, as SQLAlchemy would store each value.
+
+        SQLAlchemy sends an executemany to SQLite row by row (insertmanyvalues only with RETURNING,
+        which steps the driver once per returned row), so the statement is SQLAlchemy's own
+        single-row INSERT with its VALUES group repeated, and each value goes through its column
+        type's bind processor (JSON text, UTC datetimes)."""
+        dialect = connection.dialect
+        statement = self._sqlite_statements.get(len(rows))
+        if statement is None:
+            single = str(insert(Job).compile(dialect=dialect, column_keys=list(_COLUMNS)))
+            head, _, values = single.partition(" VALUES ")
+            statement = self._sqlite_statements[len(rows)] = f"{head} VALUES {', '.join([values] * len(rows))}"
+        columns = Job.__table__.columns
+        processors = [columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _COLUMNS]
+        parameters = tuple(
+            value if process is None else process(value)
+            for row in rows
+            for process, value in zip(processors, (row[name] for name in _COLUMNS), strict=True)
+        )
+        return statement, parameters
+
     def _writer_connection(self) -> Connection:
         if self._connection is None:
             connection = self.engine.connect()
@@ -201,9 +262,9 @@ class JobIntake:
                     connection.exec_driver_sql("PRAGMA busy_timeout=0")
                     connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
                     connection.commit()
-                else:
-                    # Back to the pool's own isolation level when the connection is returned.
-                    connection.execution_options(isolation_level="AUTOCOMMIT")
+                # Back to the pool's own isolation level when the connection is returned.
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                if connection.dialect.name != "sqlite":
                     timeout_ms = max(1, int(self.budget_seconds * 500))
                     connection.exec_driver_sql(f"SET lock_timeout = {timeout_ms}")
                     connection.exec_driver_sql(f"SET statement_timeout = {timeout_ms}")
@@ -237,6 +298,18 @@ class JobIntake:
             with suppress(SQLAlchemyError):
                 connection.invalidate()  # closed, never back in the pool with the writer's settings
                 connection.close()
+
+
+def _storable(value: Any) -> Any:
+    """`value` with each NUL character replaced by U+FFFD. PostgreSQL's JSON cannot hold \\u0000, and
+    one such string in a batch would fail every ack in it; SQLite stores the same, so both agree."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _is_locked(exc: OperationalError) -> bool:

@@ -183,6 +183,62 @@ def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime) -> N
     assert intake.batches <= 3, f"{intake.batches} commits for 40 jobs that waited together"
 
 
+def test_a_batch_is_stored_as_the_model_stores_a_job_and_a_worker_can_claim_it(runtime: Runtime) -> None:
+    """On SQLite the writer builds one multi-row INSERT itself: every value must come back through the
+    model exactly as if the ORM had written it (JSON text, UTC times), and a worker must claim it. A
+    NUL, which PostgreSQL's JSON cannot hold, is stored as U+FFFD on both databases."""
+    intake = jobs.JobIntake(runtime.engine)
+    payloads: list[dict[str, Any]] = [
+        {"text": "open Ünïcode — “quotes” 💥 '; DROP TABLE jobs; --", "n": 1, "nested": {"list": [1, None, True]}},
+        {"text": "=HYPERLINK(\"x\")\n\t\u0000", "n": 2, "nested": {}},
+    ]
+    expected = [payloads[0], {**payloads[1], "text": "=HYPERLINK(\"x\")\n\t\ufffd"}]
+    before = utcnow()
+    threads = [threading.Thread(target=intake.submit, args=("test", payload)) for payload in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    with transaction(runtime.sessions) as session:
+        stored = session.scalars(select(Job).order_by(Job.id)).all()
+        assert sorted((job.payload for job in stored), key=lambda payload: payload["n"]) == expected
+        for job in stored:
+            assert (job.kind, job.status, job.attempts, job.error, job.claimed_by) == ("test", QUEUED, 0, None, None)
+            assert job.created_at.tzinfo is not None and before <= job.created_at <= utcnow()
+            assert job.available_at == job.created_at
+    with transaction(runtime.sessions) as session:
+        claimed = jobs.claim_next(session, "worker-1")
+    assert claimed is not None and claimed.payload in expected and claimed.attempts == 1
+
+
+def test_a_job_the_database_refuses_fails_alone_not_the_acks_batched_with_it(runtime: Runtime) -> None:
+    """A row PostgreSQL cannot hold (a kind longer than its column) fails the batch's one INSERT: the
+    writer then writes each job alone, so only that job is refused. SQLite does not check lengths."""
+    intake = jobs.JobIntake(runtime.engine)
+    holder = hold_job_writes(runtime.engine, 0.3)  # so all five wait, and go, in one batch
+    kinds = ["test", "test", "x" * 41, "test", "test"]
+    outcomes: dict[int, str] = {}
+
+    def ack(n: int) -> None:
+        try:
+            intake.submit(kinds[n], {"n": n})
+            outcomes[n] = "stored"
+        except jobs.JobNotAccepted:
+            outcomes[n] = "refused"
+
+    threads = [threading.Thread(target=ack, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    holder.join()
+    postgres = runtime.engine.dialect.name == "postgresql"
+    assert outcomes == {0: "stored", 1: "stored", 2: "refused" if postgres else "stored", 3: "stored", 4: "stored"}
+    with transaction(runtime.sessions) as session:
+        stored = sorted(payload["n"] for payload in session.scalars(select(Job.payload)))
+    assert stored == ([0, 1, 3, 4] if postgres else [0, 1, 2, 3, 4])
+
+
 def test_a_job_the_database_cannot_take_within_the_budget_is_refused_and_not_stored(runtime: Runtime) -> None:
     intake = jobs.JobIntake(runtime.engine, budget_seconds=0.3)
     holder = hold_job_writes(runtime.engine, 1.5)
@@ -222,8 +278,10 @@ def test_the_job_writer_holds_no_connection_once_acks_stop(
         assert raw.execute("SHOW statement_timeout").fetchone() == ("0",)
         raw.rollback()
     else:
-        # The writer's own settings, not the pool's 15 s busy timeout.
+        # The writer's own settings, not the pool's 15 s busy timeout, and each batch's one INSERT
+        # commits on its own (no BEGIN and COMMIT round the batch).
         assert raw.execute("PRAGMA busy_timeout").fetchone() == (0,)
+        assert raw.isolation_level is None and not raw.in_transaction
         wait_until(lambda: intake._connection is None, timeout=5, what="the idle writer to close its connection")
         with pytest.raises(sqlite3.ProgrammingError, match="closed"):
             raw.execute("SELECT 1")
