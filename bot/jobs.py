@@ -331,18 +331,17 @@ def claim_next(session: Session, worker: str, now: datetime | None = None) -> Cl
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     for job_id in session.scalars(query).all():
-        # Compare-and-set on the status: on SQLite two workers may read the same candidate.
-        won = rows_changed(
-            session,
+        # Compare-and-set on the status (on SQLite two workers may read the same candidate), and the
+        # job read back in the same statement: on SQLite this transaction holds the one write lock,
+        # which the acks wait for, so it makes no round trip after the UPDATE but the commit.
+        claimed = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == QUEUED)
-            .values(status=RUNNING, claimed_by=worker, claimed_at=now, attempts=Job.attempts + 1),
-        )
-        if won:
-            job = session.get(Job, job_id)
-            assert job is not None
-            session.refresh(job)
-            return ClaimedJob(job.id, job.kind, dict(job.payload), job.attempts)
+            .values(status=RUNNING, claimed_by=worker, claimed_at=now, attempts=Job.attempts + 1)
+            .returning(Job.id, Job.kind, Job.payload, Job.attempts)
+        ).one_or_none()
+        if claimed is not None:
+            return ClaimedJob(claimed.id, claimed.kind, dict(claimed.payload), claimed.attempts)
     return None
 
 
