@@ -27,21 +27,15 @@ from bot.worker import Worker, run_worker_process
 log = logging.getLogger(__name__)
 WEB_THREADS = 16
 WORKER_THREADS = 4
-# The worker yields the CPU to the web threads that must ack Slack within 3 seconds.
+# The worker yields the CPU to the web threads that must ack Slack within 3 seconds. On SQLite too:
+# a niced worker preempted while holding the one write lock makes acks wait for it (priority
+# inversion), but the job writer polls the lock every 0.5 ms, and bench/ack.py (SQLite, worker on)
+# gave 1,237 and 1,288 req/s with p99 68 and 61 ms niced against 1,138 and 1,184 req/s with p99 75 and
+# 70 ms not; at 400 requests a second p99 17 and 13 ms niced, 19 and 18 ms not.
 WORKER_NICENESS = 10
 # How often a web process that had requests waiting for a free thread says so.
 QUEUE_REPORT_SECONDS = 60.0
 QUEUE_SAMPLE_SECONDS = 0.25
-
-
-def worker_niceness(database_url: str) -> int:
-    """How much lower the worker child's CPU priority is than the web process's.
-
-    Not on SQLite: there the worker and the acks share one write lock, and a niced worker preempted
-    while holding it makes the acks wait until it is scheduled again (priority inversion; measured
-    with bench/ack.py at 50 clients: p99 176 ms niced, 145 ms not). PostgreSQL locks rows, not the
-    database, and there the niced worker gives the best acks (p99 182 ms niced, 229 ms not)."""
-    return 0 if database_url.startswith("sqlite") else WORKER_NICENESS
 
 
 class QueueDepthReport:
@@ -205,8 +199,7 @@ def serve(
     runtime = prepare_runtime(settings)
     bolt_app = create_bolt_app(runtime)
     leader_stop = start_leader_thread(runtime)[1] if scheduler else None
-    niceness = worker_niceness(settings.database_url)
-    worker = WorkerChild(worker_threads, niceness).start() if worker_threads > 0 else None
+    worker = WorkerChild(worker_threads).start() if worker_threads > 0 else None
     web_app = create_web_app(runtime, None if settings.socket_mode else bolt_app)
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

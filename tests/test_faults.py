@@ -402,11 +402,10 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_serve_runs_its_worker_child_at_the_priority_its_database_needs(
+def test_serve_runs_its_worker_child_niced_so_acks_come_first(
     emulator: SlackEmulator, tmp_path: Path, fresh_database: str
 ) -> None:
-    """Niced on PostgreSQL, so acks come first; not on SQLite, where a preempted worker holding the one
-    write lock would hold up every ack behind it (see bot.server.worker_niceness)."""
+    """On both databases (see bot.server.WORKER_NICENESS for SQLite's measurements)."""
     serve = ServeProcess(fresh_database, emulator, tmp_path)
     try:
         def worker_pid() -> int | None:
@@ -416,7 +415,7 @@ def test_serve_runs_its_worker_child_at_the_priority_its_database_needs(
             return None
 
         child = wait_until(worker_pid, what="the worker child process")
-        expected = 0 if fresh_database.startswith("sqlite") else 10
+        expected = 10
         wait_until(lambda: os.getpriority(os.PRIO_PROCESS, child) - os.getpriority(os.PRIO_PROCESS, 0) == expected,
                    what=f"the worker child at niceness +{expected}")
         time.sleep(0.5)
