@@ -6,7 +6,9 @@ from `--clients` concurrent keep-alive clients for `--seconds`, against:
 * `warroom serve --no-scheduler` (a subprocess) talking to an in-process Slack emulator, on SQLite
   (a fresh file) or on PostgreSQL (`--database-url`: a fresh database is created on that server,
   migrated, and dropped afterwards);
-* `bench/bare_app.py` (a subprocess): the same Bolt + Flask + waitress stack with listeners that only ack.
+* `bench/bare_app.py` (a subprocess): the same Bolt + Flask + waitress stack with listeners that only ack;
+* with `--durable`, also `bench/bare_app.py --commit` ("durable"): the same bare app committing each
+  request as a row in the same database before its ack, the price of a durable ack without War Room.
 
 Reports requests, throughput, p50/p95/p99 ack latency and errors per app, and the ratio.
 Targets: p99 <= 100 ms and <= 1.3x the bare app.
@@ -40,7 +42,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from multiprocessing.managers import BaseManager
 from pathlib import Path
@@ -538,6 +540,9 @@ def report(results: list[Result], backend: str, drains: dict[str, float], server
         print(f"{result.name:<10} {row['requests']:>9.0f} {row['throughput']:>8.1f} {row['p50']:>8.1f} "
               f"{row['p95']:>8.1f} {row['p99']:>8.1f} {row['max']:>8.1f} {row['errors']:>7.0f}")
     war, bare = summaries["warroom"], summaries["bare"]
+    if "durable" in summaries and bare["p99"]:
+        print(f"\np99 ratio durable/bare: {summaries['durable']['p99'] / bare['p99']:.2f}x (a bare app that commits "
+              "each request before its ack: what durability alone costs)")
     print("\nper request kind (warroom): " + ", ".join(
         f"{kind} n={len(values)} p99={percentile(sorted(values), 0.99):.1f} ms"
         for kind, values in next(r for r in results if r.name == "warroom").latencies.items()))
@@ -582,7 +587,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "same: repeats are answered 'already open'")
     parser.add_argument("--mix", default="open,status,approve",
                         help="comma-separated request kinds, drawn uniformly (default open,status,approve)")
-    parser.add_argument("--only", choices=["warroom", "bare"], help="run one app only")
+    parser.add_argument("--only", choices=["warroom", "bare", "durable"], help="run one app only")
+    parser.add_argument("--durable", action="store_true",
+                        help="also load the bare app committing each request before its ack (bare_app.py --commit)")
     parser.add_argument("--warroom-command", default=str(Path(sys.executable).with_name("warroom")),
                         help="the warroom executable (to try a patched server; default: this venv's)")
     args = parser.parse_args(argv)
@@ -600,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    if not key.startswith(("SLACK_", "WARROOM_", "DATABASE_URL", "OPENAI_"))}
             env.update(SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_BOT_TOKEN=BOT_TOKEN,
                        SLACK_API_URL=emulator.get_api_url(), DATABASE_URL=database_url, WARROOM_LOG_LEVEL="WARNING")
-            war_port, bare_port = free_port(), free_port()
+            war_port, bare_port, durable_port = free_port(), free_port(), free_port()
             results: list[Result] = []
             drains: dict[str, float] = {}
             server_errors = 0
@@ -614,7 +621,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                  process("bare app", [sys.executable, str(ROOT / "bench" / "bare_app.py"),
                                       "--port", str(bare_port), "--threads", str(args.threads)],
                          {**env, "PYTHONPATH": str(ROOT)}, folder, folder / "bare.log",
-                         f"http://127.0.0.1:{bare_port}/healthz") as bare_proc:
+                         f"http://127.0.0.1:{bare_port}/healthz") as bare_proc, \
+                 (process("durable app", [sys.executable, str(ROOT / "bench" / "bare_app.py"), "--commit",
+                                          "--port", str(durable_port), "--threads", str(args.threads)],
+                          {**env, "PYTHONPATH": str(ROOT)}, folder, folder / "durable.log",
+                          f"http://127.0.0.1:{durable_port}/healthz")
+                  if args.durable else nullcontext()) as durable_proc:
                 war_url = f"http://127.0.0.1:{war_port}"
                 requests = Requests(emulator, "", [])
                 setup_worker = None
@@ -628,18 +640,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 requests = Requests(emulator, channel_id, draft_ids)
                 drain_seconds(emulator)
                 emulator.clear_calls()
-                for name in ("bare", "warroom"):
+                servers = {"bare": (bare_proc, bare_port), "durable": (durable_proc, durable_port),
+                           "warroom": (war_proc, war_port)}
+                for name, (server, port) in servers.items():
+                    if server is None:
+                        continue
                     if args.only and name != args.only:
                         continue
                     size = int(args.seconds * (args.rate * 1.05 + args.clients if args.rate else args.pool_rate))
                     pool = requests.pool(size, mix, args.open_titles, seed=len(results))
                     print(f"loading {name} for {args.seconds:.0f} s with {args.clients} clients…", flush=True)
                     watched = {"client (this bench)": [os.getpid()],
-                               "server": [(war_proc if name == "warroom" else bare_proc).pid],
+                               "server": [server.pid],
                                "worker child": children(war_proc.pid),
                                "database server": postgres_pids(), "Slack emulator": [emulator_pid]}
                     before, began = cpu_seconds(watched), time.monotonic()
-                    port = war_port if name == "warroom" else bare_port
                     results.append(run_load(name, port, pool, clients=args.clients, seconds=args.seconds,
                                             rate=args.rate))
                     del pool
@@ -649,7 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     used, elapsed = cpu_seconds(watched), time.monotonic() - began
                     print("  CPU during the load (100% = one core): " + ", ".join(
                         f"{what} {100 * (used[what] - before[what]) / elapsed:.0f}%" for what in watched), flush=True)
-                    if name == "bare":
+                    if name in ("bare", "durable"):
                         drains[name] = drain_seconds(emulator)
                     elif args.worker_threads != 0:
                         drains[name] = drain_queue(database_url, args.drain_limit)

@@ -4,30 +4,51 @@ Same stack as `warroom serve`: a sync Bolt `App` (process_before_response=True, 
 thread pool), wrapped by Flask through Bolt's adapter and served by waitress with the same options.
 One `/crisis` command listener and one block-action listener, each calling `ack()` and nothing else.
 
+With `--commit`, each listener first commits the request's body as a row in DATABASE_URL (one
+transaction per request, on War Room's engine settings), as the plainest app that acks only what it
+has stored would: the price of a durable ack on this stack, without War Room's queue or its worker.
+
     SLACK_SIGNING_SECRET=... python bench/bare_app.py --port 3001 --threads 16
+    SLACK_SIGNING_SECRET=... DATABASE_URL=sqlite:///acks.db python bench/bare_app.py --commit
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from slack_bolt import Ack, App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
+from sqlalchemy import Column, Integer, MetaData, Table, Text
 
 from bot.app import LISTENER_THREADS
 from bot.server import WEB_THREADS, run_web_server
+from bot.settings import normalise_database_url
+from models import make_engine
+
+ACKS = Table("bench_acks", MetaData(), Column("id", Integer, primary_key=True), Column("body", Text))
 
 
-def create_bare_app(signing_secret: str, api_url: str) -> Flask:
-    """The WSGI app: POST /slack/events (ack only) and GET /healthz."""
+def create_bare_app(signing_secret: str, api_url: str, commit_to: str | None = None) -> Flask:
+    """The WSGI app: POST /slack/events (ack only, or commit then ack) and GET /healthz."""
+    engine = make_engine(normalise_database_url(commit_to)) if commit_to else None
+    if engine is not None:
+        ACKS.create(engine, checkfirst=True)
+
+    def store(body: dict[str, Any]) -> None:
+        if engine is not None:
+            with engine.begin() as connection:
+                connection.execute(ACKS.insert(), {"body": json.dumps(body)})
+
     bolt = App(
         # Bolt's authorization middleware calls auth.test once (lazily) and caches it, as in War Room.
         client=WebClient(token="xoxb-bare-app", base_url=api_url),
@@ -39,11 +60,13 @@ def create_bare_app(signing_secret: str, api_url: str) -> Flask:
     )
 
     @bolt.command("/crisis")
-    def crisis(ack: Ack) -> None:
+    def crisis(ack: Ack, body: dict[str, Any]) -> None:
+        store(body)
         ack()
 
     @bolt.action(re.compile(".*"))
-    def any_action(ack: Ack) -> None:
+    def any_action(ack: Ack, body: dict[str, Any]) -> None:
+        store(body)
         ack()
 
     handler = SlackRequestHandler(bolt)
@@ -65,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3001)
     parser.add_argument("--threads", type=int, default=WEB_THREADS)
+    parser.add_argument("--commit", action="store_true", help="commit each request to DATABASE_URL before the ack")
     args = parser.parse_args(argv)
     secret = os.environ.get("SLACK_SIGNING_SECRET", "")
     if not secret:
@@ -73,8 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The same waitress server and options as bot.server.serve.
     api_url = os.environ.get("SLACK_API_URL", "https://slack.com/api/")
     logging.basicConfig(level=logging.WARNING)
-    run_web_server(create_bare_app(secret, api_url), host=args.host, port=args.port, threads=args.threads,
-                   ident="bare")
+    commit_to = os.environ.get("DATABASE_URL") if args.commit else None
+    if args.commit and not commit_to:
+        print("bare_app: --commit needs DATABASE_URL", file=sys.stderr)
+        return 2
+    run_web_server(create_bare_app(secret, api_url, commit_to), host=args.host, port=args.port,
+                   threads=args.threads, ident="bare")
     return 0
 
 
