@@ -593,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warroom-command", default=str(Path(sys.executable).with_name("warroom")),
                         help="the warroom executable (to try a patched server; default: this venv's)")
     args = parser.parse_args(argv)
+    args.durable = args.durable or args.only == "durable"
     mix = [kind.strip() for kind in args.mix.split(",") if kind.strip()]
     if not mix or set(mix) - set(KINDS):
         parser.error(f"--mix takes {', '.join(KINDS)}")
