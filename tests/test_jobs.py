@@ -183,6 +183,26 @@ def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime) -> N
     assert intake.batches <= 3, f"{intake.batches} commits for 40 jobs that waited together"
 
 
+def test_an_ack_at_a_quiet_moment_writes_its_own_job(runtime: Runtime) -> None:
+    """Nobody writing and nobody waiting: the ack's thread writes its job itself, with no hand-off to
+    the writer thread; while a write is under way, the next acks wait for the writer's batch."""
+    intake = jobs.JobIntake(runtime.engine)
+    for n in range(3):
+        intake.submit("test", {"n": n})
+    assert (intake.batches, intake.written_directly) == (3, 3)
+    holder = hold_job_writes(runtime.engine, 0.3)
+    threads = [threading.Thread(target=intake.submit, args=("test", {"n": n})) for n in range(3, 23)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    holder.join()
+    # The first of the twenty may write directly (and wait for the lock); the rest go in batches.
+    assert intake.written_directly <= 4 and intake.batches <= 3 + 4
+    with transaction(runtime.sessions) as session:
+        assert sorted(payload["n"] for payload in session.scalars(select(Job.payload))) == list(range(23))
+
+
 def test_a_batch_is_stored_as_the_model_stores_a_job_and_a_worker_can_claim_it(runtime: Runtime) -> None:
     """On SQLite the writer builds one multi-row INSERT itself: every value must come back through the
     model exactly as if the ORM had written it (JSON text, UTC times), and a worker must claim it. A
