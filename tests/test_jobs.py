@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +31,15 @@ def _queue(runtime: Runtime, count: int, kind: str = "test") -> list[int]:
     with transaction(runtime.sessions) as session:
         return [session.execute(insert(Job).values(kind=kind, payload={"n": n}).returning(Job.id)).scalar_one()
                 for n in range(count)]
+
+
+def _all_at_once(target: Callable[..., object], calls: list[tuple[Any, ...]]) -> None:
+    """Call `target(*args)` for every args in `calls`, each on a thread of its own, and wait for all."""
+    threads = [threading.Thread(target=target, args=args) for args in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
 
 
 def _statuses(runtime: Runtime) -> Counter[str]:
@@ -170,11 +180,7 @@ def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime) -> N
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
 
-    threads = [threading.Thread(target=ack, args=(n,)) for n in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    _all_at_once(ack, [(n,) for n in range(40)])
     holder.join()
     assert failures == []
     with transaction(runtime.sessions) as session:
@@ -191,11 +197,7 @@ def test_an_ack_at_a_quiet_moment_writes_its_own_job(runtime: Runtime) -> None:
         intake.submit("test", {"n": n})
     assert (intake.batches, intake.written_directly) == (3, 3)
     holder = hold_job_writes(runtime.engine, 0.3)
-    threads = [threading.Thread(target=intake.submit, args=("test", {"n": n})) for n in range(3, 23)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    _all_at_once(intake.submit, [("test", {"n": n}) for n in range(3, 23)])
     holder.join()
     # The first of the twenty may write directly (and wait for the lock); the rest go in batches.
     assert intake.written_directly <= 4 and intake.batches <= 3 + 4
@@ -214,11 +216,7 @@ def test_a_batch_is_stored_as_the_model_stores_a_job_and_a_worker_can_claim_it(r
     ]
     expected = [payloads[0], {**payloads[1], "text": "=HYPERLINK(\"x\")\n\t\ufffd"}]
     before = utcnow()
-    threads = [threading.Thread(target=intake.submit, args=("test", payload)) for payload in payloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
+    _all_at_once(intake.submit, [("test", payload) for payload in payloads])
     with transaction(runtime.sessions) as session:
         stored = session.scalars(select(Job).order_by(Job.id)).all()
         assert sorted((job.payload for job in stored), key=lambda payload: payload["n"]) == expected
@@ -246,11 +244,7 @@ def test_a_job_the_database_refuses_fails_alone_not_the_acks_batched_with_it(run
         except jobs.JobNotAccepted:
             outcomes[n] = "refused"
 
-    threads = [threading.Thread(target=ack, args=(n,)) for n in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    _all_at_once(ack, [(n,) for n in range(5)])
     holder.join()
     postgres = runtime.engine.dialect.name == "postgresql"
     assert outcomes == {0: "stored", 1: "stored", 2: "refused" if postgres else "stored", 3: "stored", 4: "stored"}
