@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -119,7 +119,8 @@ class JobIntake:
         self._writing = threading.Lock()
         self._connection: Connection | None = None  # the writer's own, while acks keep coming
         self._last_write = 0.0
-        self._sqlite_statements: dict[int, str] = {}
+        self._sqlite_statements: dict[int, str] = {}  # the multi-row INSERT for each batch size
+        self._sqlite_processors: list[Callable[[Any], Any] | None] | None = None
         self.batches = 0  # committed batches, for tests and benchmarks
         self.written_directly = 0  # of which written by the ack's own thread
 
@@ -273,8 +274,12 @@ class JobIntake:
             single = str(insert(Job).compile(dialect=dialect, column_keys=list(_COLUMNS)))
             head, _, values = single.partition(" VALUES ")
             statement = self._sqlite_statements[len(rows)] = f"{head} VALUES {', '.join([values] * len(rows))}"
-        columns = Job.__table__.columns
-        processors = [columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _COLUMNS]
+        processors = self._sqlite_processors
+        if processors is None:
+            columns = Job.__table__.columns
+            processors = self._sqlite_processors = [
+                columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _COLUMNS
+            ]
         parameters = tuple(
             value if process is None else process(value)
             for row in rows
