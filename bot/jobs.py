@@ -302,8 +302,7 @@ class JobIntake:
                     connection.exec_driver_sql(f"SET lock_timeout = {timeout_ms}")
                     connection.exec_driver_sql(f"SET statement_timeout = {timeout_ms}")
             except BaseException:
-                connection.invalidate()
-                connection.close()
+                _discard(connection)
                 raise
             self._connection = connection
         return self._connection
@@ -313,9 +312,7 @@ class JobIntake:
         """Acks have stopped: give up the writer's connection. A PostgreSQL one goes back to the pool
         with its timeouts reset; a SQLite one is closed (its PRAGMAs would outlive a reset)."""
         if connection.dialect.name == "sqlite":
-            with suppress(SQLAlchemyError):
-                connection.invalidate()
-                connection.close()
+            _discard(connection)
             return
         try:
             connection.exec_driver_sql("RESET lock_timeout")
@@ -329,9 +326,14 @@ class JobIntake:
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            with suppress(SQLAlchemyError):
-                connection.invalidate()  # closed, never back in the pool with the writer's settings
-                connection.close()
+            _discard(connection)
+
+
+def _discard(connection: Connection) -> None:
+    """Close the writer's connection for good: never back in the pool with the writer's settings."""
+    with suppress(SQLAlchemyError):
+        connection.invalidate()
+        connection.close()
 
 
 def _storable(value: Any) -> Any:
