@@ -17,7 +17,8 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from models import Job, rows_changed, utcnow
+from bot.clock import real_now
+from models import Job, rows_changed
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class JobIntake:
         if not live:
             return
         deadline = min(job.deadline for job in live)
-        created = utcnow()
+        created = real_now()
         rows = [{"kind": job.kind, "payload": job.payload, "status": QUEUED, "attempts": 0,
                  "created_at": created, "available_at": created} for job in live]
         try:
@@ -354,7 +355,7 @@ def _is_locked(exc: OperationalError) -> bool:
 
 def claim_next(session: Session, worker: str, now: datetime | None = None) -> ClaimedJob | None:
     """Take the oldest available job for `worker`, or None. Exactly one worker wins each job."""
-    now = now or utcnow()
+    now = now or real_now()
     query = (
         select(Job.id)
         .where(Job.status == QUEUED, Job.available_at <= now)
@@ -380,12 +381,12 @@ def claim_next(session: Session, worker: str, now: datetime | None = None) -> Cl
 
 def finish(session: Session, job_id: int) -> None:
     """The job is done."""
-    session.execute(update(Job).where(Job.id == job_id).values(status=DONE, finished_at=utcnow(), error=None))
+    session.execute(update(Job).where(Job.id == job_id).values(status=DONE, finished_at=real_now(), error=None))
 
 
 def fail(session: Session, job_id: int, error: str, attempts: int) -> bool:
     """The job raised: retry it later (True) until MAX_ATTEMPTS, then mark it failed (False)."""
-    now = utcnow()
+    now = real_now()
     if attempts < MAX_ATTEMPTS:
         session.execute(
             update(Job)
@@ -399,7 +400,7 @@ def fail(session: Session, job_id: int, error: str, attempts: int) -> bool:
 
 def requeue_stale(session: Session, now: datetime | None = None) -> int:
     """Put back jobs whose worker died mid-run (kill -9, a lost dyno); returns how many."""
-    now = now or utcnow()
+    now = now or real_now()
     return rows_changed(
         session,
         update(Job)
@@ -410,7 +411,7 @@ def requeue_stale(session: Session, now: datetime | None = None) -> int:
 
 def purge_finished(session: Session, now: datetime | None = None) -> int:
     """Forget jobs done more than a day ago, so the table stays small."""
-    now = now or utcnow()
+    now = now or real_now()
     return rows_changed(session, delete(Job).where(Job.status == DONE, Job.finished_at < now - KEEP_DONE))
 
 

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 
 from bot.plan import Plan
 from bot.sentiment import score_texts
-from models import Incident, Mention
+from models import Incident, Mention, utcnow
 
 MAX_TEXT_CHARS = 20_000
 MAX_COUNT = 2**63 - 1
@@ -284,7 +284,7 @@ def store_mentions(
     handled = len(mentions) - len(unique)
     # Inserting in key order makes concurrent batches take row locks in the same order (no deadlock).
     batch_items = sorted(unique.values(), key=lambda mention: mention.key)
-    now = datetime.now(UTC)
+    now = utcnow()
     for start in range(0, len(batch_items), INSERT_BATCH):
         batch = batch_items[start : start + INSERT_BATCH]
         # Skip scoring posts we already have (webhook retries resend whole batches).

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from bot import clock
+
 # Stable constraint names, so migrations can drop what they created on every backend.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -22,8 +24,8 @@ NAMING = {
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
+    """Now on the bot's one clock (`bot.clock`): real time, or a drill's simulated time."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from bot.clock import real_now
+from models.base import Base
 
 # Job.status values: queued → running → done, or back to queued (retry, or its worker died), or failed.
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -23,8 +24,8 @@ class Job(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=real_now)
+    available_at: Mapped[datetime] = mapped_column(default=real_now)
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     claimed_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.clock import ManualClock, running_on
 from bot.plan import BUNDLED_PLAN, Plan, load_plan
 from bot.runtime import Runtime, build_runtime
 from bot.server import InProcessApp
@@ -164,3 +166,11 @@ def app_server(runtime: Runtime) -> Iterator[AppServer]:
 def slack(app_server: AppServer, emulator: SlackEmulator) -> SlackClient:
     """Signs and sends Slack payloads to the running app."""
     return SlackClient(app_server.url, SIGNING_SECRET, emulator=emulator)
+
+
+@pytest.fixture
+def clock() -> Iterator[ManualClock]:
+    """The bot's one clock, stopped at a known time and moved only by the test."""
+    with running_on(ManualClock(datetime(2026, 11, 20, 9, 0, tzinfo=UTC))) as manual:
+        assert isinstance(manual, ManualClock)
+        yield manual
