@@ -10,14 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.database import SchemaNotReady
+from bot.errors import CommandError
 from bot.plan import PlanError, load_plan, plan_path
 from bot.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
 
 
-class CommandError(Exception):
-    """A CLI command failed in a way the user can fix; the message is one line."""
 
 
 def _parser() -> argparse.ArgumentParser:

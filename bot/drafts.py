@@ -262,6 +262,9 @@ class DraftRequest:
 
     draft: DraftView
     duplicate: bool
+    # This queued job ran before and recorded the request (its worker died, or it was retried): the
+    # same draft is carried on, never a second one.
+    resumed: bool = False
 
 
 class DraftRequestConflict(RuntimeError):
@@ -291,6 +294,9 @@ def request_draft_once(
     for _attempt in range(REQUEST_ATTEMPTS):
         try:
             with transaction(sessions) as session:
+                job_key, earlier = timeline.once_per_job(session, timeline.DRAFT_REQUESTED)
+                if earlier is not None and (mine := _load(session, int(earlier.data["draft_id"]))) is not None:
+                    return DraftRequest(_view(mine), duplicate=False, resumed=True)
                 at = now or utcnow()
                 holder = session.scalars(select(Draft).where(Draft.request_key == key)).first()
                 if holder is not None:
@@ -303,7 +309,7 @@ def request_draft_once(
                 draft = request_draft(
                     session, incident_id=incident_id, platform=platform, request=request,
                     requested_by=requested_by, channel_id=channel_id, mention_id=mention_id,
-                    reply_to_url=reply_to_url, request_key=key, now=at,
+                    reply_to_url=reply_to_url, request_key=key, now=at, event_key=job_key,
                 )
                 return DraftRequest(draft, duplicate=False)
         except IntegrityError as exc:
@@ -323,8 +329,10 @@ def request_draft(
     reply_to_url: str | None = None,
     request_key: str | None = None,
     now: datetime | None = None,
+    event_key: str | None = None,
 ) -> DraftView:
-    """Record a draft request (status `requested`) and its timeline event."""
+    """Record a draft request (status `requested`) and its timeline event (keyed `event_key` when a
+    queued job records it, so a re-run of the job finds its draft)."""
     draft = Draft(
         incident_id=incident_id,
         request_key=request_key,
@@ -345,7 +353,7 @@ def request_draft(
     timeline.record_event(
         session, incident_id, timeline.DRAFT_REQUESTED,
         f"Draft requested for {platform.name}", actor=requested_by,
-        data={"draft_id": draft.id, "platform": platform.key, "mention_id": mention_id},
+        data={"draft_id": draft.id, "platform": platform.key, "mention_id": mention_id}, request_key=event_key,
     )
     return _view(draft)
 

@@ -17,7 +17,7 @@ from typing import IO, TextIO
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.cli import CommandError
+from bot.errors import CommandError
 from bot.mentions import REQUIRED_FIELDS, NewMention, store_mentions, validate_mention
 from bot.sentiment import score_texts
 from bot.settings import Settings

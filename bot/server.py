@@ -129,7 +129,8 @@ class InProcessApp:
         self.web = create_web_app(runtime, self.bolt)
         self._server = ThreadedServer(self.web, threads=threads)
         self.url = self._server.url
-        self.worker = Worker(runtime, handlers.run_job, threads=worker_threads, poll_seconds=0.05)
+        self.worker = Worker(runtime, handlers.run_job, threads=worker_threads, poll_seconds=0.05,
+                             tell_failure=handlers.tell_job_failed)
 
     def start(self) -> InProcessApp:
         self.worker.start()
@@ -249,4 +250,4 @@ def run_worker(settings: Settings, *, threads: int, niceness: int, parent_pid: i
     if niceness:
         os.nice(niceness)
     run_worker_process(runtime, handlers.run_job, threads=threads, stop=_stop_on_signals(),
-                       parent_pid=parent_pid)
+                       parent_pid=parent_pid, tell_failure=handlers.tell_job_failed)

@@ -41,3 +41,14 @@ def run_job(runtime: Runtime, kind: str, payload: dict[str, Any]) -> None:
             runner(runtime, payload)
             return
     raise LookupError(f"no handler runs jobs of kind {kind!r}")
+
+
+def tell_job_failed(runtime: Runtime, kind: str, payload: dict[str, Any], reason: str) -> None:
+    """Tell the requester of a job that failed for good (the worker's failure policy calls this)."""
+    from handlers.commands import CRISIS_JOB, tell_crisis_failed
+    from handlers.queued import INTERACTION_JOB, tell_interaction_failed
+
+    if kind == CRISIS_JOB:
+        tell_crisis_failed(runtime, payload, reason)
+    elif kind == INTERACTION_JOB:
+        tell_interaction_failed(runtime, payload, reason)

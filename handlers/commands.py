@@ -11,6 +11,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.commands import COMMANDS, form_of, parse_command, usage_text
+from bot.errors import describe
 from bot.incidents import find_incident_by_channel, open_incident_channels
 from bot.mrkdwn import escape_mrkdwn
 from bot.runtime import Runtime
@@ -104,7 +105,11 @@ def handle_crisis(
     if spec.inline_when is not None and spec.inline_when(parsed.args, runtime):
         # It opens a modal: Slack's trigger_id is good for 3 seconds, too short to queue.
         ack()
-        run_subcommand(runtime, command, respond, client)
+        try:
+            run_subcommand(runtime, command, respond, client)
+        except Exception as exc:
+            log.exception("/crisis %s failed", spec.name)
+            tell_crisis_failed(runtime, command, describe(exc))
         return
     # The job row is committed before the ack, so what Slack was told we accepted survives a crash;
     # if the database cannot take it quickly, the ack says so instead of promising anything.
@@ -115,63 +120,55 @@ def handle_crisis(
 
 
 def run_crisis_job(runtime: Runtime, command: dict[str, Any]) -> None:
-    """A queued /crisis command, run by a worker: answers go to the command's response_url."""
+    """A queued /crisis command, run by a worker: answers go to the command's response_url. A failure
+    is raised to the worker, whose failure policy retries or tells (`tell_crisis_failed`)."""
     run_subcommand(runtime, command, Respond(response_url=command.get("response_url")), runtime.slack)
 
 
+def tell_crisis_failed(runtime: Runtime, command: dict[str, Any], reason: str) -> None:
+    """Tell the person who typed a /crisis command that it failed for good."""
+    name = parse_command(command.get("text", "")).name
+    problem = f"`/crisis {escape_mrkdwn(name[:40])}` failed: {escape_mrkdwn(reason)}. Nothing was lost; try again."
+    Respond(response_url=command.get("response_url"))(
+        response_type="ephemeral", text=problem, blocks=error_blocks(problem, form_of(name)))
+
+
 def run_subcommand(runtime: Runtime, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-    """Find the channel's incident, check the subcommand may run there, and run it; failures are shown."""
+    """Find the channel's incident, check the subcommand may run there, and run it."""
     parsed = parse_command(command.get("text", ""))
     spec = SUBCOMMANDS[parsed.name]
     channel_id = command.get("channel_id", "")
-    try:
-        with transaction(runtime.sessions) as session:
-            incident = find_incident_by_channel(session, channel_id)
-            incident_id = incident.id if incident else None
-            incident_status = incident.status if incident else None
-        if spec.needs_incident and incident_id is None:
-            respond(response_type="ephemeral", text=_where_to_run(runtime, spec.name))
-            return
-        if spec.needs_incident and incident_status == RESOLVED and not spec.when_resolved:
-            respond(
-                response_type="ephemeral",
-                text=f"This incident is resolved, so `/crisis {spec.name}` no longer applies. "
-                "`status`, `decide` and `export` still work here.",
-            )
-            return
-        spec.handler(
-            CommandRequest(
-                runtime=runtime,
-                client=client,
-                respond=respond,
-                user_id=command.get("user_id", ""),
-                channel_id=channel_id,
-                args=parsed.args,
-                trigger_id=command.get("trigger_id", ""),
-                payload=command,
-                incident_id=incident_id,
-                incident_status=incident_status,
-            )
+    with transaction(runtime.sessions) as session:
+        incident = find_incident_by_channel(session, channel_id)
+        incident_id = incident.id if incident else None
+        incident_status = incident.status if incident else None
+    if spec.needs_incident and incident_id is None:
+        respond(response_type="ephemeral", text=_where_to_run(runtime, spec.name))
+        return
+    if spec.needs_incident and incident_status == RESOLVED and not spec.when_resolved:
+        respond(
+            response_type="ephemeral",
+            text=f"This incident is resolved, so `/crisis {spec.name}` no longer applies. "
+            "`status`, `decide` and `export` still work here.",
         )
-    except Exception as exc:
-        log.exception("/crisis %s failed", spec.name)
-        problem = (f"`/crisis {spec.name}` failed: {escape_mrkdwn(_describe(exc))}. "
-                   "Nothing was lost; try again.")
-        respond(response_type="ephemeral", text=problem, blocks=error_blocks(problem, form_of(spec.name)))
+        return
+    spec.handler(
+        CommandRequest(
+            runtime=runtime,
+            client=client,
+            respond=respond,
+            user_id=command.get("user_id", ""),
+            channel_id=channel_id,
+            args=parsed.args,
+            trigger_id=command.get("trigger_id", ""),
+            payload=command,
+            incident_id=incident_id,
+            incident_status=incident_status,
+        )
+    )
 
 
 JOBS = {CRISIS_JOB: run_crisis_job}
-
-
-def _describe(exc: Exception) -> str:
-    from slack_sdk.errors import SlackApiError
-    from sqlalchemy.exc import OperationalError
-
-    if isinstance(exc, SlackApiError):
-        return f"Slack answered `{exc.response.get('error', 'an error')}`"
-    if isinstance(exc, OperationalError):
-        return "the database is unavailable right now"
-    return type(exc).__name__
 
 
 def register(app: App, runtime: Runtime) -> None:

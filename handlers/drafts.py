@@ -25,6 +25,7 @@ from handlers.commands import CommandRequest, subcommand
 from handlers.queued import enqueue_listener, queued, submit_or_refuse
 from handlers.render import drafts as render
 from models import transaction
+from models.drafts import REQUESTED
 from models.incidents import RESOLVED
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,10 @@ def start_draft(
         else:
             _ephemeral(client, channel_id, user_id, text)
         return asked.draft.id
-    _post_placeholder(runtime, client, asked.draft)
-    run_draft(runtime, client, asked.draft.id)
+    if asked.draft.status == REQUESTED and not asked.draft.slack_ts:
+        _post_placeholder(runtime, client, asked.draft)
+    if run_draft(runtime, client, asked.draft.id) is None:
+        _sync_message(runtime, client, asked.draft.id)  # a re-run whose draft was already made: show it
     return asked.draft.id
 
 

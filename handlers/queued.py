@@ -14,7 +14,6 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
-from sqlalchemy.exc import OperationalError
 
 from bot.jobs import JobNotAccepted
 from bot.mrkdwn import escape_mrkdwn
@@ -93,24 +92,21 @@ def submit_or_refuse(ack: Ack, runtime: Runtime, name: str, body: dict[str, Any]
 
 
 def run_interaction(runtime: Runtime, payload: dict[str, Any]) -> None:
-    """A queued interaction, run by a worker. A database outage is raised so the job is retried;
-    any other failure is shown to the person who clicked."""
-    registered = _WORK[payload["work"]]
+    """A queued interaction, run by a worker. A failure is raised to the worker, whose failure policy
+    retries what is transient and tells the clicker the rest (`tell_interaction_failed`)."""
     body = payload["body"]
-    respond = Respond(response_url=body.get("response_url"))
-    try:
-        registered.work(runtime, body, runtime.slack, respond)
-    except OperationalError:
-        raise
-    except Exception as exc:
-        log.exception("%s failed", registered.what)
-        if not body.get("response_url"):
-            return
-        problem = f"{registered.what.capitalize()} failed ({escape_mrkdwn(type(exc).__name__)}). Try again."
-        try:
-            respond(response_type="ephemeral", replace_original=False, text=problem)
-        except Exception:  # Slack itself unreachable: the log is all that is left
-            log.exception("could not say that %s failed", registered.what)
+    _WORK[payload["work"]].work(runtime, body, runtime.slack, Respond(response_url=body.get("response_url")))
+
+
+def tell_interaction_failed(runtime: Runtime, payload: dict[str, Any], reason: str) -> None:
+    """Tell the person who clicked or saved a form that its work failed for good."""
+    registered = _WORK.get(payload.get("work", ""))
+    body = payload.get("body", {})
+    if registered is None or not body.get("response_url"):
+        log.error("a queued interaction failed and nobody can be told: %s", reason)
+        return
+    problem = f"{registered.what.capitalize()} failed ({escape_mrkdwn(reason)}). Try again."
+    Respond(response_url=body["response_url"])(response_type="ephemeral", replace_original=False, text=problem)
 
 
 JOBS = {INTERACTION_JOB: run_interaction}

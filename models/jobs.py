@@ -28,5 +28,7 @@ class Job(Base):
     available_at: Mapped[datetime] = mapped_column(default=real_now)
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     claimed_at: Mapped[datetime | None]
+    # Refreshed by the running worker; a running job whose heartbeat stopped has lost its worker.
+    heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)

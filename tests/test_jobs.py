@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import OperationalError
 
 import handlers
 from bot import jobs
@@ -65,22 +66,66 @@ def test_every_job_is_claimed_exactly_once_by_concurrent_workers(runtime: Runtim
     assert sorted(ran) == list(range(60))
 
 
-def test_a_failing_job_is_retried_then_marked_failed(runtime: Runtime) -> None:
+class _Told:
+    """The worker's failure teller, recording who would be told what."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, dict[str, Any], str]] = []
+
+    def __call__(self, _runtime: Runtime, kind: str, payload: dict[str, Any], reason: str) -> None:
+        self.told.append((kind, payload, reason))
+
+
+def _job(runtime: Runtime, job_id: int) -> Job:
+    with transaction(runtime.sessions) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def _due_now(runtime: Runtime, job_id: int) -> None:
+    with transaction(runtime.sessions) as session:  # make a retry due now rather than after its back-off
+        session.execute(update(Job).where(Job.id == job_id).values(available_at=utcnow()))
+
+
+def test_a_transient_failure_is_retried_then_failed_and_told_once(runtime: Runtime) -> None:
     [job_id] = _queue(runtime, 1)
 
-    def boom(_runtime: Runtime, _kind: str, _payload: dict[str, Any]) -> None:
-        raise RuntimeError("slack said no")
+    def database_down(_runtime: Runtime, _kind: str, _payload: dict[str, Any]) -> None:
+        raise OperationalError("UPDATE incidents", {}, sqlite3.OperationalError("disk I/O error"))
 
-    worker = Worker(runtime, boom, threads=1)
+    told = _Told()
+    worker = Worker(runtime, database_down, threads=1, tell_failure=told)
     for attempt in range(1, jobs.MAX_ATTEMPTS + 1):
-        with transaction(runtime.sessions) as session:  # make the retry due now
-            session.execute(update(Job).where(Job.id == job_id).values(available_at=utcnow()))
+        _due_now(runtime, job_id)
         assert worker.run_once()
-        with transaction(runtime.sessions) as session:
-            job = session.get(Job, job_id)
-            assert job is not None and job.attempts == attempt and "slack said no" in (job.error or "")
-            assert job.status == (QUEUED if attempt < jobs.MAX_ATTEMPTS else FAILED)
+        job = _job(runtime, job_id)
+        assert job.attempts == attempt and "disk I/O error" in (job.error or "")
+        assert job.status == (QUEUED if attempt < jobs.MAX_ATTEMPTS else FAILED)
+        assert len(told.told) == (0 if attempt < jobs.MAX_ATTEMPTS else 1)
+    assert told.told == [("test", {"n": 0}, "the database is unavailable right now")]
     assert not worker.run_once()
+
+
+def test_a_permanent_failure_is_failed_and_told_at_once_never_marked_done(runtime: Runtime) -> None:
+    [job_id] = _queue(runtime, 1)
+
+    def bug(_runtime: Runtime, _kind: str, _payload: dict[str, Any]) -> None:
+        raise KeyError("channel")
+
+    told = _Told()
+    assert Worker(runtime, bug, threads=1, tell_failure=told).run_once()
+    job = _job(runtime, job_id)
+    assert (job.status, job.attempts, job.finished_at is not None) == (FAILED, 1, True)
+    assert told.told == [("test", {"n": 0}, "KeyError")]
+
+
+def _stale(runtime: Runtime, job_id: int) -> None:
+    """What a worker killed mid-run leaves: a running job whose heartbeat stopped a while ago."""
+    with transaction(runtime.sessions) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(
+            heartbeat_at=utcnow() - jobs.STALE_AFTER - timedelta(seconds=1)))
 
 
 def test_a_job_whose_worker_died_is_queued_again(runtime: Runtime) -> None:
@@ -89,17 +134,110 @@ def test_a_job_whose_worker_died_is_queued_again(runtime: Runtime) -> None:
         claimed = jobs.claim_next(session, "dead-worker")
         assert claimed is not None and claimed.id == job_id
     with transaction(runtime.sessions) as session:
-        assert jobs.requeue_stale(session) == 0  # still fresh: its worker may be busy
-        session.execute(update(Job).where(Job.id == job_id)
-                        .values(claimed_at=utcnow() - jobs.STALE_AFTER - timedelta(seconds=1)))
+        assert jobs.requeue_stale(session).requeued == 0  # its heartbeat is fresh: its worker may be busy
+    _stale(runtime, job_id)
     with transaction(runtime.sessions) as session:
-        assert jobs.requeue_stale(session) == 1
+        assert jobs.requeue_stale(session) == jobs.Recovered(requeued=1, exhausted=[])
     with transaction(runtime.sessions) as session:
         job = session.get(Job, job_id)
         assert job is not None and (job.status, job.claimed_by) == (QUEUED, None)
         again = jobs.claim_next(session, "live-worker")
         assert again is not None and again.attempts == 2
         assert session.get(Job, job_id).status == RUNNING  # type: ignore[union-attr]
+
+
+def test_a_long_job_with_a_live_heartbeat_is_not_given_to_a_second_worker(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dead is judged by the heartbeat, not by when the job was claimed: a job still running long after
+    its claim stays with its worker."""
+    monkeypatch.setattr(jobs, "HEARTBEAT_SECONDS", 0.05)
+    [job_id] = _queue(runtime, 1)
+    started, release = threading.Event(), threading.Event()
+    runs: list[int] = []
+
+    def slow(_runtime: Runtime, _kind: str, payload: dict[str, Any]) -> None:
+        runs.append(payload["n"])
+        started.set()
+        release.wait(10)
+
+    worker = Worker(runtime, slow, threads=1, poll_seconds=0.01).start()
+    try:
+        assert started.wait(10)
+        with transaction(runtime.sessions) as session:  # claimed long ago, as a 10-minute LLM call would be
+            session.execute(update(Job).where(Job.id == job_id).values(
+                claimed_at=utcnow() - timedelta(minutes=10), heartbeat_at=utcnow() - jobs.STALE_AFTER * 2))
+        wait_until(lambda: _job(runtime, job_id).heartbeat_at > utcnow() - timedelta(seconds=5),  # type: ignore[operator]
+                   what="a fresh heartbeat")
+        with transaction(runtime.sessions) as session:
+            assert jobs.requeue_stale(session).requeued == 0
+            assert jobs.claim_next(session, "second-worker") is None
+        release.set()
+        wait_until(lambda: _job(runtime, job_id).status == DONE, what="the job done")
+    finally:
+        release.set()
+        worker.stop()
+    assert runs == [0]
+
+
+def test_a_job_that_kills_its_worker_every_time_ends_failed_and_is_told(runtime: Runtime) -> None:
+    [job_id] = _queue(runtime, 1)
+    told = _Told()
+    sweeper = Worker(runtime, lambda *_: None, threads=1, tell_failure=told)
+    for attempt in range(1, jobs.MAX_ATTEMPTS + 1):
+        with transaction(runtime.sessions) as session:
+            claimed = jobs.claim_next(session, f"doomed-worker-{attempt}")
+            assert claimed is not None and claimed.attempts == attempt
+        _stale(runtime, job_id)  # the worker died running it
+        recovered = sweeper.sweep()
+        assert recovered.requeued == (1 if attempt < jobs.MAX_ATTEMPTS else 0)
+    job = _job(runtime, job_id)
+    assert (job.status, job.attempts) == (FAILED, jobs.MAX_ATTEMPTS)
+    assert "stopped while running it" in (job.error or "")
+    assert told.told == [("test", {"n": 0}, "it stopped its worker every time it ran")]
+    assert sweeper.sweep() == jobs.Recovered(requeued=0, exhausted=[])  # told once
+
+
+def test_finish_and_fail_only_by_the_worker_that_owns_the_attempt(runtime: Runtime) -> None:
+    [job_id] = _queue(runtime, 1)
+    with transaction(runtime.sessions) as session:
+        first = jobs.claim_next(session, "slow-worker")
+    assert first is not None
+    _stale(runtime, job_id)  # the slow worker looked dead; its job was given to another
+    with transaction(runtime.sessions) as session:
+        jobs.requeue_stale(session)
+    with transaction(runtime.sessions) as session:
+        second = jobs.claim_next(session, "other-worker")
+    assert second is not None and second.attempts == 2
+    with transaction(runtime.sessions) as session:
+        assert not jobs.finish(session, first, "slow-worker")
+        assert jobs.fail(session, first, "slow-worker", "late", retry=True) == ""
+        assert not jobs.finish(session, second, "slow-worker")  # the right attempt, the wrong worker
+    assert (_job(runtime, job_id).status, _job(runtime, job_id).claimed_by) == (RUNNING, "other-worker")
+    with transaction(runtime.sessions) as session:
+        assert jobs.finish(session, second, "other-worker")
+    assert _job(runtime, job_id).status == DONE
+
+
+def test_a_stopping_worker_hands_its_unfinished_job_back_at_once(runtime: Runtime) -> None:
+    [job_id] = _queue(runtime, 1)
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(_runtime: Runtime, _kind: str, _payload: dict[str, Any]) -> None:
+        started.set()
+        release.wait(10)
+
+    worker = Worker(runtime, stuck, threads=1, poll_seconds=0.01).start()
+    try:
+        assert started.wait(10)
+        worker.stop(timeout=0.2)  # a deploy: the job is still running
+        job = _job(runtime, job_id)
+        assert (job.status, job.claimed_by, job.attempts) == (QUEUED, None, 0)
+        with transaction(runtime.sessions) as session:  # the next worker takes it now, not after STALE_AFTER
+            again = jobs.claim_next(session, "next-worker")
+            assert again is not None and again.id == job_id and again.attempts == 1
+    finally:
+        release.set()
 
 
 def test_an_acknowledged_command_survives_a_worker_that_is_down(

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.errors import CommandError
 from bot.exports.as_csv import render_csv
 from bot.exports.as_html import render_html
 from bot.exports.as_json import render_json
@@ -117,7 +118,6 @@ def write_export(
 
 def export_command(settings: Settings, incident: str, fmt: str, output: Path | None) -> int:
     """`warroom export INCIDENT --format FMT [-o FILE]`: write the export to FILE or stdout."""
-    from bot.cli import CommandError
     from bot.plan import load_plan, plan_path
     from bot.runtime import make_slack_client
     from models import make_engine, make_session_factory
