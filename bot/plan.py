@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
 DEFAULT_ROLES = ("lead", "monitor", "drafter", "approver", "liaison")
+# Roles only the plan or the incident's lead may fill; a plan may mark more with `signoff: true`.
+SIGNOFF_ROLES = ("lead", "approver")
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -84,6 +86,7 @@ class Role(_Strict):
     description: Annotated[str, Field(max_length=1500)] = ""
     members: list[str] = []
     usergroup: str | None = None
+    signoff: bool | None = None  # unset: true for lead and approver, false for the rest
 
     @field_validator("members")
     @classmethod
@@ -187,6 +190,9 @@ class Plan(_Strict):
                 raise ValueError(f"role name {name!r} must be lowercase letters, digits, - or _")
         if "lead" not in value:
             raise ValueError("a `lead` role is required: it owns the incident")
+        for name in SIGNOFF_ROLES:
+            if name in value and value[name].signoff is False:
+                raise ValueError(f"`{name}` is always a sign-off role: remove its `signoff: false`")
         return value
 
     @field_validator("playbooks")
@@ -200,6 +206,11 @@ class Plan(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def is_signoff(self, role: str) -> bool:
+        """Whether `role` is a sign-off role: filled only by the plan or the incident's lead."""
+        spec = self.roles.get(role)
+        return spec is not None and (role in SIGNOFF_ROLES or bool(spec.signoff))
 
     def digest_minutes(self, severity: str) -> int:
         return self.severities[severity].digest_minutes  # type: ignore[index]

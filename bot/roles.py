@@ -37,6 +37,7 @@ class RoleHolders:
     title: str
     description: str
     holders: tuple[str, ...]
+    signoff: bool = False  # only the plan or the lead fills it: no *Claim* button
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,47 @@ def role_table(session: Session, plan: Plan, incident_id: int) -> list[RoleHolde
     """Every role of the plan, in plan order, with its holders; held roles the plan dropped come last."""
     holders = active_holders(session, incident_id)
     table = [
-        RoleHolders(name, role.title, role.description, tuple(holders.get(name, [])))
+        RoleHolders(name, role.title, role.description, tuple(holders.get(name, [])), plan.is_signoff(name))
         for name, role in plan.roles.items()
     ]
     table += [
         RoleHolders(name, name, "", tuple(users)) for name, users in holders.items() if name not in plan.roles
     ]
     return table
+
+
+def _either(users: Iterable[str]) -> str:
+    return " or ".join(f"<@{user}>" for user in users)
+
+
+def fill_refusal(session: Session, plan: Plan, incident_id: int, role: str, actor: str, target: str) -> str | None:
+    """Why `actor` may not put `target` in `role`, naming who can; None when they may.
+
+    Anyone fills an ordinary role, themselves included. A sign-off role is filled by the plan at open and
+    afterwards only by a current lead, who may name anyone, themselves too. With nobody leading, the plan's
+    `lead` members stand in for the lead; a plan that names none leaves nobody who can, and says so.
+    """
+    if not plan.is_signoff(role):
+        return None
+    leads = active_holders(session, incident_id).get(LEAD, [])
+    if actor in leads:
+        return None
+    title = f"*{escape_mrkdwn(plan.roles[role].title)}*"
+    if leads:
+        if role == LEAD:
+            return f"Only the lead ({_either(leads)}) can hand the lead role to someone else."
+        if target == actor:
+            return f"{title} is a sign-off role: you cannot take it yourself. Ask the lead, {_either(leads)}."
+        return f"{title} is a sign-off role: only the lead, {_either(leads)}, can put someone in it."
+    stand_ins = plan.roles[LEAD].members
+    if actor in stand_ins:
+        return None
+    if stand_ins:
+        return f"Nobody leads this incident, so only the plan's lead, {_either(stand_ins)}, can fill {title}."
+    return (
+        f"Nobody leads this incident and the plan names no lead (`roles.lead.members`), so nobody can fill "
+        f"{title} from Slack. Name a lead in the plan."
+    )
 
 
 def plan_holders(plan: Plan, opener: str) -> dict[str, list[str]]:
@@ -140,7 +175,8 @@ def assign_role(
 ) -> Assignment:
     """Put `user_id` in `role`, ending the current holders' assignments (kept as history).
 
-    Only the lead may hand the lead role on. With `claim`, the role must be empty (a *Claim* button).
+    `fill_refusal` decides who may (sign-off roles: the lead). With `claim`, the role must be empty (a
+    *Claim* button).
     """
     role = role.lower().lstrip("@")
     if role not in plan.roles:
@@ -159,12 +195,13 @@ def assign_role(
         )
         .order_by(RoleAssignment.id)
     ).all()
+    refusal = fill_refusal(session, plan, incident_id, role, actor, user_id)
+    if refusal:
+        raise RoleError(refusal)
     holders = [row.user_id for row in current]
     if claim and holders:
         who = ", ".join(f"<@{h}>" for h in holders)
         raise RoleError(f"{spec.title} is already taken by {who}.")
-    if role == LEAD and actor not in holders and holders:
-        raise RoleError(f"Only the lead (<@{holders[0]}>) can hand the lead role to someone else.")
     if holders == [user_id]:
         return Assignment(incident_id, role, spec.title, spec.description, user_id, (), changed=False)
     now = utcnow()

@@ -30,7 +30,7 @@ def test_every_key_of_the_schema_is_documented_in_the_example() -> None:
     for key in ("brand", "keywords", "timezone", "alert_channel", "feeds", "poll_minutes", "rss", "mastodon",
                 "spike", "window_minutes", "baseline_windows", "min_count", "z_score", "ratio",
                 "negative_share", "cooldown_minutes", "severities", "digest_minutes", "roles", "members",
-                "usergroup", "playbooks", "checklist", "holding_statement", "tone", "voice", "avoid",
+                "usergroup", "signoff", "playbooks", "checklist", "holding_statement", "tone", "voice", "avoid",
                 "sign_off", "channel", "prefix", "private", "mentions", "lookback_minutes"):
         assert f"{key}:" in text, key
 
@@ -47,6 +47,7 @@ def test_every_key_of_the_schema_is_documented_in_the_example() -> None:
          "playbooks.outage.holding_statement: required key is missing"),
         (lambda d: d["channel"].update(prefix="Crisis Room"), "channel.prefix:"),
         (lambda d: d["roles"].pop("lead"), "roles: a `lead` role is required"),
+        (lambda d: d["roles"]["approver"].update(signoff=False), "roles: `approver` is always a sign-off role"),
         (lambda d: d["feeds"]["mastodon"][0].update(search="x"), "feeds.mastodon[0]: "),
         (lambda d: d.pop("brand"), "plan.yml: brand: required key is missing"),
     ],

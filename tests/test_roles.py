@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
 from bot import timeline
+from bot.plan import Plan, Role
 from bot.runtime import Runtime
 from bot.slack_emulator import SlackEmulator
-from models import RoleAssignment
-from tests.conftest import APPROVER, BYSTANDER, LEAD, LIAISON, MONITOR
+from models import RoleAssignment, transaction, utcnow
+from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR, make_test_plan
 from tests.fixtures_lifecycle import all_text, events, incident, open_incident, rows, wait_until
 from tests.slack_requests import SlackClient
+
+
+@pytest.fixture
+def plan(request: pytest.FixtureRequest) -> Plan:
+    """The test plan; `parametrize("plan", [{role: {field: value}}], indirect=True)` changes roles, validated
+    as a plan file's would be."""
+    base = make_test_plan()
+    roles = dict(base.roles)
+    for name, fields in getattr(request, "param", {}).items():
+        roles[name] = Role.model_validate({**roles[name].model_dump(exclude_unset=True), **fields})
+    return make_test_plan(roles=roles)
 
 
 def _told(emulator: SlackEmulator, user_id: str, words: str) -> str:
@@ -16,6 +33,19 @@ def _told(emulator: SlackEmulator, user_id: str, words: str) -> str:
         lambda: next((e["text"] for e in emulator.ephemerals(user=user_id) if words in e["text"]), None),
         what=f"an ephemeral saying {words!r}",
     )
+
+
+def _brief(emulator: SlackEmulator, runtime: Runtime, incident_id: int, channel_id: str) -> dict[str, Any]:
+    brief_ts = incident(runtime, incident_id).brief_ts
+    return next(m for m in emulator.messages(channel_id) if m["ts"] == brief_ts)
+
+
+def _claims(brief: dict[str, Any]) -> list[str]:
+    return [b["accessory"]["action_id"] for b in brief["blocks"] if b.get("accessory")]
+
+
+def _announced(emulator: SlackEmulator, channel_id: str, title: str) -> list[str]:
+    return [m["text"] for m in emulator.messages(channel_id) if f"is now *{title}*" in m["text"]]
 
 
 def _active(runtime: Runtime, incident_id: int, role: str) -> list[str]:
@@ -156,3 +186,121 @@ def test_assign_outside_an_incident_channel_says_where(
     slack.command(f"assign approver <@{BYSTANDER}>", user_id=LEAD)
     text = _told(emulator, LEAD, "works in an incident channel")
     assert f"<#{room.channel_id}>" in text
+
+
+# ---- sign-off roles: only the plan or the current lead fills them -------------------------------------
+
+
+def test_only_the_lead_puts_someone_in_a_sign_off_role(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    # A bystander naming themselves, and a non-lead naming someone else: both refused privately, naming the lead.
+    slack.command(f"assign approver <@{BYSTANDER}>", user_id=BYSTANDER, channel_id=room.channel_id)
+    mine = _told(emulator, BYSTANDER, "sign-off role")
+    slack.command(f"assign approver <@{MONITOR}>", user_id=DRAFTER, channel_id=room.channel_id)
+    theirs = _told(emulator, DRAFTER, "sign-off role")
+    assert "yourself" in mine and f"<@{LEAD}>" in mine
+    assert f"<@{LEAD}>" in theirs
+    assert _active(runtime, room.id, "approver") == [APPROVER]
+    assert _announced(emulator, room.channel_id, "Approver") == []
+    assert not [e for e in events(runtime, room.id, timeline.ROLE_ASSIGNED) if e.actor in (BYSTANDER, DRAFTER)]
+
+    # The lead may: someone else, then themselves.
+    slack.command(f"assign approver <@{BYSTANDER}>", user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "approver") == [BYSTANDER], what="the lead's assignment")
+    slack.command(f"assign approver <@{LEAD}>", user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "approver") == [LEAD], what="the lead naming themselves")
+    assert emulator.errors == []
+
+
+@pytest.mark.parametrize("plan", [{"approver": {"members": []}}], indirect=True)
+def test_an_empty_sign_off_role_has_no_claim_button_and_a_forged_claim_is_refused(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    brief = _brief(emulator, runtime, room.id, room.channel_id)
+    assert _claims(brief) == ["claim_role:liaison"]
+    approver_line = next(line for line in all_text(brief).splitlines() if "(`approver`)" in line)
+    assert f"<@{LEAD}>" in approver_line  # says who fills it
+
+    # A click Slack never showed: the action id and value of a Claim button, signed like a real click.
+    slack.block_action(
+        "claim_role:approver",
+        value=f"{room.id}:approver",
+        user_id=BYSTANDER,
+        channel_id=room.channel_id,
+        message_ts=brief["ts"],
+    )
+    assert f"<@{LEAD}>" in _told(emulator, BYSTANDER, "sign-off role")
+    assert _active(runtime, room.id, "approver") == []
+    assert _announced(emulator, room.channel_id, "Approver") == []
+
+    # The ordinary role next to it is still claimed with a click.
+    slack.block_action("claim_role:liaison", user_id=BYSTANDER, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "liaison") == [BYSTANDER], what="the liaison claim")
+    assert _active(runtime, room.id, "approver") == []
+
+
+@pytest.mark.parametrize("plan", [{"liaison": {"signoff": True}}], indirect=True)
+def test_a_role_the_plan_marks_signoff_is_filled_only_by_the_lead(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    assert _claims(_brief(emulator, runtime, room.id, room.channel_id)) == []  # liaison: empty, but sign-off
+
+    slack.command(f"assign liaison <@{BYSTANDER}>", user_id=BYSTANDER, channel_id=room.channel_id)
+    assert f"<@{LEAD}>" in _told(emulator, BYSTANDER, "sign-off role")
+    slack.block_action(
+        "claim_role:liaison", value=f"{room.id}:liaison", user_id=MONITOR, channel_id=room.channel_id,
+        message_ts=incident(runtime, room.id).brief_ts,
+    )
+    assert f"<@{LEAD}>" in _told(emulator, MONITOR, "sign-off role")
+    assert _active(runtime, room.id, "liaison") == []
+
+    # A role the plan leaves unmarked is still anyone's to take.
+    slack.command(f"assign monitor <@{BYSTANDER}>", user_id=BYSTANDER, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "monitor") == [BYSTANDER], what="the monitor self-assignment")
+    slack.command(f"assign liaison <@{BYSTANDER}>", user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "liaison") == [BYSTANDER], what="the lead's assignment")
+
+
+def _end_the_lead(runtime: Runtime, incident_id: int) -> None:
+    """Nobody leads: no command ends a lead without a successor, so the database is changed directly."""
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            update(RoleAssignment)
+            .where(RoleAssignment.incident_id == incident_id, RoleAssignment.role == "lead")
+            .values(ended_at=utcnow(), ended_by=LEAD)
+        )
+
+
+@pytest.mark.parametrize("plan", [{"lead": {"members": [LEAD]}}], indirect=True)
+def test_with_nobody_leading_the_plans_lead_fills_sign_off_roles(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime, user_id=BYSTANDER)
+    _end_the_lead(runtime, room.id)
+    slack.command(f"assign lead <@{BYSTANDER}>", user_id=BYSTANDER, channel_id=room.channel_id)
+    text = _told(emulator, BYSTANDER, "Nobody leads")
+    assert f"the plan's lead, <@{LEAD}>" in text
+    assert _active(runtime, room.id, "lead") == []
+
+    slack.command(f"assign lead <@{MONITOR}>", user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: _active(runtime, room.id, "lead") == [MONITOR], what="the plan's lead naming a lead")
+
+
+def test_with_nobody_leading_and_no_lead_in_the_plan_nobody_fills_sign_off_roles(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    _end_the_lead(runtime, room.id)
+    for role in ("lead", "approver"):
+        slack.command(f"assign {role} <@{LEAD}>", user_id=LEAD, channel_id=room.channel_id)
+
+    def refusals() -> list[str]:
+        return [e["text"] for e in emulator.ephemerals(user=LEAD) if "Nobody leads" in e["text"]]
+
+    wait_until(lambda: len(refusals()) == 2, what="both refusals")
+    assert all("`roles.lead.members`" in text for text in refusals())
+    assert _active(runtime, room.id, "lead") == [] and _active(runtime, room.id, "approver") == [APPROVER]

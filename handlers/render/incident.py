@@ -159,8 +159,12 @@ def brief_text(incident: IncidentSnapshot) -> str:
     return truncate(f"{incident.severity.upper()} incident: {escape_team_text(incident.title)}", 3000)
 
 
-def role_line(role: RoleHolders) -> str:
+def role_line(role: RoleHolders, incident: IncidentSnapshot) -> str:
+    """A role and its holders; an empty sign-off role says who fills it (it has no *Claim* button)."""
     who = people(role.holders) if role.holders else "_nobody yet_"
+    if not role.holders and role.signoff and incident.status != RESOLVED:
+        lead = f" (<@{incident.lead}>)" if incident.lead else ""
+        who += f" · sign-off role: the lead{lead} fills it with `/crisis assign`"
     return f"*{escape_team_text(role.title)}* (`{role.role}`): {who}"
 
 
@@ -193,13 +197,14 @@ def brief_blocks(incident: IncidentSnapshot, digest_minutes: int) -> list[Block]
     blocks.append(section("*Roles*"))
     for role in incident.roles[:MAX_ROLE_BLOCKS]:
         accessory = None
-        if not role.holders and incident.status != RESOLVED:
+        if not role.holders and not role.signoff and incident.status != RESOLVED:
             accessory = button(
                 f"Claim {role.title}", f"{CLAIM_ACTION_PREFIX}{role.role}", f"{incident.id}:{role.role}"
             )
         blocks.append(
             SectionBlock(
-                text=MarkdownTextObject(text=truncate(role_line(role), SECTION_LIMIT)), accessory=accessory
+                text=MarkdownTextObject(text=truncate(role_line(role, incident), SECTION_LIMIT)),
+                accessory=accessory,
             )
         )
     blocks.append(DividerBlock())
@@ -212,7 +217,7 @@ def brief_blocks(incident: IncidentSnapshot, digest_minutes: int) -> list[Block]
             section(
                 "*What happens next*\n"
                 f"• A digest of what people are saying is posted here every {digest_minutes} minutes.\n"
-                "• Claim an empty role above, or `/crisis assign <role> @person`.\n"
+                "• Claim an empty role above, or `/crisis assign <role> @person` (the lead fills sign-off roles).\n"
                 "• Record what is known with `/crisis fact`, agreed wording with `/crisis message`, "
                 "rumours with `/crisis rumor`, decisions with `/crisis decide`.\n"
                 "• `/crisis draft` asks for a reply draft; an approver signs it off.\n"
@@ -356,7 +361,7 @@ def open_failed_text(title: str, step: str, error: str) -> str:
 
 
 def roles_blocks(incident: IncidentSnapshot) -> list[Block]:
-    lines = [role_line(role) for role in incident.roles]
+    lines = [role_line(role, incident) for role in incident.roles]
     empty = [role.role for role in incident.roles if not role.holders]
     blocks: list[Block] = [section(truncate("*Roles*\n" + "\n".join(lines), SECTION_LIMIT))]
     if empty:
@@ -364,7 +369,8 @@ def roles_blocks(incident: IncidentSnapshot) -> list[Block]:
             context(
                 "Empty: "
                 + ", ".join(f"`{r}`" for r in empty)
-                + ". Fill one with `/crisis assign <role> @person` or its *Claim* button."
+                + ". Fill one with `/crisis assign <role> @person` or its *Claim* button;"
+                " the lead fills sign-off roles."
             )
         )
     return blocks
