@@ -17,8 +17,8 @@ from slack_sdk.http_retry.handler import RetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.jobs import JobIntake
 from bot.plan import Plan
+from bot.queue.intake import JobIntake
 from bot.settings import Settings
 from models import make_engine, make_session_factory
 

@@ -19,10 +19,10 @@ from bot.app import create_bolt_app
 from bot.database import ensure_schema
 from bot.leader import lead_scheduler, start_leader_thread
 from bot.plan import load_plan, plan_path
+from bot.queue.worker import Worker, run_worker_process
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from bot.web import create_web_app
-from bot.worker import Worker, run_worker_process
 
 log = logging.getLogger(__name__)
 WEB_THREADS = 16

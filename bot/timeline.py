@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.jobs import current_job
+from bot.queue.jobs import current_job
 from models import TimelineEvent, utcnow
 
 # Event kinds, shared by every capability and read by the export's metrics.

@@ -15,8 +15,8 @@ from typing import Any
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
-from bot.jobs import JobNotAccepted
 from bot.mrkdwn import escape_mrkdwn
+from bot.queue.intake import JobNotAccepted
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)

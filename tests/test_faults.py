@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from bot import jobs
+from bot.queue import jobs
 from bot.runtime import Runtime
 from bot.slack_emulator import SlackEmulator
 from bot.timeline import DECISION_LOGGED, FACT_ADDED, MESSAGE_ADDED, RUMOUR_TRACKED

@@ -15,11 +15,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 import handlers
-from bot import jobs
+from bot.queue import intake as intake_module
+from bot.queue import jobs
+from bot.queue.worker import Worker
 from bot.runtime import Runtime, build_runtime
 from bot.server import InProcessApp
 from bot.slack_emulator import SlackEmulator
-from bot.worker import Worker
 from models import Fact, Job, transaction, utcnow
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 from tests.conftest import LEAD, MONITOR, SIGNING_SECRET, make_settings
@@ -306,7 +307,7 @@ def test_the_open_form_is_shown_from_the_listener_within_the_trigger_window(
 def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime) -> None:
     """While the database is held up, forty acks queue behind the writer and go in together; every one
     of them is a committed row when its submit returns."""
-    intake = jobs.JobIntake(runtime.engine)
+    intake = intake_module.JobIntake(runtime.engine)
     holder = hold_job_writes(runtime.engine, 0.4)
     start = threading.Barrier(40)
     failures: list[BaseException] = []
@@ -330,7 +331,7 @@ def test_acks_waiting_together_are_committed_in_one_batch(runtime: Runtime) -> N
 def test_an_ack_at_a_quiet_moment_writes_its_own_job(runtime: Runtime) -> None:
     """Nobody writing and nobody waiting: the ack's thread writes its job itself, with no hand-off to
     the writer thread; while a write is under way, the next acks wait for the writer's batch."""
-    intake = jobs.JobIntake(runtime.engine)
+    intake = intake_module.JobIntake(runtime.engine)
     for n in range(3):
         intake.submit("test", {"n": n})
     assert (intake.batches, intake.written_directly) == (3, 3)
@@ -347,7 +348,7 @@ def test_a_batch_is_stored_as_the_model_stores_a_job_and_a_worker_can_claim_it(r
     """On SQLite the writer builds one multi-row INSERT itself: every value must come back through the
     model exactly as if the ORM had written it (JSON text, UTC times), and a worker must claim it. A
     NUL, which PostgreSQL's JSON cannot hold, is stored as U+FFFD on both databases."""
-    intake = jobs.JobIntake(runtime.engine)
+    intake = intake_module.JobIntake(runtime.engine)
     payloads: list[dict[str, Any]] = [
         {"text": "open Ünïcode — “quotes” 💥 '; DROP TABLE jobs; --", "n": 1, "nested": {"list": [1, None, True]}},
         {"text": "=HYPERLINK(\"x\")\n\t\u0000", "n": 2, "nested": {}},
@@ -370,7 +371,7 @@ def test_a_batch_is_stored_as_the_model_stores_a_job_and_a_worker_can_claim_it(r
 def test_a_job_the_database_refuses_fails_alone_not_the_acks_batched_with_it(runtime: Runtime) -> None:
     """A row PostgreSQL cannot hold (a kind longer than its column) fails the batch's one INSERT: the
     writer then writes each job alone, so only that job is refused. SQLite does not check lengths."""
-    intake = jobs.JobIntake(runtime.engine)
+    intake = intake_module.JobIntake(runtime.engine)
     holder = hold_job_writes(runtime.engine, 0.3)  # so all five wait, and go, in one batch
     kinds = ["test", "test", "x" * 41, "test", "test"]
     outcomes: dict[int, str] = {}
@@ -379,7 +380,7 @@ def test_a_job_the_database_refuses_fails_alone_not_the_acks_batched_with_it(run
         try:
             intake.submit(kinds[n], {"n": n})
             outcomes[n] = "stored"
-        except jobs.JobNotAccepted:
+        except intake_module.JobNotAccepted:
             outcomes[n] = "refused"
 
     _all_at_once(ack, [(n,) for n in range(5)])
@@ -392,10 +393,10 @@ def test_a_job_the_database_refuses_fails_alone_not_the_acks_batched_with_it(run
 
 
 def test_a_job_the_database_cannot_take_within_the_budget_is_refused_and_not_stored(runtime: Runtime) -> None:
-    intake = jobs.JobIntake(runtime.engine, budget_seconds=0.3)
+    intake = intake_module.JobIntake(runtime.engine, budget_seconds=0.3)
     holder = hold_job_writes(runtime.engine, 1.5)
     started = time.monotonic()
-    with pytest.raises(jobs.JobNotAccepted):
+    with pytest.raises(intake_module.JobNotAccepted):
         intake.submit("test", {"n": 1})
     assert time.monotonic() - started < 1.3, "the refusal came after the budget, not after the lock"
     holder.join()
@@ -412,8 +413,8 @@ def test_the_job_writer_holds_no_connection_once_acks_stop(
     """The writer keeps a connection of its own, with its own settings, while acks keep coming, and
     lets go of it once they stop, leaving none of those settings to the rest of the app: on SQLite it
     closes it; on PostgreSQL it resets it and gives it back to the pool."""
-    monkeypatch.setattr(jobs, "IDLE_RELEASE_SECONDS", 0.2)
-    intake = jobs.JobIntake(runtime.engine)
+    monkeypatch.setattr(intake_module, "IDLE_RELEASE_SECONDS", 0.2)
+    intake = intake_module.JobIntake(runtime.engine)
     intake.submit("test", {"n": 1})
     intake.submit("test", {"n": 2})
     held = intake._connection

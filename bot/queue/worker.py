@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import jobs
 from bot.errors import describe, is_transient
+from bot.queue import jobs
 from bot.runtime import Runtime
 from models import transaction
 from models.jobs import FAILED
