@@ -54,8 +54,8 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from bot import database
+from bot.demo.slack_emulator import SlackEmulator
 from bot.settings import normalise_database_url
-from bot.slack_emulator import SlackEmulator
 from models import Draft, Incident, Job, make_engine
 from models.drafts import PENDING
 

@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{path}: ok — {plan.brand.name}, {len(plan.roles)} roles, {len(plan.playbooks)} playbooks")
         return 0
     if args.command == "demo":
-        from bot.demo import run_demo
+        from bot.demo.script import run_demo
 
         return run_demo(out_dir=args.out, quiet=args.quiet)
     if args.command == "mentions" and args.mentions_command == "score":

@@ -15,13 +15,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.clock import ManualClock, running_on
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.plan import BUNDLED_PLAN, Plan, load_plan
 from bot.runtime import Runtime, build_runtime
 from bot.server import InProcessApp
 from bot.settings import Settings, normalise_database_url
-from bot.slack_emulator import SlackEmulator
 from models import Base
-from tests.slack_requests import SlackClient
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 
 from bot import timeline
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from models import (
     Draft,
     Fact,

@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from models import Incident, TimelineEvent, transaction
 from models.incidents import OPEN
 from tests.conftest import LEAD
-from tests.slack_requests import SlackClient
 
 T = TypeVar("T")
 

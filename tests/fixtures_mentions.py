@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from models import Incident, Mention, transaction, utcnow
 from models.incidents import OPEN
 from tests.conftest import LEAD

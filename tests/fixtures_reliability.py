@@ -17,8 +17,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot import database
+from bot.demo.slack_emulator import SlackEmulator
 from bot.settings import normalise_database_url
-from bot.slack_emulator import SlackEmulator
 from tests.conftest import BACKENDS, POSTGRES_URL
 
 

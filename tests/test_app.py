@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import build_runtime
-from bot.slack_emulator import SlackEmulator
 from tests.conftest import BYSTANDER, AppServer, make_settings
-from tests.slack_requests import SlackClient
 
 
 def _crisis_form(text: str) -> bytes:

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from bot.database import head_revision
-from bot.slack_emulator import SlackEmulator
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
-from tests.slack_requests import SlackClient
 
 WARROOM = shutil.which("warroom", path=str(Path(sys.executable).parent)) or "warroom"
 

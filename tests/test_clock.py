@@ -12,19 +12,19 @@ import pytest
 
 from bot import timeline
 from bot.clock import ManualClock, SimulatedClock, SystemClock, now, running_on
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from models import Fact
 from tests.conftest import MONITOR
 from tests.fixtures_lifecycle import events, open_incident, rows, wait_until
-from tests.slack_requests import SlackClient
 
 ROOT = Path(__file__).resolve().parents[1]
 # Reading the system clock is allowed here only, each for a reason that is not domain time.
 ALLOWED = {
     "bot/clock.py": "the clock itself",
-    "bot/slack_emulator.py": "Slack's own clock (message ts, request signatures), not the bot's",
-    "bot/demo.py": "signing requests as Slack does needs the real time in X-Slack-Request-Timestamp",
+    "bot/demo/slack_emulator.py": "Slack's own clock (message ts, trigger ids), not the bot's",
+    "bot/demo/signed_slack.py": "signing requests as Slack does needs the real time in X-Slack-Request-Timestamp",
 }
 SYSTEM_CLOCK_CALLS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
                       ("time", "time"), ("time", "time_ns")}

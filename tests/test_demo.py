@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jsonschema
 
-from bot.demo import find_button, plain
+from bot.demo.script import find_button, plain
 
 WARROOM = Path(sys.executable).with_name("warroom")
 SCHEMA = json.loads((Path(__file__).parents[1] / "bot" / "export.schema.json").read_text())

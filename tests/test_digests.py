@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.digests import compute_digest, record_digest, rising_terms
 from bot.mentions import STOP_WORDS, incident_keywords, significant_words
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from handlers.render.digest import render_digest
 from models import Digest, Rumour, TimelineEvent, transaction, utcnow
 from tests.conftest import LEAD
 from tests.fixtures_mentions import add_mentions, make_incident
-from tests.slack_requests import SlackClient
 
 WORDS = [
     "acme air",

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import update
 
 from bot import timeline
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.drafts import (
     GENERIC_HOLDING_STATEMENT,
     PLATFORMS,
@@ -25,7 +27,6 @@ from bot.drafts import (
 )
 from bot.plan import Plan
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from handlers.render.drafts import APPROVE, DRAFT_REPLY, EDIT, EDIT_VIEW, REGENERATE, REJECT, REJECT_VIEW
 from models import Decision, Draft, DraftRevision, transaction
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD
@@ -43,7 +44,6 @@ from tests.fixtures_drafts import (
     wait_for_draft,
     wait_until,
 )
-from tests.slack_requests import SlackClient
 
 BUTTONS = [APPROVE, EDIT, REGENERATE, REJECT]
 POST = "3 hours stuck at Gatwick and not a word from @acmeair. Where is my bag?"

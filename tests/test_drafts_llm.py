@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from bot import timeline
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.prompts import POST_CLOSE, POST_OPEN, fenced_post
 from bot.runtime import Runtime, build_runtime
-from bot.slack_emulator import SlackEmulator
 from handlers.render.drafts import APPROVE, DRAFT_REPLY, EDIT, REGENERATE, REJECT, RETRY
 from models import Draft
 from tests.conftest import APPROVER, DRAFTER, LEAD, AppServer, make_settings, make_test_plan
@@ -31,7 +32,6 @@ from tests.fixtures_drafts import (
     wait_for_draft,
 )
 from tests.openai_server import FakeOpenAI
-from tests.slack_requests import SlackClient
 
 MODEL = "gpt-4.1-mini"
 BUTTONS = [APPROVE, EDIT, REGENERATE, REJECT]

@@ -17,11 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import timeline
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.exports import FORMATS, incident_names, stream_export
 from bot.exports.as_csv import neutralise
 from bot.exports.names import resolve_names
 from bot.plan import Plan
-from bot.slack_emulator import SlackEmulator
 from models import Incident, SlackUser, TimelineEvent, make_engine, make_session_factory, transaction
 from models.incidents import OPEN
 from tests.conftest import APPROVER, BOT_TOKEN, DRAFTER, LEAD, MONITOR
@@ -32,7 +33,6 @@ from tests.fixtures_exports import (
     SeededIncident,
     seed_incident,
 )
-from tests.slack_requests import SlackClient
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "bot" / "export.schema.json").read_text())
 NOW = datetime(2024, 5, 1, 14, 0, tzinfo=UTC)

@@ -18,9 +18,10 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.queue import jobs
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from bot.timeline import DECISION_LOGGED, FACT_ADDED, MESSAGE_ADDED, RUMOUR_TRACKED
 from handlers.render.drafts import APPROVE, REASON_INPUT, REJECT, REJECT_VIEW
 from models import (
@@ -45,7 +46,6 @@ from tests.fixtures_reliability import (  # noqa: F401 - provides fresh_database
     hold_job_writes,
     settle,
 )
-from tests.slack_requests import SlackClient
 
 # The longest pause between two calls while the Slack client backs off (0.5 s, then 1 s; Retry-After 1 s).
 RETRY_GAP_SECONDS = 1.6

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from tests.conftest import BYSTANDER, LEAD
 from tests.fixtures_lifecycle import all_text, incident, open_incident, wait_until
-from tests.slack_requests import SlackClient
 
 
 def test_home_lists_open_and_resolved_incidents(

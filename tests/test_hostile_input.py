@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.commands import parse_command, parse_user_ref
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, truncate
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from models import Mention, transaction
 from tests.conftest import INGEST_TOKEN, LEAD, AppServer
 from tests.fixtures_lifecycle import open_incident
 from tests.fixtures_reliability import settle
-from tests.slack_requests import SlackClient
 
 # Deterministic (the same examples on every run and in CI) and quick: the file stays well under a minute.
 FAST = settings(max_examples=300, deadline=None, derandomize=True)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime, build_runtime
-from bot.slack_emulator import SlackEmulator
 from models import Mention, transaction
 from tests.conftest import INGEST_TOKEN, AppServer, make_settings, make_test_plan
 

@@ -15,18 +15,18 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 import handlers
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.queue import intake as intake_module
 from bot.queue import jobs
 from bot.queue.worker import Worker
 from bot.runtime import Runtime, build_runtime
 from bot.server import InProcessApp
-from bot.slack_emulator import SlackEmulator
 from models import Fact, Job, transaction, utcnow
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 from tests.conftest import LEAD, MONITOR, SIGNING_SECRET, make_settings
 from tests.fixtures_lifecycle import open_incident, wait_until
 from tests.fixtures_reliability import hold_job_writes
-from tests.slack_requests import SlackClient
 
 
 def _queue(runtime: Runtime, count: int, kind: str = "test") -> list[int]:

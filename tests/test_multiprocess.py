@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.demo.slack_emulator import SlackEmulator
 from bot.leader import APPLICATION_NAME_PREFIX, SCHEDULER_LOCK_KEY
-from bot.slack_emulator import SlackEmulator
 from tests.conftest import BOT_TOKEN
 from tests.fixtures_lifecycle import wait_until
 from tests.fixtures_reliability import fresh_database_fixture  # noqa: F401 - provides fresh_database

@@ -8,11 +8,12 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from bot import timeline
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.incidents import STALE_OPEN
 from bot.plan import ChannelSettings
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
-from bot.slack_emulator import SlackEmulator
 from models import Incident, RoleAssignment, transaction, utcnow
 from models.incidents import OPEN, OPENING
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR, make_test_plan
@@ -25,7 +26,6 @@ from tests.fixtures_lifecycle import (
     rows,
     wait_until,
 )
-from tests.slack_requests import SlackClient
 
 
 class CountingScheduler(Scheduler):

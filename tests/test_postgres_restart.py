@@ -25,14 +25,14 @@ from sqlalchemy import select
 
 import handlers
 from bot import database
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.queue.worker import Worker
 from bot.runtime import build_runtime
 from bot.server import InProcessApp
-from bot.slack_emulator import SlackEmulator
 from models import Fact, transaction
 from tests.conftest import LEAD, MONITOR, SIGNING_SECRET, make_settings, make_test_plan
 from tests.fixtures_lifecycle import open_incident, wait_until
-from tests.slack_requests import SlackClient
 
 
 class PrivatePostgres:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bot import timeline
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from models.incidents import OPEN, RESOLVED
 from tests.conftest import APPROVER, LEAD, MONITOR
 from tests.fixtures_lifecycle import all_text, events, incident, open_incident, wait_until
-from tests.slack_requests import SlackClient
 from tests.test_open import CountingScheduler
 
 

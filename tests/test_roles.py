@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import update
 
 from bot import timeline
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.plan import Plan, Role
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from models import RoleAssignment, transaction, utcnow
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR, make_test_plan
 from tests.fixtures_lifecycle import all_text, events, incident, open_incident, rows, wait_until
-from tests.slack_requests import SlackClient
 
 
 @pytest.fixture

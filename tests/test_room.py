@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot import timeline
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime
-from bot.slack_emulator import SlackEmulator
 from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, transaction, utcnow
 from models.incidents import CONFIRMED, REFUTED
 from tests.conftest import BYSTANDER, LEAD, MONITOR
 from tests.fixtures_lifecycle import all_text, events, incident, open_incident, rows, wait_until
-from tests.slack_requests import SlackClient
 from tests.test_open import CountingScheduler
 
 

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime, build_runtime
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.slack_emulator import SlackEmulator
 from models import Digest, Incident, transaction, utcnow
 from models.incidents import RESOLVED
 from tests.fixtures_mentions import add_mentions, make_incident

@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from bot import timeline
+from bot.demo.signed_slack import SlackClient
+from bot.demo.slack_emulator import SlackEmulator
 from bot.replay import SIGNATURE_WINDOW_SECONDS as WINDOW
 from bot.replay import ReplayGuard
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.slack_emulator import SlackEmulator
 from handlers.render.drafts import APPROVE, REASON_INPUT, REJECT, REJECT_VIEW
 from models import Decision, Draft, RoleAssignment
 from models.incidents import OPEN, RESOLVED
@@ -45,7 +46,6 @@ from tests.fixtures_drafts import (
     wait_for_draft,
 )
 from tests.fixtures_lifecycle import OpenedIncident, incident, incidents, open_incident, rows, wait_until
-from tests.slack_requests import SlackClient
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

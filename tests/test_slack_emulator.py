@@ -43,8 +43,8 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 from slack_sdk.signature import SignatureVerifier
 
-from bot.slack_emulator import SlackEmulator, find_block_kit_problems, find_view_problems
-from tests.slack_requests import DEFAULT_CHANNEL_ID, SlackClient
+from bot.demo.signed_slack import DEFAULT_CHANNEL_ID, SlackClient
+from bot.demo.slack_emulator import SlackEmulator, find_block_kit_problems, find_view_problems
 
 LEAD, APPROVER, BYSTANDER = "ULEAD01", "UAPPROVE1", "UBYSTAND1"
 SECRET = "emulator-test-secret"

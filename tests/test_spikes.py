@@ -10,11 +10,11 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
+from bot.demo.slack_emulator import SlackEmulator
 from bot.plan import SpikeThresholds
 from bot.runtime import Runtime, build_runtime
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.slack_emulator import SlackEmulator
 from bot.spikes import judge
 from models import SpikeAlert, transaction, utcnow
 from tests.conftest import make_test_plan

@@ -21,13 +21,13 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from bot.slack_emulator import SlackEmulator
+from bot.demo.slack_emulator import SlackEmulator
 
 DEFAULT_USER_ID = "ULEAD01"
 DEFAULT_CHANNEL_ID = "C0GENERAL1"
 DEFAULT_CHANNEL_NAME = "general"
 # The deprecated verification token Slack still sends in every payload.
-VERIFICATION_TOKEN = "Jhj5dZrVaK7ZwHHjRyZWjbDl"
+VERIFICATION_TOKEN = "Jhj5dZrVaK7ZwHHjRyZWjbDl"  # noqa: S105 - a made-up value in Slack's shape
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 _ID_ALPHABET = string.ascii_uppercase + string.digits
@@ -74,6 +74,17 @@ def _find_element(blocks: list[dict[str, Any]], action_id: str, value: str | Non
             if value is None or element.get("value") == value:
                 return block.get("block_id"), element
     return None, None
+
+
+def find_button(
+    messages: list[dict[str, Any]], action_id: str, value: str | None
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The newest message carrying this button, its block id and the button; LookupError if none."""
+    for message in reversed(messages):
+        block_id, element = _find_element(message.get("blocks") or [], action_id, value)
+        if element is not None:
+            return message, block_id or "", element
+    raise LookupError(f"no {action_id!r} button")
 
 
 class SlackClient:
@@ -322,8 +333,10 @@ class SlackClient:
         if message_ts is not None:
             found = next((m for m in messages if m["ts"] == message_ts), None)
         else:
-            found = next((m for m in reversed(messages)
-                          if _find_element(m.get("blocks") or [], action_id, value)[1] is not None), None)
+            try:
+                found = find_button(messages, action_id, value)[0]
+            except LookupError:
+                found = None
         if found is None:
             raise LookupError(f"no message in {channel_id} with a {action_id!r} button"
                               + (f" at ts {message_ts}" if message_ts else ""))

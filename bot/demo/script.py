@@ -3,7 +3,7 @@
 The real app runs: a Runtime on a temporary SQLite database, the real Flask+Bolt app served by
 waitress on a free local port, and Slack played by the in-process `SlackEmulator`. A scripted team
 sends correctly signed slash commands, button clicks and modal submissions; a bundled stream of
-invented posts about the plan's fictional brand (`demo_data/mentions.jsonl`, each with `minutes`
+invented posts about the plan's fictional brand (`data/mentions.jsonl`, each with `minutes`
 relative to the moment the incident opens) arrives through `POST /mentions`. The transcript shows
 what the channel shows; the four exports are written to the output folder.
 
@@ -21,7 +21,6 @@ import re
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,15 +30,15 @@ from typing import Any, TextIO
 
 import httpx
 from pydantic import SecretStr
-from slack_sdk.signature import SignatureVerifier
 
+from bot.demo.signed_slack import SlackClient, find_button
+from bot.demo.slack_emulator import SlackEmulator
 from bot.plan import BUNDLED_PLAN, Plan, load_plan
 from bot.runtime import Runtime, build_runtime
 from bot.settings import DEFAULT_LLM_MODEL, Settings
-from bot.slack_emulator import SlackEmulator
 from models import Base, utcnow
 
-MENTIONS_FILE = Path(__file__).with_name("demo_data") / "mentions.jsonl"
+MENTIONS_FILE = Path(__file__).with_name("data") / "mentions.jsonl"
 SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - a local, throwaway secret
 BOT_TOKEN = "xoxb-demo-token"  # noqa: S105
 INGEST_TOKEN = "demo-ingest-token"  # noqa: S105
@@ -114,123 +113,27 @@ def demo_settings(database_url: str, api_url: str) -> Settings:
 
 
 class SignedSlack:
-    """Sends what Slack would send to /slack/events, signed with the app's signing secret."""
+    """Slack's side of /slack/events for the demo: the shared signed client, and a refusal is a failure."""
 
     def __init__(self, app_url: str, emulator: SlackEmulator) -> None:
-        self.events_url = app_url + "/slack/events"
-        self.emulator = emulator
-        self.verifier = SignatureVerifier(SIGNING_SECRET)
-        self.http = httpx.Client(timeout=10)
+        self.client = SlackClient(app_url, SIGNING_SECRET, emulator=emulator)
 
-    def _post(self, body: bytes, content_type: str) -> None:
-        stamp = str(int(time.time()))
-        signature = self.verifier.generate_signature(timestamp=stamp, body=body)
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature or "",
-        }
-        response = self.http.post(self.events_url, content=body, headers=headers)
+    @staticmethod
+    def _sent(response: httpx.Response) -> None:
         if response.status_code != 200:
             raise RuntimeError(f"the app answered HTTP {response.status_code}: {response.text[:200]}")
 
-    def _user(self, user_id: str) -> dict[str, str]:
-        name = PEOPLE[user_id][0]
-        return {"id": user_id, "username": name, "name": name, "team_id": self.emulator.team_id}
-
     def command(self, text: str, user_id: str, channel_id: str) -> None:
-        channel = self.emulator.channels[channel_id]
-        fields = {
-            "token": "demo",
-            "team_id": self.emulator.team_id,
-            "team_domain": self.emulator.team_domain,
-            "channel_id": channel_id,
-            "channel_name": channel.name,
-            "user_id": user_id,
-            "user_name": PEOPLE[user_id][0],
-            "command": "/crisis",
-            "text": text,
-            "api_app_id": self.emulator.app_id,
-            "is_enterprise_install": "false",
-            "response_url": self.emulator.response_url(channel_id, user_id),
-            "trigger_id": self.emulator.trigger_id(),
-        }
-        self._post(urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded")
-
-    def _interaction(self, payload: dict[str, Any]) -> None:
-        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-        self._post(body, "application/x-www-form-urlencoded")
+        self._sent(self.client.command(text, user_id=user_id, channel_id=channel_id, user_name=PEOPLE[user_id][0]))
 
     def click(self, action_id: str, user_id: str, channel_id: str, value: str | None = None) -> None:
         """Click the newest button with this action id (and value) in the channel."""
-        message, block_id, element = find_button(self.emulator.messages(channel_id), action_id, value)
-        message.pop("edits", None)
-        self._interaction(
-            {
-                "type": "block_actions",
-                "user": self._user(user_id),
-                "api_app_id": self.emulator.app_id,
-                "token": "demo",
-                "trigger_id": self.emulator.trigger_id(),
-                "team": {"id": self.emulator.team_id, "domain": self.emulator.team_domain},
-                "container": {
-                    "type": "message",
-                    "message_ts": message["ts"],
-                    "channel_id": channel_id,
-                    "is_ephemeral": False,
-                },
-                "channel": {"id": channel_id, "name": self.emulator.channels[channel_id].name},
-                "message": message,
-                "state": {"values": {}},
-                "response_url": self.emulator.response_url(channel_id, user_id, message["ts"]),
-                "actions": [
-                    {
-                        "action_id": action_id,
-                        "block_id": block_id,
-                        "type": "button",
-                        "value": element.get("value", ""),
-                        "text": element.get("text"),
-                        "action_ts": f"{time.time():.6f}",
-                    }
-                ],
-            }
-        )
+        self._sent(self.client.block_action(action_id, value, user_id=user_id, channel_id=channel_id))
 
     def submit(self, callback_id: str, values: dict[str, str], user_id: str) -> None:
         """Submit the modal most recently opened with this callback id, plain-text inputs filled in."""
-        view = next(
-            self.emulator.views[opened["view_id"]]
-            for opened in reversed(self.emulator.opened_views)
-            if self.emulator.views.get(opened["view_id"], {}).get("callback_id") == callback_id
-        )
-        state = {
-            block_id: {block_id: {"type": "plain_text_input", "value": value}}
-            for block_id, value in values.items()
-        }
-        self._interaction(
-            {
-                "type": "view_submission",
-                "user": self._user(user_id),
-                "api_app_id": self.emulator.app_id,
-                "token": "demo",
-                "trigger_id": self.emulator.trigger_id(),
-                "team": {"id": self.emulator.team_id, "domain": self.emulator.team_domain},
-                "view": {**view, "state": {"values": state}},
-                "response_urls": [],
-            }
-        )
-
-
-def find_button(
-    messages: list[dict[str, Any]], action_id: str, value: str | None
-) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    """The newest message carrying this button, its block id and the button; LookupError if none."""
-    for message in reversed(messages):
-        for block in message.get("blocks") or []:
-            for element in [*(block.get("elements") or []), block.get("accessory") or {}]:
-                if element.get("action_id") == action_id and (value is None or element.get("value") == value):
-                    return message, block.get("block_id", ""), element
-    raise LookupError(f"no {action_id!r} button")
+        self._sent(self.client.view_submission(
+            callback_id, {block_id: {block_id: value} for block_id, value in values.items()}, user_id=user_id))
 
 
 # ---- what the channel shows, as terminal text ---------------------------------------------------
