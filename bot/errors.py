@@ -13,6 +13,17 @@ TRANSIENT_SLACK_ERRORS = frozenset({
 })
 
 
+class SlackFailure(Exception):
+    """Slack refused a call or could not be reached, after the client's own retries (raised by the
+    gateway to flows); `str()` says so in a person's words."""
+
+    def __init__(self, method: str, code: str, *, transient: bool) -> None:
+        self.method = method
+        self.code = code
+        self.transient = transient
+        super().__init__("Slack could not be reached" if code == "unreachable" else f"Slack answered `{code}`")
+
+
 class CommandError(Exception):
     """A CLI command cannot do what it was asked: one line for the user, exit code 2."""
 
@@ -20,6 +31,8 @@ class CommandError(Exception):
 def is_transient(exc: BaseException) -> bool:
     """A failure that may pass by itself (a database or Slack outage, a dropped connection), so the
     job is tried again with back-off; anything else is told to the user at once."""
+    if isinstance(exc, SlackFailure):
+        return exc.transient
     if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
         return True
     if isinstance(exc, SlackApiError):
@@ -30,6 +43,8 @@ def is_transient(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     """The failure in a few words a person can act on (never a stack trace, never a secret)."""
+    if isinstance(exc, SlackFailure):
+        return str(exc)
     if isinstance(exc, SlackApiError):
         return f"Slack answered `{exc.response.get('error', 'an error')}`"
     if isinstance(exc, OperationalError):

@@ -1,15 +1,13 @@
 """`/crisis open`, `severity`, `status`, `resolve`; the *Open incident* form and button.
 
-Opening is a sequence of Slack calls after the ack (channel, invite, topic, brief, pin). Each done
-step is on the timeline, so when one fails after the client's retries the opener is told, the
-incident keeps `open_error`, and running the same open again resumes from the failed step.
+Opening itself is the flow `bot.flows.opening`, run after the ack against the Slack gateway.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -17,36 +15,23 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import Block
 
-from bot.channel_names import channel_name
 from bot.commands import form_of
+from bot.errors import is_transient
+from bot.flows import opening
 from bot.incidents import (
-    ALREADY_OPEN,
-    IN_PROGRESS,
-    STEP_BRIEF,
-    STEP_CHANNEL,
-    STEP_INVITE,
-    STEP_PIN,
-    STEP_TOPIC,
     IncidentError,
     IncidentSnapshot,
     OpenArgs,
     change_severity,
-    done_steps,
-    finish_open,
     incident_snapshot,
     parse_open_args,
-    record_brief,
-    record_channel,
-    record_open_failure,
-    record_step,
     resolve_incident,
     resolve_summary,
-    start_open,
     validate_open,
 )
 from bot.mrkdwn import escape_mrkdwn
 from bot.plan import SEVERITIES
-from bot.roles import RoleError, add_holders
+from bot.roles import RoleError
 from bot.room import RoomError, clean_text, record_status_update, status_summary
 from bot.runtime import Runtime
 from handlers.commands import CommandRequest, subcommand
@@ -58,10 +43,7 @@ from handlers.render.incident import (
     OPEN_CALLBACK,
     brief_blocks,
     brief_text,
-    open_failed_text,
     open_form,
-    opened_blocks,
-    purpose_text,
     read_open_form,
     resolve_blocks,
     resolve_text,
@@ -73,52 +55,11 @@ from handlers.render.incident import (
     status_update_text,
     topic_text,
 )
+from handlers.slack_gateway import SlackGateway, Tell, respond_teller, user_teller
 from models import transaction, utcnow
 
 log = logging.getLogger(__name__)
 
-# conversations.invite takes 1–1,000 users per call (docs.slack.dev/reference/methods/conversations.invite).
-INVITE_BATCH = 1000
-MAX_NAME_ATTEMPTS = 30
-
-# How to answer the person who asked: (text, blocks) → an ephemeral message or a DM.
-Tell = Callable[[str, Sequence[Block] | None], None]
-
-
-# ---------------------------------------------------------------------------------------------
-# Answering people
-# ---------------------------------------------------------------------------------------------
-
-
-def respond_teller(respond: Respond) -> Tell:
-    """Answer through the request's response_url (slash commands, message buttons)."""
-
-    def tell(text: str, blocks: Sequence[Block] | None = None) -> None:
-        respond(
-            response_type="ephemeral", replace_original=False, text=text, blocks=list(blocks or []) or None
-        )
-
-    return tell
-
-
-def user_teller(client: WebClient, user_id: str, channel_id: str | None) -> Tell:
-    """Answer privately in `channel_id` when the person is in it, else by DM (modals, the App Home)."""
-
-    def tell(text: str, blocks: Sequence[Block] | None = None) -> None:
-        if channel_id:
-            try:
-                client.chat_postEphemeral(channel=channel_id, user=user_id, text=text, blocks=blocks or None)
-                return
-            except SlackApiError as exc:
-                log.info(
-                    "ephemeral to %s in %s failed (%s); sending a DM",
-                    user_id,
-                    channel_id,
-                    exc.response.get("error"),
-                )
-        client.chat_postMessage(channel=user_id, text=text, blocks=blocks or None)
-
-    return tell
 
 
 def slack_error(exc: Exception) -> str:
@@ -128,18 +69,6 @@ def slack_error(exc: Exception) -> str:
     if isinstance(exc, SlackClientError | OSError):
         return "Slack could not be reached"
     return f"an unexpected error ({type(exc).__name__})"
-
-
-def bot_user_id(runtime: Runtime, client: WebClient) -> str | None:
-    """The bot's own user id (never invited anywhere), asked once per process."""
-    cached = runtime.extras.get("bot_user_id")
-    if cached is None:
-        try:
-            cached = client.auth_test().get("user_id") or ""
-        except SlackApiError:
-            return None
-        runtime.extras["bot_user_id"] = cached
-    return str(cached) or None
 
 
 def sync_scheduler(runtime: Runtime) -> None:
@@ -155,34 +84,6 @@ def sync_scheduler(runtime: Runtime) -> None:
 def snapshot(runtime: Runtime, incident_id: int) -> IncidentSnapshot:
     with transaction(runtime.sessions) as session:
         return incident_snapshot(session, runtime.plan, incident_id)
-
-
-def invite(client: WebClient, channel_id: str, users: Sequence[str]) -> list[str]:
-    """Invite `users` to the channel in as few calls as Slack allows; returns users Slack refused to invite.
-
-    Users already in the channel are fine. Anyone Slack names as uninvitable is dropped and the rest are
-    invited again, so one deactivated account does not keep the whole room out.
-    """
-    refused: list[str] = []
-    for start in range(0, len(users), INVITE_BATCH):
-        batch = list(users[start : start + INVITE_BATCH])
-        while batch:
-            try:
-                client.conversations_invite(channel=channel_id, users=",".join(batch))
-                break
-            except SlackApiError as exc:
-                if exc.response.get("error") == "already_in_channel":
-                    break
-                failed = {
-                    str(item.get("user"))
-                    for item in exc.response.get("errors") or []
-                    if isinstance(item, dict) and item.get("error") != "already_in_channel"
-                }
-                if not failed & set(batch):
-                    raise
-                refused.extend(user for user in batch if user in failed)
-                batch = [user for user in batch if user not in failed]
-    return refused
 
 
 def refresh_room(runtime: Runtime, client: WebClient, incident_id: int) -> list[str]:
@@ -221,156 +122,6 @@ def post_in_room(client: WebClient, channel_id: str, text: str, blocks: Sequence
 # ---------------------------------------------------------------------------------------------
 
 
-def _step_channel(runtime: Runtime, client: WebClient, incident: IncidentSnapshot, actor: str) -> None:
-    day = incident.opened_at.astimezone(runtime.plan.zone).date()
-    settings = runtime.plan.channel
-    for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
-        name = channel_name(settings.prefix, day, incident.title, attempt)
-        try:
-            answer = client.conversations_create(name=name, is_private=settings.private)
-        except SlackApiError as exc:
-            if exc.response.get("error") == "name_taken":
-                continue
-            raise
-        channel = answer["channel"]
-        with transaction(runtime.sessions) as session:
-            record_channel(session, incident.id, channel["id"], channel.get("name", name), actor)
-        return
-    raise IncidentError(f"every channel name up to {name} is taken")
-
-
-def _step_invite(runtime: Runtime, client: WebClient, incident: IncidentSnapshot, actor: str) -> None:
-    assert incident.channel_id
-    plan = runtime.plan
-    group_members: dict[str, list[str]] = {}
-    for role_name, role in plan.roles.items():
-        if role.usergroup:
-            answer = client.usergroups_users_list(usergroup=role.usergroup)
-            group_members[role_name] = [str(u) for u in answer.get("users") or []]
-    holders = {user for role in incident.roles for user in role.holders}
-    everyone = [incident.opened_by, *sorted(holders), *(u for users in group_members.values() for u in users)]
-    bot = bot_user_id(runtime, client)
-    users = [user for user in dict.fromkeys(everyone) if user and user != bot]
-    refused = invite(client, incident.channel_id, users) if users else []
-    with transaction(runtime.sessions) as session:
-        for role_name, members in group_members.items():
-            group = plan.roles[role_name].usergroup
-            add_holders(
-                session,
-                incident.id,
-                role_name,
-                [m for m in members if m != bot],
-                actor,
-                reason=f" (user group {group})",
-            )
-        record_step(
-            session,
-            incident.id,
-            STEP_INVITE,
-            f"Invited {len(users) - len(refused)} people",
-            actor,
-            {"users": [u for u in users if u not in refused], "refused": refused},
-        )
-
-
-def _step_topic(runtime: Runtime, client: WebClient, incident: IncidentSnapshot, actor: str) -> None:
-    assert incident.channel_id
-    client.conversations_setTopic(channel=incident.channel_id, topic=topic_text(incident))
-    client.conversations_setPurpose(channel=incident.channel_id, purpose=purpose_text(incident))
-    with transaction(runtime.sessions) as session:
-        record_step(session, incident.id, STEP_TOPIC, "Topic and purpose set", actor)
-
-
-def _step_brief(runtime: Runtime, client: WebClient, incident: IncidentSnapshot, actor: str) -> None:
-    assert incident.channel_id
-    ts = post_in_room(
-        client,
-        incident.channel_id,
-        brief_text(incident),
-        brief_blocks(incident, runtime.plan.digest_minutes(incident.severity)),
-    )
-    with transaction(runtime.sessions) as session:
-        record_brief(session, incident.id, ts, actor)
-
-
-def _step_pin(runtime: Runtime, client: WebClient, incident: IncidentSnapshot, actor: str) -> None:
-    assert incident.channel_id and incident.brief_ts
-    try:
-        client.pins_add(channel=incident.channel_id, timestamp=incident.brief_ts)
-    except SlackApiError as exc:
-        if exc.response.get("error") != "already_pinned":
-            raise
-    with transaction(runtime.sessions) as session:
-        record_step(session, incident.id, STEP_PIN, "Brief pinned", actor)
-
-
-OPEN_FLOW: tuple[tuple[str, Callable[[Runtime, WebClient, IncidentSnapshot, str], None]], ...] = (
-    (STEP_CHANNEL, _step_channel),
-    (STEP_INVITE, _step_invite),
-    (STEP_TOPIC, _step_topic),
-    (STEP_BRIEF, _step_brief),
-    (STEP_PIN, _step_pin),
-)
-
-
-def open_incident(
-    runtime: Runtime,
-    client: WebClient,
-    tell: Tell,
-    *,
-    opener: str,
-    title: str,
-    severity: str | None,
-    playbook: str | None,
-    description: str = "",
-) -> int | None:
-    """Record the incident and set up its war room; returns its id (None when nothing was started)."""
-    start = start_open(
-        runtime.sessions,
-        runtime.plan,
-        opener=opener,
-        title=title,
-        severity=severity,
-        playbook=playbook,
-        description=description,
-    )
-    if start.outcome == ALREADY_OPEN:
-        tell(f"You already opened this incident today: <#{start.channel_id}>.", None)
-        return start.incident_id
-    if start.outcome == IN_PROGRESS:
-        tell("This incident is being opened right now; its channel will appear in a moment. "
-             "If it does not within two minutes, run the same command again to finish it.", None)
-        return start.incident_id
-    complete_open(runtime, client, tell, start.incident_id, opener)
-    return start.incident_id
-
-
-def complete_open(runtime: Runtime, client: WebClient, tell: Tell, incident_id: int, actor: str) -> bool:
-    """Run every open step not yet done; on a failure record it and tell the opener. True when open."""
-    with transaction(runtime.sessions) as session:
-        done = done_steps(session, incident_id)
-    for step, run in OPEN_FLOW:
-        if step in done:
-            continue
-        incident = snapshot(runtime, incident_id)
-        try:
-            run(runtime, client, incident, actor)
-        except Exception as exc:
-            if not isinstance(exc, SlackApiError | SlackClientError | OSError | IncidentError):
-                log.exception("opening incident %s failed at %s", incident_id, step)
-            problem = str(exc) if isinstance(exc, IncidentError) else slack_error(exc)
-            with transaction(runtime.sessions) as session:
-                record_open_failure(session, incident_id, step, problem, actor)
-            tell(open_failed_text(incident.title, step, problem), None)
-            return False
-    with transaction(runtime.sessions) as session:
-        finish_open(session, runtime.plan, incident_id, actor)
-    sync_scheduler(runtime)
-    incident = snapshot(runtime, incident_id)
-    tell(f"Incident opened: <#{incident.channel_id}>", opened_blocks(incident))
-    return True
-
-
 def opens_the_form(args: str, runtime: Runtime) -> bool:
     """`/crisis open` without a title shows the form, which must open inside Slack's trigger window."""
     try:
@@ -398,10 +149,9 @@ def open_command(request: CommandRequest) -> None:
             request.runtime,
         )
         return
-    open_incident(
+    opening.open_incident(
         request.runtime,
-        request.client,
-        respond_teller(request.respond),
+        SlackGateway(request.runtime, request.client, respond_teller(request.respond)),
         opener=request.user_id,
         title=args.title,
         severity=args.severity,
@@ -482,10 +232,9 @@ def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _r
         metadata = {}
     tell = user_teller(client, user_id, str(metadata.get("channel") or "") or None)
     try:
-        open_incident(
+        opening.open_incident(
             runtime,
-            client,
-            tell,
+            SlackGateway(runtime, client, tell),
             opener=user_id,
             title=values["title"],
             severity=values["severity"] or None,
@@ -493,6 +242,8 @@ def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _r
             description=values["description"],
         )
     except Exception as exc:
+        if is_transient(exc):
+            raise  # the worker tries it again; the open resumes from its failed step
         log.exception("open from the form failed")
         tell(f"Opening the incident failed: {slack_error(exc)}. Nothing was lost; try again.", None)
 

@@ -16,17 +16,7 @@ from bot.mrkdwn import escape_team_text
 from bot.roles import Assignment, RoleError, assign_role
 from bot.runtime import Runtime
 from handlers.commands import CommandRequest, subcommand
-from handlers.incidents import (
-    Tell,
-    bot_user_id,
-    invite,
-    post_in_room,
-    refresh_room,
-    respond_teller,
-    slack_error,
-    snapshot,
-    user_teller,
-)
+from handlers.incidents import post_in_room, refresh_room, slack_error, snapshot
 from handlers.queued import enqueue_listener, queued
 from handlers.render.incident import (
     CLAIM_ACTION_PREFIX,
@@ -35,6 +25,7 @@ from handlers.render.incident import (
     roles_blocks,
     section,
 )
+from handlers.slack_gateway import Tell, bot_user_id, invite, respond_teller, user_teller
 from models import transaction
 from models.incidents import RESOLVED
 

@@ -27,7 +27,7 @@ from bot.room import (
 )
 from bot.runtime import Runtime
 from handlers.commands import CommandRequest, subcommand
-from handlers.incidents import post_in_room, respond_teller, slack_error, user_teller
+from handlers.incidents import post_in_room, slack_error
 from handlers.queued import enqueue_listener, queued
 from handlers.render.incident import (
     RUMOUR_ACTION_PREFIX,
@@ -37,6 +37,7 @@ from handlers.render.incident import (
     rumour_text,
     timeline_logged_text,
 )
+from handlers.slack_gateway import respond_teller, user_teller
 from models import transaction
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,88 @@
+"""What a flow may ask of Slack, and the messages it hands over to be shown.
+
+A flow never builds Block Kit: it passes one of the message values below, and the gateway renders
+it (`handlers.slack_gateway`). A Slack call that failed after the client's own retries raises
+`SlackFailure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.errors import SlackFailure
+from bot.incidents import IncidentSnapshot
+
+__all__ = ["SlackFailure", "SlackPort", "Message", "Notice", "Brief", "Opened", "OpenFailed"]
+
+
+# ---- messages a flow hands to the port -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A short text (mrkdwn the flow has already escaped where needed)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Brief:
+    """The incident's pinned brief."""
+
+    incident: IncidentSnapshot
+    digest_minutes: int
+
+
+@dataclass(frozen=True)
+class Opened:
+    """Told to the opener: the incident is open, with a link to its channel."""
+
+    incident: IncidentSnapshot
+
+
+@dataclass(frozen=True)
+class OpenFailed:
+    """Told to the opener: a step of the open failed; running the same open again resumes it."""
+
+    title: str
+    step: str
+    problem: str
+
+
+Message = Notice | Brief | Opened | OpenFailed
+
+
+class SlackPort(Protocol):
+    def bot_user_id(self) -> str | None:
+        """The bot's own user id (never invited anywhere)."""
+        ...
+
+    def create_channel(self, name: str, *, private: bool) -> tuple[str, str] | None:
+        """Create a channel: its (id, name), or None when the name is taken."""
+        ...
+
+    def usergroup_members(self, usergroup: str) -> list[str]:
+        """The user ids in a Slack user group."""
+        ...
+
+    def invite(self, channel_id: str, users: Sequence[str]) -> list[str]:
+        """Invite users (already-members are fine); the users Slack refused to invite."""
+        ...
+
+    def describe_channel(self, incident: IncidentSnapshot) -> None:
+        """Set the incident channel's topic and purpose from the incident."""
+        ...
+
+    def post(self, channel_id: str, message: Message) -> str:
+        """Post a message in a channel; its ts."""
+        ...
+
+    def pin(self, channel_id: str, ts: str) -> None:
+        """Pin a message (already pinned is fine)."""
+        ...
+
+    def tell(self, message: Message) -> None:
+        """Answer the person who asked, privately."""
+        ...

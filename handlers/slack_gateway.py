@@ -1,0 +1,185 @@
+"""The one gateway to Slack for flows: implements `bot.flows.port.SlackPort` with the Web API client,
+rendering each message the flow hands over through `handlers/render/`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from slack_bolt import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.models.blocks import Block
+
+from bot.errors import TRANSIENT_SLACK_ERRORS
+from bot.flows.port import Brief, Message, Notice, Opened, OpenFailed, SlackFailure
+from bot.incidents import IncidentSnapshot
+from bot.runtime import Runtime
+from handlers.render.incident import (
+    brief_blocks,
+    brief_text,
+    open_failed_text,
+    opened_blocks,
+    purpose_text,
+    topic_text,
+)
+
+log = logging.getLogger(__name__)
+
+# conversations.invite takes 1–1,000 users per call (docs.slack.dev/reference/methods/conversations.invite).
+INVITE_BATCH = 1000
+
+# How to answer the person who asked: (text, blocks) → an ephemeral message or a DM.
+Tell = Callable[[str, Sequence[Block] | None], None]
+
+
+def render(message: Message) -> tuple[str, list[Block] | None]:
+    """A flow's message as Slack's (fallback text, blocks)."""
+    match message:
+        case Notice(text=text):
+            return text, None
+        case Brief(incident=incident, digest_minutes=minutes):
+            return brief_text(incident), brief_blocks(incident, minutes)
+        case Opened(incident=incident):
+            return f"Incident opened: <#{incident.channel_id}>", opened_blocks(incident)
+        case OpenFailed(title=title, step=step, problem=problem):
+            return open_failed_text(title, step, problem), None
+    raise TypeError(f"no rendering for {type(message).__name__}")
+
+
+def respond_teller(respond: Respond) -> Tell:
+    """Answer through the request's response_url (slash commands, message buttons)."""
+
+    def tell(text: str, blocks: Sequence[Block] | None = None) -> None:
+        respond(response_type="ephemeral", replace_original=False, text=text, blocks=list(blocks or []) or None)
+
+    return tell
+
+
+def user_teller(client: WebClient, user_id: str, channel_id: str | None) -> Tell:
+    """Answer privately in `channel_id` when the person is in it, else by DM (modals, the App Home)."""
+
+    def tell(text: str, blocks: Sequence[Block] | None = None) -> None:
+        if channel_id:
+            try:
+                client.chat_postEphemeral(channel=channel_id, user=user_id, text=text, blocks=blocks or None)
+                return
+            except SlackApiError as exc:
+                log.info("ephemeral to %s in %s failed (%s); sending a DM", user_id, channel_id,
+                         exc.response.get("error"))
+        client.chat_postMessage(channel=user_id, text=text, blocks=blocks or None)
+
+    return tell
+
+
+@contextmanager
+def slack_call(method: str) -> Iterator[None]:
+    """Turn the client's exceptions (after its own retries) into the port's `SlackFailure`."""
+    try:
+        yield
+    except SlackApiError as exc:
+        code = str(exc.response.get("error") or "an error")
+        status = getattr(exc.response, "status_code", 200)
+        raise SlackFailure(method, code, transient=status == 429 or status >= 500
+                           or code in TRANSIENT_SLACK_ERRORS) from exc
+    except (SlackClientError, OSError) as exc:
+        raise SlackFailure(method, "unreachable", transient=True) from exc
+
+
+def bot_user_id(runtime: Runtime, client: WebClient) -> str | None:
+    """The bot's own user id (never invited anywhere), asked once per process."""
+    cached = runtime.extras.get("bot_user_id")
+    if cached is None:
+        try:
+            cached = client.auth_test().get("user_id") or ""
+        except SlackApiError:
+            return None
+        runtime.extras["bot_user_id"] = cached
+    return str(cached) or None
+
+
+def invite(client: WebClient, channel_id: str, users: Sequence[str]) -> list[str]:
+    """Invite `users` to the channel in as few calls as Slack allows; returns users Slack refused to invite.
+
+    Users already in the channel are fine. Anyone Slack names as uninvitable is dropped and the rest are
+    invited again, so one deactivated account does not keep the whole room out.
+    """
+    refused: list[str] = []
+    for start in range(0, len(users), INVITE_BATCH):
+        batch = list(users[start : start + INVITE_BATCH])
+        while batch:
+            try:
+                client.conversations_invite(channel=channel_id, users=",".join(batch))
+                break
+            except SlackApiError as exc:
+                if exc.response.get("error") == "already_in_channel":
+                    break
+                failed = {
+                    str(item.get("user"))
+                    for item in exc.response.get("errors") or []
+                    if isinstance(item, dict) and item.get("error") != "already_in_channel"
+                }
+                if not failed & set(batch):
+                    raise
+                refused.extend(user for user in batch if user in failed)
+                batch = [user for user in batch if user not in failed]
+    return refused
+
+
+class SlackGateway:
+    """`SlackPort` over the Web API client; `tell` answers the person who asked, as `teller` does."""
+
+    def __init__(self, runtime: Runtime, client: WebClient, teller: Tell) -> None:
+        self.runtime = runtime
+        self.client = client
+        self.teller = teller
+
+    def bot_user_id(self) -> str | None:
+        return bot_user_id(self.runtime, self.client)
+
+    def create_channel(self, name: str, *, private: bool) -> tuple[str, str] | None:
+        try:
+            with slack_call("conversations.create"):
+                answer: Any = self.client.conversations_create(name=name, is_private=private)
+        except SlackFailure as failure:
+            if failure.code == "name_taken":
+                return None
+            raise
+        channel = answer["channel"]
+        return str(channel["id"]), str(channel.get("name", name))
+
+    def usergroup_members(self, usergroup: str) -> list[str]:
+        with slack_call("usergroups.users.list"):
+            answer = self.client.usergroups_users_list(usergroup=usergroup)
+        return [str(user) for user in answer.get("users") or []]
+
+    def invite(self, channel_id: str, users: Sequence[str]) -> list[str]:
+        with slack_call("conversations.invite"):
+            return invite(self.client, channel_id, users)
+
+    def describe_channel(self, incident: IncidentSnapshot) -> None:
+        assert incident.channel_id
+        with slack_call("conversations.setTopic"):
+            self.client.conversations_setTopic(channel=incident.channel_id, topic=topic_text(incident))
+        with slack_call("conversations.setPurpose"):
+            self.client.conversations_setPurpose(channel=incident.channel_id, purpose=purpose_text(incident))
+
+    def post(self, channel_id: str, message: Message) -> str:
+        text, blocks = render(message)
+        with slack_call("chat.postMessage"):
+            answer = self.client.chat_postMessage(channel=channel_id, text=text, blocks=blocks)
+        return str(answer["ts"])
+
+    def pin(self, channel_id: str, ts: str) -> None:
+        try:
+            with slack_call("pins.add"):
+                self.client.pins_add(channel=channel_id, timestamp=ts)
+        except SlackFailure as failure:
+            if failure.code != "already_pinned":
+                raise
+
+    def tell(self, message: Message) -> None:
+        text, blocks = render(message)
+        self.teller(text, blocks)
