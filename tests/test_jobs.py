@@ -407,6 +407,46 @@ def test_a_job_the_database_cannot_take_within_the_budget_is_refused_and_not_sto
         assert [job.payload for job in session.scalars(select(Job))] == [{"n": 2}]
 
 
+def test_the_ack_tells_the_truth_about_a_job_the_writer_is_still_writing(runtime: Runtime) -> None:
+    """An ack that waited past its budget says "not run" only about a job that will never be written:
+    a job whose write had started is waited for (and accepted), and a job the ack gave up on before
+    its write started is never written later."""
+    intake = intake_module.JobIntake(runtime.engine, budget_seconds=0.3)
+    real_insert = intake._insert
+    writing = threading.Event()
+
+    def slow_insert(rows: list[dict[str, Any]], deadline: float) -> None:
+        writing.set()
+        time.sleep(1.6)  # a write that outlives the ack's budget and its one-second grace
+        real_insert(rows, deadline)
+
+    intake._insert = slow_insert  # type: ignore[method-assign]
+    outcomes: dict[int, str] = {}
+
+    def ack(n: int) -> None:
+        try:
+            intake.submit("test", {"n": n})
+            outcomes[n] = "accepted"
+        except intake_module.JobNotAccepted:
+            outcomes[n] = "refused"
+
+    intake._ensure_writer()
+    with intake._writing:  # someone is writing: both acks hand their job to the writer thread
+        first = threading.Thread(target=ack, args=(1,))
+        first.start()
+        time.sleep(0.05)
+    assert writing.wait(5)  # the writer thread is writing job 1 now, slowly
+    second = threading.Thread(target=ack, args=(2,))
+    second.start()  # queued behind the slow write: its ack gives up before the writer gets to it
+    first.join(10)
+    second.join(10)
+    time.sleep(0.3)  # give the writer the chance it must not take
+    with transaction(runtime.sessions) as session:
+        stored = sorted(job.payload["n"] for job in session.scalars(select(Job)))
+    assert outcomes == {1: "accepted", 2: "refused"}
+    assert stored == [1]
+
+
 def test_the_job_writer_holds_no_connection_once_acks_stop(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

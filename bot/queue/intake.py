@@ -50,6 +50,10 @@ class _Submitted:
     # Event's own lock before it can return.
     done: threading.Lock = field(default_factory=_held_lock)
     error: BaseException | None = None
+    # Taken by whoever settles the job's fate first: the writer when it starts writing it, or the
+    # waiting ack when it gives up. So a job the ack said was not run is never written after all, and
+    # an ack never says "not run" about a job being written at that moment.
+    settled: threading.Lock = field(default_factory=threading.Lock)
 
 
 # The job columns the writer fills in itself, rather than leaving them to the model's defaults, so a
@@ -113,7 +117,11 @@ class JobIntake:
             # The writer answers within the budget (the database's own timeouts bound each batch); the
             # extra second only guards against a writer that died, which would otherwise hang the ack.
             if not job.done.acquire(timeout=self.budget_seconds + 1.0):
-                raise JobNotAccepted("the job writer did not answer")
+                if job.settled.acquire(blocking=False):
+                    raise JobNotAccepted("the job writer did not answer")  # and it will never write it
+                # It is being written right now: wait for the answer, bounded by the database's own
+                # timeouts, rather than tell Slack "not run" about a job that may yet be committed.
+                job.done.acquire()
         if job.error is not None:
             # The driver's own words ("database is locked"), not SQLAlchemy's text with the job's payload.
             reason = getattr(job.error, "orig", None) or job.error
@@ -151,6 +159,8 @@ class JobIntake:
 
     def _commit(self, batch: list[_Submitted]) -> None:
         now = time.monotonic()
+        # A job whose ack already gave up (`settled` taken) is dropped unwritten, and nobody waits for it.
+        batch = [job for job in batch if job.settled.acquire(blocking=False)]
         late = [job for job in batch if job.deadline <= now]
         live = [job for job in batch if job.deadline > now]
         for job in late:
