@@ -105,6 +105,7 @@ class JobIntake:
             # Nobody is writing and nobody is waiting: write it from this thread, with no hand-off
             # to the writer and back (two thread wake-ups, most of an ack's cost at a quiet moment).
             try:
+                job.settled.acquire()
                 self._commit([job])
                 if job.error is None:
                     self.written_directly += 1
@@ -154,13 +155,13 @@ class JobIntake:
             with suppress(queue.Empty):
                 while len(batch) < self.MAX_BATCH:
                     batch.append(self._inbox.get_nowait())
+            # A job whose ack already gave up (`settled` taken) is dropped unwritten; nobody waits for it.
+            batch = [job for job in batch if job.settled.acquire(blocking=False)]
             with self._writing:
                 self._commit(batch)
 
     def _commit(self, batch: list[_Submitted]) -> None:
         now = time.monotonic()
-        # A job whose ack already gave up (`settled` taken) is dropped unwritten, and nobody waits for it.
-        batch = [job for job in batch if job.settled.acquire(blocking=False)]
         late = [job for job in batch if job.deadline <= now]
         live = [job for job in batch if job.deadline > now]
         for job in late:
