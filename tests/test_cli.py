@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.database import head_revision
 from bot.slack_emulator import SlackEmulator
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.slack_requests import SlackClient
@@ -74,7 +75,7 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     result = subprocess.run([WARROOM, "db", "upgrade"], env=_env(DATABASE_URL=url), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "database at revision 0002" in result.stdout
+    assert f"database at revision {head_revision()}" in result.stdout
 
 
 @pytest.fixture
