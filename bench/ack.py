@@ -56,6 +56,7 @@ from sqlalchemy.engine import make_url
 from bot import database
 from bot.demo.slack_emulator import SlackEmulator
 from bot.settings import normalise_database_url
+from handlers.render.drafts import draft_ref
 from models import Draft, Incident, Job, make_engine
 from models.drafts import PENDING
 
@@ -139,7 +140,7 @@ class Requests:
             "channel": {"id": self.channel_id, "name": "bench"},
             "message": {"type": "message", "ts": "1700000000.000100", "text": "draft", "blocks": []},
             "response_url": self.response_url(self.channel_id),
-            "actions": [{"action_id": "draft_approve", "block_id": "draft_actions", "value": str(draft_id),
+            "actions": [{"action_id": "draft_approve", "block_id": "draft_actions", "value": draft_ref(draft_id, 1),
                          "type": "button", "text": {"type": "plain_text", "text": "Approve"},
                          "action_ts": f"{time.time():.6f}"}],
             "state": {"values": {}},

@@ -1,7 +1,10 @@
 """Drafted replies: requests, results and failures, edits, regeneration, and the approve/reject decision.
 
 Plain values in, plain values out. A decision is a compare-and-set on `drafts.status` (pending → approved
-or rejected), so however many clicks arrive, from however many people, exactly one is recorded.
+or rejected), so however many clicks arrive, from however many people, exactly one is recorded. Every
+change of text bumps `drafts.revision` in the same UPDATE, and each click names the revision it was shown:
+approve, reject, edit and regenerate are compared-and-set on (pending, that revision), so nobody signs off,
+or overwrites, a text they never saw.
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ class DraftView:
     superseded_by: int | None
     channel_id: str | None
     slack_ts: str | None
+    revision: int = 0
     edited_by: tuple[str, ...] = ()
 
     @property
@@ -169,6 +173,7 @@ def _view(draft: Draft) -> DraftView:
         superseded_by=draft.superseded_by,
         channel_id=draft.channel_id,
         slack_ts=draft.slack_ts,
+        revision=draft.revision,
         edited_by=tuple(r.author for r in draft.revisions if r.kind == "edit"),
     )
 
@@ -193,6 +198,8 @@ def get_draft(session: Session, draft_id: int) -> DraftView | None:
 
 DECIDERS = ("approver", "lead")
 EDITORS = ("drafter", "lead")
+# Who may spend another LLM call on a failed draft (besides whoever asked for it).
+RETRIERS = ("drafter", "approver", "lead")
 
 
 def role_holders(session: Session, incident_id: int, roles: tuple[str, ...]) -> set[str]:
@@ -205,14 +212,27 @@ def role_holders(session: Session, incident_id: int, roles: tuple[str, ...]) -> 
     return set(session.scalars(query))
 
 
-def may_decide(session: Session, incident_id: int, user_id: str) -> bool:
-    """Only the incident's approver or lead may approve or reject a draft."""
-    return user_id in role_holders(session, incident_id, DECIDERS)
-
-
 def may_edit(session: Session, draft: DraftView, user_id: str) -> bool:
     """The drafter (role holder, or whoever asked for this draft) and the lead may edit and regenerate."""
     return user_id == draft.requested_by or user_id in role_holders(session, draft.incident_id, EDITORS)
+
+
+def may_retry(session: Session, draft: DraftView, user_id: str) -> bool:
+    """Whoever asked for the draft, and the incident's drafter, approver and lead, may retry a failed one."""
+    return user_id == draft.requested_by or user_id in role_holders(session, draft.incident_id, RETRIERS)
+
+
+def revision_authors(session: Session, draft: DraftView, revision: int) -> set[str]:
+    """Who stands behind a revision's text: whoever requested the draft, and whoever wrote that revision
+    when it is an edit (the first revision's author is the model or the template, not a person)."""
+    written = session.execute(
+        select(DraftRevision.author, DraftRevision.kind).where(DraftRevision.draft_id == draft.id)
+        .order_by(DraftRevision.id).offset(max(revision - 1, 0)).limit(1)
+    ).first()
+    authors = {draft.requested_by}
+    if written is not None and written.kind == "edit":
+        authors.add(written.author)
+    return authors
 
 
 # ----------------------------------------------------------------------------------- requests
@@ -442,7 +462,8 @@ def record_draft_result(
         update(Draft)
         .where(Draft.id == draft_id, Draft.status == REQUESTED)
         .values(
-            status=PENDING, text=result.text, strategy=result.strategy, rationale=result.rationale,
+            status=PENDING, text=result.text, revision=Draft.revision + 1,
+            strategy=result.strategy, rationale=result.rationale,
             concerns={"model": list(result.concerns), "review": review_concerns(result.text, limit, avoid)},
             model=result.model[:100] if result.model else None, source=result.source, error=None,
         )
@@ -483,8 +504,14 @@ def record_draft_failure(session: Session, draft_id: int, reason: str) -> DraftV
     return _view(draft)
 
 
-def retry_draft(session: Session, draft_id: int, user_id: str) -> DraftView | None:
-    """Put a failed draft back to `requested` (once, however often *Retry* is clicked); None if not failed."""
+def retry_draft(session: Session, draft_id: int, user_id: str) -> DraftOutcome:
+    """Put a failed draft back to `requested` (once, however often *Retry* is clicked). Each retry costs an
+    LLM call, so only whoever asked for it and the drafter, approver and lead may."""
+    draft = _load(session, draft_id)
+    if draft is None:
+        return DraftOutcome(None, "not_found")
+    if not may_retry(session, _view(draft), user_id):
+        return DraftOutcome(_view(draft), "not_allowed", allowed=RETRIERS, requester_may=True)
     retried = _changed(session.execute(
         update(Draft)
         .where(Draft.id == draft_id, Draft.status == FAILED)
@@ -492,13 +519,14 @@ def retry_draft(session: Session, draft_id: int, user_id: str) -> DraftView | No
         .execution_options(synchronize_session=False)
     ))
     draft = _load(session, draft_id)
-    if not retried or draft is None:
-        return None
+    assert draft is not None
+    if not retried:
+        return DraftOutcome(_view(draft), "not_failed")
     timeline.record_event(
         session, draft.incident_id, timeline.DRAFT_REQUESTED, "Draft retried", actor=user_id,
         data={"draft_id": draft_id, "retry": True, "previous_error": draft.error},
     )
-    return _view(draft)
+    return DraftOutcome(_view(draft))
 
 
 def template_reply(
@@ -539,137 +567,197 @@ def _fit(text: str, limit: int) -> str:
 
 # ----------------------------------------------------------------------------------- changes
 
-Refusal = Literal["not_found", "not_allowed", "already_decided", "superseded", "not_ready"]
+Refusal = Literal[
+    "not_found", "not_allowed", "already_decided", "superseded", "not_ready", "stale", "four_eyes", "not_failed",
+]
 
 
 @dataclass(frozen=True)
 class DraftOutcome:
-    """What a click did: `draft` after it; `refusal` says why nothing changed; `new_draft` for regenerate."""
+    """What a click did: `draft` after it; `refusal` says why nothing changed; `new_draft` for regenerate.
+
+    `allowed` names the roles that may (and `requester_may` whether whoever asked for the draft may too);
+    `others` are who may decide instead under four-eyes approval.
+    """
 
     draft: DraftView | None
     refusal: Refusal | None = None
     new_draft: DraftView | None = None
     allowed: tuple[str, ...] = field(default_factory=tuple)
+    requester_may: bool = False
+    others: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
         return self.refusal is None
 
 
-def _why_not(draft: Draft) -> Refusal:
+def _why_not(draft: Draft, revision: int | None) -> Refusal:
+    """Why a change of a draft that is not (or no longer) pending at `revision` cannot be made."""
     if draft.status in (APPROVED, REJECTED):
         return "already_decided"
     if draft.status == SUPERSEDED:
         return "superseded"
+    if draft.status == PENDING and draft.revision != revision:
+        return "stale"
     return "not_ready"
 
 
-def approve_draft(session: Session, draft_id: int, user_id: str) -> DraftOutcome:
-    """Approve once: compare-and-set pending → approved; Decision and timeline in the same transaction."""
-    return _decide(session, draft_id, user_id, APPROVED, None)
+def decision_check(
+    session: Session, draft_id: int, user_id: str, revision: int | None, *, four_eyes: bool = False
+) -> DraftOutcome:
+    """Whether `user_id` may approve or reject revision `revision` of the draft now: ok with the draft as
+    read, or the refusal.
 
-
-def reject_draft(session: Session, draft_id: int, user_id: str, reason: str) -> DraftOutcome:
-    """Reject once, with the reason: compare-and-set pending → rejected."""
-    reason = reason.strip()
-    if not reason:
-        raise DraftInputError("Say why the draft is rejected.")
-    return _decide(session, draft_id, user_id, REJECTED, reason)
-
-
-def _decide(session: Session, draft_id: int, user_id: str, status: str, reason: str | None) -> DraftOutcome:
+    Only the approver or lead decides, only a pending draft, only the revision the clicker was shown; with
+    four-eyes, not whoever requested the draft or wrote that revision, while someone else could decide.
+    """
     draft = _load(session, draft_id)
     if draft is None:
         return DraftOutcome(None, "not_found")
-    if not may_decide(session, draft.incident_id, user_id):
-        return DraftOutcome(_view(draft), "not_allowed", allowed=DECIDERS)
-    now = utcnow()
-    values: dict[str, object] = {"status": status, "decided_by": user_id, "decided_at": now, "reason": reason}
-    if status == APPROVED:
-        values["final_text"] = Draft.text  # verbatim, from the row itself: what was approved is stored
-    decided = _changed(session.execute(
+    view = _view(draft)
+    deciders = role_holders(session, draft.incident_id, DECIDERS)
+    if user_id not in deciders:
+        return DraftOutcome(view, "not_allowed", allowed=DECIDERS)
+    if draft.status != PENDING or draft.revision != revision:
+        return DraftOutcome(view, _why_not(draft, revision))
+    if four_eyes:
+        authors = revision_authors(session, view, draft.revision)
+        others = deciders - authors
+        if user_id in authors and others:
+            return DraftOutcome(view, "four_eyes", others=tuple(sorted(others)))
+    return DraftOutcome(view)
+
+
+def change_check(session: Session, draft_id: int, user_id: str, revision: int | None) -> DraftOutcome:
+    """Whether `user_id` may edit or regenerate revision `revision` of the draft now: ok with the draft as
+    read, or the refusal."""
+    draft = _load(session, draft_id)
+    if draft is None:
+        return DraftOutcome(None, "not_found")
+    view = _view(draft)
+    if not may_edit(session, view, user_id):
+        return DraftOutcome(view, "not_allowed", allowed=EDITORS, requester_may=True)
+    if draft.status != PENDING or draft.revision != revision:
+        return DraftOutcome(view, _why_not(draft, revision))
+    return DraftOutcome(view)
+
+
+def _set_if_current(session: Session, draft_id: int, shown: int | None, **values: Any) -> bool:
+    """Compare-and-set: change the draft only while it is pending at the revision the clicker was shown.
+
+    One UPDATE, so a concurrent change either commits first (this one then matches nothing: PostgreSQL
+    re-checks the WHERE against the row it waited for) or waits for this one.
+    """
+    return _changed(session.execute(
         update(Draft)
-        .where(Draft.id == draft_id, Draft.status == PENDING)
+        .where(Draft.id == draft_id, Draft.status == PENDING, Draft.revision == shown)
         .values(**values)
         .execution_options(synchronize_session=False)
     ))
+
+
+def _refused(session: Session, draft_id: int, revision: int | None) -> DraftOutcome:
+    """The outcome of a compare-and-set that lost: the draft as it is now, and why."""
     draft = _load(session, draft_id)
     assert draft is not None
-    if not decided:
-        return DraftOutcome(_view(draft), _why_not(draft))
+    return DraftOutcome(_view(draft), _why_not(draft, revision))
+
+
+def approve_draft(
+    session: Session, draft_id: int, user_id: str, revision: int | None, *, four_eyes: bool = False
+) -> DraftOutcome:
+    """Approve revision `revision` once: compare-and-set (pending, revision) → approved, storing that
+    revision's text verbatim; Decision and timeline in the same transaction."""
+    return _decide(session, draft_id, user_id, revision, APPROVED, None, four_eyes)
+
+
+def reject_draft(
+    session: Session, draft_id: int, user_id: str, reason: str, revision: int | None, *, four_eyes: bool = False
+) -> DraftOutcome:
+    """Reject revision `revision` once, with the reason: compare-and-set (pending, revision) → rejected."""
+    reason = reason.strip()
+    if not reason:
+        raise DraftInputError("Say why the draft is rejected.")
+    return _decide(session, draft_id, user_id, revision, REJECTED, reason, four_eyes)
+
+
+def _decide(
+    session: Session, draft_id: int, user_id: str, revision: int | None, status: str, reason: str | None,
+    four_eyes: bool,
+) -> DraftOutcome:
+    checked = decision_check(session, draft_id, user_id, revision, four_eyes=four_eyes)
+    if not checked.ok:
+        return checked
+    now = utcnow()
+    values: dict[str, object] = {"status": status, "decided_by": user_id, "decided_at": now, "reason": reason}
+    if status == APPROVED:
+        # From the row itself, guarded by the revision: the text of the revision shown, byte for byte.
+        values["final_text"] = Draft.text
+    if not _set_if_current(session, draft_id, revision, **values):
+        return _refused(session, draft_id, revision)
+    draft = _load(session, draft_id)
+    assert draft is not None
     platform = platform_for(draft.platform) or PLATFORMS[DEFAULT_PLATFORM]
     if status == APPROVED:
         session.add(Decision(incident_id=draft.incident_id, kind="draft", decided_by=user_id, decided_at=now,
                              text=f"Approved the {platform.name} reply: {draft.final_text}"))
         timeline.record_event(
             session, draft.incident_id, timeline.DRAFT_APPROVED, f"Approved the {platform.name} reply",
-            actor=user_id, at=now, data={"draft_id": draft_id, "final_text": draft.final_text},
+            actor=user_id, at=now,
+            data={"draft_id": draft_id, "revision": revision, "final_text": draft.final_text},
         )
     else:
         timeline.record_event(
             session, draft.incident_id, timeline.DRAFT_REJECTED,
             f"Rejected the {platform.name} reply: {reason}", actor=user_id, at=now,
-            data={"draft_id": draft_id, "reason": reason},
+            data={"draft_id": draft_id, "revision": revision, "reason": reason},
         )
     session.flush()
     return DraftOutcome(_view(draft))
 
 
 def edit_draft(
-    session: Session, draft_id: int, user_id: str, text: str, avoid: tuple[str, ...] = ()
+    session: Session, draft_id: int, user_id: str, text: str, revision: int | None, avoid: tuple[str, ...] = ()
 ) -> DraftOutcome:
-    """Replace a pending draft's text, keeping the revision and re-checking length and wording."""
+    """Replace the text of a pending draft still at `revision` (the one the editor started from), keeping
+    the new text as the next revision and re-checking length and wording. Of two edits from the same
+    revision, the first saved wins and the other is refused: nothing is overwritten unseen."""
     text = text.strip()
     if not text:
         raise DraftInputError("The reply cannot be empty.")
+    checked = change_check(session, draft_id, user_id, revision)
+    if not checked.ok or checked.draft is None:
+        return checked
+    view = checked.draft
     draft = _load(session, draft_id)
-    if draft is None:
-        return DraftOutcome(None, "not_found")
-    view = _view(draft)
-    if not may_edit(session, view, user_id):
-        return DraftOutcome(view, "not_allowed", allowed=EDITORS)
+    assert draft is not None
     concerns = dict(draft.concerns or {})
     concerns["review"] = review_concerns(text, view.platform.limit, avoid)
-    edited = _changed(session.execute(
-        update(Draft)
-        .where(Draft.id == draft_id, Draft.status == PENDING)
-        .values(text=text, concerns=concerns)
-        .execution_options(synchronize_session=False)
-    ))
-    if not edited:
-        draft = _load(session, draft_id)
-        assert draft is not None
-        return DraftOutcome(_view(draft), _why_not(draft))
+    if not _set_if_current(session, draft_id, revision, text=text, concerns=concerns,
+                           revision=Draft.revision + 1):
+        return _refused(session, draft_id, revision)
     session.add(DraftRevision(draft_id=draft_id, text=text, author=user_id, kind="edit", created_at=utcnow()))
-    timeline.record_event(
-        session, draft.incident_id, timeline.DRAFT_EDITED,
-        f"Draft edited ({len(text)}/{view.platform.limit})", actor=user_id,
-        data={"draft_id": draft_id, "text": text},
-    )
     session.flush()
     draft = _load(session, draft_id)
     assert draft is not None
+    timeline.record_event(
+        session, draft.incident_id, timeline.DRAFT_EDITED,
+        f"Draft edited ({len(text)}/{view.platform.limit})", actor=user_id,
+        data={"draft_id": draft_id, "revision": draft.revision, "text": text},
+    )
     return DraftOutcome(_view(draft))
 
 
-def regenerate_draft(session: Session, draft_id: int, user_id: str) -> DraftOutcome:
-    """Supersede a pending draft with a new request for the same post (a new Draft row)."""
+def regenerate_draft(session: Session, draft_id: int, user_id: str, revision: int | None) -> DraftOutcome:
+    """Supersede a pending draft still at `revision` with a new request for the same post (a new Draft)."""
+    checked = change_check(session, draft_id, user_id, revision)
+    if not checked.ok:
+        return checked
+    if not _set_if_current(session, draft_id, revision, status=SUPERSEDED):
+        return _refused(session, draft_id, revision)
     draft = _load(session, draft_id)
-    if draft is None:
-        return DraftOutcome(None, "not_found")
-    view = _view(draft)
-    if not may_edit(session, view, user_id):
-        return DraftOutcome(view, "not_allowed", allowed=EDITORS)
-    superseded = _changed(session.execute(
-        update(Draft)
-        .where(Draft.id == draft_id, Draft.status == PENDING)
-        .values(status=SUPERSEDED)
-        .execution_options(synchronize_session=False)
-    ))
-    if not superseded:
-        draft = _load(session, draft_id)
-        assert draft is not None
-        return DraftOutcome(_view(draft), _why_not(draft))
+    assert draft is not None
     new = Draft(
         incident_id=draft.incident_id, platform=draft.platform, request=draft.request,
         reply_to_url=draft.reply_to_url, mention_id=draft.mention_id, requested_by=user_id,

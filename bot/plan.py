@@ -124,6 +124,11 @@ class Tone(_Strict):
     sign_off: str = ""
 
 
+class Approval(_Strict):
+    # Four-eyes: whoever requested a draft or wrote its current text may not also sign it off.
+    four_eyes: bool = False
+
+
 class ChannelSettings(_Strict):
     prefix: Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[a-z0-9][a-z0-9_-]*$")] = "crisis"
     private: bool = False
@@ -155,6 +160,7 @@ class Plan(_Strict):
     roles: dict[str, Role] = Field(default_factory=_default_roles)
     playbooks: dict[str, Playbook] = {}
     tone: Tone = Tone()
+    approval: Approval = Approval()
     channel: ChannelSettings = ChannelSettings()
     mentions: MentionSettings = MentionSettings()
 

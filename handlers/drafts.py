@@ -143,7 +143,7 @@ def _sync_message(runtime: Runtime, client: WebClient, draft_id: int) -> DraftVi
             view = drafts.get_draft(session, draft_id)
         if view is None:
             return None
-        state = (view.status, view.text, view.attempts, view.decided_by, tuple(view.edited_by))
+        state = (view.status, view.revision, view.text, view.attempts, view.decided_by, tuple(view.edited_by))
         if state == shown:
             break
         text, blocks = render.render_draft(view)
@@ -178,10 +178,27 @@ def draft_command(req: CommandRequest) -> None:
 # ----------------------------------------------------------------------------------- buttons and modals
 
 
-def _ephemeral(client: WebClient, channel_id: str | None, user_id: str, text: str) -> None:
-    shown, blocks = render.notice(text)
+def _ephemeral(client: WebClient, channel_id: str | None, user_id: str, text: str, typed: str | None = None) -> None:
+    shown, blocks = render.notice(text) if typed is None else render.notice_with_typed(text, typed)
     if channel_id:
         client.chat_postEphemeral(channel=channel_id, user=user_id, text=shown, blocks=blocks)
+
+
+def _answer(
+    runtime: Runtime, client: WebClient, outcome: drafts.DraftOutcome, channel_id: str | None, user_id: str,
+    verb: str, typed: str | None = None,
+) -> None:
+    """After a change: update the draft's message, or tell the clicker privately why nothing changed
+    (with what they typed in a form, so it is not lost). A click on an older revision also refreshes the
+    message, so what everyone sees, and can click, is the current revision."""
+    if outcome.ok:
+        if outcome.draft is not None:
+            _sync_message(runtime, client, outcome.draft.id)
+        return
+    where = channel_id or (outcome.draft.channel_id if outcome.draft else None)
+    _ephemeral(client, where, user_id, render.refusal_text(outcome, verb), typed)
+    if outcome.refusal == "stale" and outcome.draft is not None:
+        _sync_message(runtime, client, outcome.draft.id)
 
 
 def _where(body: dict[str, Any]) -> tuple[str, str]:
@@ -215,12 +232,11 @@ def _surfaced(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]
 
 
 def _draft_channel(runtime: Runtime, body: dict[str, Any]) -> str | None:
-    try:
-        draft_id = int(body.get("view", {}).get("private_metadata", ""))
-    except ValueError:
+    submitted = _submitted_ref(body)
+    if submitted is None:
         return None
     with transaction(runtime.sessions) as session:
-        view = drafts.get_draft(session, draft_id)
+        view = drafts.get_draft(session, submitted[0])
     return view.channel_id if view else None
 
 
@@ -229,6 +245,15 @@ def _action_value(body: dict[str, Any]) -> int | None:
         return int(body["actions"][0]["value"])
     except (KeyError, IndexError, TypeError, ValueError):
         return None
+
+
+def _clicked_ref(body: dict[str, Any]) -> tuple[int, int | None] | None:
+    """(draft id, revision shown) from a draft button's value."""
+    try:
+        value = body["actions"][0]["value"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return render.parse_draft_ref(value) if isinstance(value, str) else None
 
 
 @_surfaced("Drafting a reply")
@@ -256,78 +281,63 @@ def on_draft_reply(runtime: Runtime, body: dict[str, Any], client: WebClient) ->
 @_surfaced("Approving the draft")
 def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     user_id, channel_id = _where(body)
-    draft_id = _action_value(body)
-    if draft_id is None:
+    clicked = _clicked_ref(body)
+    if clicked is None:
         return
+    draft_id, revision = clicked
     with transaction(runtime.sessions) as session:
-        outcome = drafts.approve_draft(session, draft_id, user_id)
-    if outcome.ok:
-        _sync_message(runtime, client, draft_id)
-    else:
-        _ephemeral(client, channel_id, user_id, render.refusal_text(outcome, "approve"))
+        outcome = drafts.approve_draft(session, draft_id, user_id, revision,
+                                       four_eyes=runtime.plan.approval.four_eyes)
+    _answer(runtime, client, outcome, channel_id, user_id, "approve")
 
 
 @_surfaced("Opening the reject form")
 def on_reject(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    """Open the reason form, for the revision the message showed; refused at once if it could not be saved."""
     user_id, channel_id = _where(body)
-    draft_id = _action_value(body)
-    if draft_id is None:
+    clicked = _clicked_ref(body)
+    if clicked is None:
         return
     with transaction(runtime.sessions) as session:
-        view = drafts.get_draft(session, draft_id)
-        allowed = view is not None and drafts.may_decide(session, view.incident_id, user_id)
-    refusal = _refusal_before_modal(view, allowed, drafts.DECIDERS)
-    if refusal is not None:
-        _ephemeral(client, channel_id, user_id, render.refusal_text(refusal, "reject"))
-        return
-    assert view is not None
-    client.views_open(trigger_id=body["trigger_id"], view=render.reject_modal(view))
+        checked = drafts.decision_check(session, clicked[0], user_id, clicked[1],
+                                        four_eyes=runtime.plan.approval.four_eyes)
+    _open_modal(runtime, client, body, checked, channel_id, user_id, "reject", render.reject_modal)
 
 
 @_surfaced("Opening the edit form")
 def on_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    """Open the edit form on the revision the message showed; refused at once if it could not be saved."""
     user_id, channel_id = _where(body)
-    draft_id = _action_value(body)
-    if draft_id is None:
+    clicked = _clicked_ref(body)
+    if clicked is None:
         return
     with transaction(runtime.sessions) as session:
-        view = drafts.get_draft(session, draft_id)
-        allowed = view is not None and drafts.may_edit(session, view, user_id)
-    refusal = _refusal_before_modal(view, allowed, drafts.EDITORS)
-    if refusal is not None:
-        _ephemeral(client, channel_id, user_id, render.refusal_text(refusal, "edit"))
+        checked = drafts.change_check(session, clicked[0], user_id, clicked[1])
+    _open_modal(runtime, client, body, checked, channel_id, user_id, "edit", render.edit_modal)
+
+
+def _open_modal(
+    runtime: Runtime, client: WebClient, body: dict[str, Any], checked: drafts.DraftOutcome, channel_id: str,
+    user_id: str, verb: str, modal: Callable[[DraftView], Any],
+) -> None:
+    """The form on the draft as checked (so on the revision clicked), or the refusal."""
+    if not checked.ok or checked.draft is None:
+        _answer(runtime, client, checked, channel_id, user_id, verb)
         return
-    assert view is not None
-    client.views_open(trigger_id=body["trigger_id"], view=render.edit_modal(view))
-
-
-def _refusal_before_modal(
-    view: DraftView | None, allowed: bool, roles: tuple[str, ...]
-) -> drafts.DraftOutcome | None:
-    """Refuse before opening a modal that could not be saved anyway."""
-    if view is None:
-        return drafts.DraftOutcome(None, "not_found")
-    if not allowed:
-        return drafts.DraftOutcome(view, "not_allowed", allowed=roles)
-    if view.status in (drafts.APPROVED, drafts.REJECTED):
-        return drafts.DraftOutcome(view, "already_decided")
-    if view.status == drafts.SUPERSEDED:
-        return drafts.DraftOutcome(view, "superseded")
-    if view.status != drafts.PENDING:
-        return drafts.DraftOutcome(view, "not_ready")
-    return None
+    client.views_open(trigger_id=body["trigger_id"], view=modal(checked.draft))
 
 
 @_surfaced("Regenerating the draft")
 def on_regenerate(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     user_id, channel_id = _where(body)
-    draft_id = _action_value(body)
-    if draft_id is None:
+    clicked = _clicked_ref(body)
+    if clicked is None:
         return
+    draft_id, revision = clicked
     with transaction(runtime.sessions) as session:
-        outcome = drafts.regenerate_draft(session, draft_id, user_id)
+        outcome = drafts.regenerate_draft(session, draft_id, user_id, revision)
     if not outcome.ok or outcome.new_draft is None:
-        _ephemeral(client, channel_id, user_id, render.refusal_text(outcome, "regenerate"))
+        _answer(runtime, client, outcome, channel_id, user_id, "regenerate")
         return
     _sync_message(runtime, client, draft_id)
     _post_placeholder(runtime, client, outcome.new_draft)
@@ -337,14 +347,14 @@ def on_regenerate(runtime: Runtime, body: dict[str, Any], client: WebClient) -> 
 @_surfaced("Retrying the draft")
 def on_retry(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     user_id, channel_id = _where(body)
-    draft_id = _action_value(body)
-    if draft_id is None:
+    clicked = _clicked_ref(body)
+    if clicked is None:
         return
+    draft_id = clicked[0]  # a failed draft has no text, so no revision to check
     with transaction(runtime.sessions) as session:
-        view = drafts.retry_draft(session, draft_id, user_id)
-    if view is None:
-        _ephemeral(client, channel_id, user_id, "That draft is not waiting for a retry (it is already being "
-                   "drafted again, or it succeeded).")
+        outcome = drafts.retry_draft(session, draft_id, user_id)
+    if not outcome.ok:
+        _answer(runtime, client, outcome, channel_id, user_id, "retry")
         return
     _sync_message(runtime, client, draft_id)  # back to "drafting…"
     run_draft(runtime, client, draft_id)
@@ -355,11 +365,9 @@ def _submitted(body: dict[str, Any], block_id: str) -> str:
     return ((values.get(block_id) or {}).get(block_id) or {}).get("value") or ""
 
 
-def _submitted_draft_id(body: dict[str, Any]) -> int | None:
-    try:
-        return int(body.get("view", {}).get("private_metadata", ""))
-    except ValueError:
-        return None
+def _submitted_ref(body: dict[str, Any]) -> tuple[int, int | None] | None:
+    """(draft id, revision the form was opened on) from a draft modal's private_metadata."""
+    return render.parse_draft_ref(str(body.get("view", {}).get("private_metadata") or ""))
 
 
 def on_edit_submitted(ack: Ack, body: dict[str, Any], runtime: Runtime) -> None:
@@ -378,7 +386,7 @@ def _on_text_submitted(
     if not _submitted(body, input_id).strip():
         ack(response_action="errors", errors={input_id: empty_error})
         return
-    if _submitted_draft_id(body) is None:
+    if _submitted_ref(body) is None:
         ack()
         return
     submit_or_refuse(ack, runtime, work, body, input_id)
@@ -388,29 +396,32 @@ def _on_text_submitted(
 def _save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     avoid = tuple(runtime.plan.tone.avoid)
     _decide_from_modal(runtime, body, client, render.EDIT_INPUT, "edit",
-                       lambda session, draft_id, user_id, text: drafts.edit_draft(
-                           session, draft_id, user_id, text, avoid))
+                       lambda session, draft_id, user_id, text, revision: drafts.edit_draft(
+                           session, draft_id, user_id, text, revision, avoid))
 
 
 @_surfaced("Rejecting the draft")
 def _save_rejection(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    _decide_from_modal(runtime, body, client, render.REASON_INPUT, "reject", drafts.reject_draft)
+    four_eyes = runtime.plan.approval.four_eyes
+    _decide_from_modal(runtime, body, client, render.REASON_INPUT, "reject",
+                       lambda session, draft_id, user_id, text, revision: drafts.reject_draft(
+                           session, draft_id, user_id, text, revision, four_eyes=four_eyes))
 
 
 def _decide_from_modal(
     runtime: Runtime, body: dict[str, Any], client: WebClient, input_id: str, verb: str,
-    change: Callable[[Session, int, str, str], Any],
+    change: Callable[[Session, int, str, str, int | None], drafts.DraftOutcome],
 ) -> None:
-    """Apply the modal's text to its draft; update the draft's message, or tell the user why not."""
+    """Apply the modal's text to the revision it was opened on; update the draft's message, or tell the
+    user why not, with their text (the modal has closed)."""
     user_id = body.get("user", {}).get("id", "")
-    draft_id = _submitted_draft_id(body)
-    assert draft_id is not None
+    submitted = _submitted_ref(body)
+    assert submitted is not None
+    draft_id, revision = submitted
+    typed = _submitted(body, input_id)
     with transaction(runtime.sessions) as session:
-        outcome = change(session, draft_id, user_id, _submitted(body, input_id))
-    if outcome.ok:
-        _sync_message(runtime, client, draft_id)
-    elif outcome.draft is not None:
-        _ephemeral(client, outcome.draft.channel_id, user_id, render.refusal_text(outcome, verb))
+        outcome = change(session, draft_id, user_id, typed, revision)
+    _answer(runtime, client, outcome, None, user_id, verb, typed=None if outcome.ok else typed)
 
 
 def _acking(

@@ -46,6 +46,9 @@ class Draft(Base):
     channel_id: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many texts the draft has had (its DraftRevision rows): every change of text adds one in the
+    # same UPDATE, so a click can name the revision it was shown and be compared-and-set against it.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     revisions: Mapped[list[DraftRevision]] = relationship(order_by="DraftRevision.id")
 

@@ -142,3 +142,40 @@ def draft_message(emulator: SlackEmulator, draft: Draft) -> dict[str, Any]:
     assert message is not None, f"no message at {draft.slack_ts}"
     return message
 
+
+
+def button_value(message: dict[str, Any], action_id: str) -> str | None:
+    """The value of a message's button with this action id (what a click on it sends)."""
+    return next((element.get("value") for block in message.get("blocks") or [] if block.get("type") == "actions"
+                 for element in block.get("elements") or [] if element.get("action_id") == action_id), None)
+
+
+def versions(emulator: SlackEmulator, draft: Draft) -> list[dict[str, Any]]:
+    """Every version the draft's message has shown since it was posted (each chat.update), oldest first,
+    ending with the message as it is now."""
+    message = draft_message(emulator, draft)
+    return [*(message.get("edits") or []), message]
+
+
+def shown_at(emulator: SlackEmulator, draft: Draft, revision: int, timeout: float = 10.0) -> dict[str, Any]:
+    """The draft's message as Slack showed it at `revision` (its buttons carry "<draft id>:<revision>"),
+    waiting for it to be shown."""
+    wanted = f"{draft.id}:{revision}"
+    return emulator.wait_for(
+        lambda emu: next((v for v in reversed(versions(emu, draft)) if button_value(v, "draft_approve") == wanted),
+                         None), timeout=timeout)
+
+
+def shown_reply(message: dict[str, Any]) -> str:
+    """The reply a pending draft's message shows, as the reader sees it: its text sections joined (they sit
+    between the divider and the *Strategy* details) with Slack's three escapes undone."""
+    blocks = message.get("blocks") or []
+    start = next(i for i, block in enumerate(blocks) if block.get("type") == "divider") + 1
+    parts = []
+    for block in blocks[start:]:
+        text = (block.get("text") or {}).get("text", "")
+        if text.startswith("*Strategy:*") or block.get("type") != "section":
+            break
+        if not text.startswith(":memo: *Template draft*"):
+            parts.append(text)
+    return "".join(parts).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

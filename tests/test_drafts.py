@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -17,10 +18,14 @@ from bot.drafts import (
     GENERIC_HOLDING_STATEMENT,
     PLATFORMS,
     DraftInputError,
+    DraftOutcome,
     DraftRequest,
     draft_request_key,
+    edit_draft,
     parse_draft_args,
     platform_for,
+    record_draft_result,
+    request_draft,
     request_draft_once,
     review_concerns,
     template_reply,
@@ -28,7 +33,7 @@ from bot.drafts import (
 from bot.plan import Plan
 from bot.runtime import Runtime
 from handlers.render.drafts import APPROVE, DRAFT_REPLY, EDIT, EDIT_VIEW, REGENERATE, REJECT, REJECT_VIEW
-from models import Decision, Draft, DraftRevision, transaction
+from models import Decision, Draft, DraftRevision, RoleAssignment, transaction, utcnow
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD
 from tests.fixtures_drafts import (
     FACTS,
@@ -41,6 +46,8 @@ from tests.fixtures_drafts import (
     events_of,
     message_text,
     open_war_room,
+    shown_at,
+    shown_reply,
     wait_for_draft,
     wait_until,
 )
@@ -161,7 +168,7 @@ def test_draft_command_without_text_says_what_is_missing(slack: SlackClient, run
 def test_approver_approves_once_and_the_message_shows_it(slack: SlackClient, runtime: Runtime,
                                                         emulator: SlackEmulator, room: WarRoom) -> None:
     draft = request_template_draft(slack, runtime, room)
-    slack.block_action(APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id)
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id)
 
     approved = wait_for_draft(runtime, room.incident_id, "approved")
     assert approved.decided_by == APPROVER and approved.decided_at is not None
@@ -183,11 +190,11 @@ def test_approver_approves_once_and_the_message_shows_it(slack: SlackClient, run
 def test_bystander_cannot_approve_or_reject(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator,
                                             room: WarRoom) -> None:
     draft = request_template_draft(slack, runtime, room)
-    slack.block_action(APPROVE, value=str(draft.id), user_id=BYSTANDER, channel_id=room.channel_id)
+    slack.block_action(APPROVE, user_id=BYSTANDER, channel_id=room.channel_id)
     told = emulator.wait_for(lambda emu: emu.ephemerals(user=BYSTANDER))
     assert "Only the incident's approver or lead may approve" in told[-1]["text"]
 
-    slack.block_action(REJECT, value=str(draft.id), user_id=BYSTANDER, channel_id=room.channel_id)
+    slack.block_action(REJECT, user_id=BYSTANDER, channel_id=room.channel_id)
     told = emulator.wait_for(lambda emu: len(emu.ephemerals(user=BYSTANDER)) == 2
                              and emu.ephemerals(user=BYSTANDER))
     assert "may reject" in told[-1]["text"]
@@ -208,7 +215,7 @@ def test_twenty_simultaneous_approvals_record_one_decision(slack: SlackClient, r
 
     def click(user_id: str) -> None:
         start.wait()
-        statuses.append(slack.block_action(APPROVE, value=str(draft.id), user_id=user_id,
+        statuses.append(slack.block_action(APPROVE, user_id=user_id,
                                            channel_id=room.channel_id, message=dict(message)).status_code)
 
     clickers = [threading.Thread(target=click, args=(APPROVER if n % 2 else LEAD,)) for n in range(20)]
@@ -235,10 +242,11 @@ def test_twenty_simultaneous_approvals_record_one_decision(slack: SlackClient, r
 def test_reject_requires_a_reason(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator,
                                   room: WarRoom) -> None:
     draft = request_template_draft(slack, runtime, room)
-    slack.block_action(REJECT, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
+    on_approvers_screen = draft_message(emulator, draft)
+    slack.block_action(REJECT, user_id=LEAD, channel_id=room.channel_id)
     opened = emulator.wait_for(lambda emu: emu.opened_views)[-1]
     stored = emulator.views[opened["view_id"]]
-    assert stored["callback_id"] == REJECT_VIEW and stored["private_metadata"] == str(draft.id)
+    assert stored["callback_id"] == REJECT_VIEW and stored["private_metadata"] == f"{draft.id}:1"
 
     empty = slack.view_submission(REJECT_VIEW, {"reason": {"reason": "   "}}, user_id=LEAD)
     assert empty.status_code == 200
@@ -255,9 +263,8 @@ def test_reject_requires_a_reason(slack: SlackClient, runtime: Runtime, emulator
     shown = emulator.wait_for(lambda emu: "Rejected" in message_text(draft_message(emu, rejected))
                               and message_text(draft_message(emu, rejected)))
     assert "lead with the meal vouchers" in shown and "<!channel>" not in shown
-    # A late approval is refused and says who decided first.
-    slack.block_action(APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id,
-                       message=draft_message(emulator, draft) | {"blocks": []})
+    # A late approval (from the message as it was before the rejection) is refused and says who decided first.
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=on_approvers_screen)
     told = emulator.wait_for(lambda emu: emu.ephemerals(user=APPROVER))
     assert f"already rejected by <@{LEAD}>" in told[-1]["text"]
     assert emulator.errors == []
@@ -266,7 +273,7 @@ def test_reject_requires_a_reason(slack: SlackClient, runtime: Runtime, emulator
 def test_edit_keeps_a_revision_and_is_what_gets_approved(slack: SlackClient, runtime: Runtime,
                                                         emulator: SlackEmulator, room: WarRoom) -> None:
     draft = request_template_draft(slack, runtime, room)
-    slack.block_action(EDIT, value=str(draft.id), user_id=DRAFTER, channel_id=room.channel_id)
+    slack.block_action(EDIT, user_id=DRAFTER, channel_id=room.channel_id)
     opened = emulator.wait_for(lambda emu: emu.opened_views)[-1]
     stored = emulator.views[opened["view_id"]]
     assert stored["callback_id"] == EDIT_VIEW
@@ -285,11 +292,11 @@ def test_edit_keeps_a_revision_and_is_what_gets_approved(slack: SlackClient, run
     assert f"{len(edited)}/280" in shown and "“unfortunately”" in shown and f"edited by <@{DRAFTER}>" in shown
 
     # Someone without the drafter or lead role cannot edit.
-    slack.block_action(EDIT, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id)
+    slack.block_action(EDIT, user_id=APPROVER, channel_id=room.channel_id)
     told = emulator.wait_for(lambda emu: emu.ephemerals(user=APPROVER))
     assert "may edit" in told[-1]["text"] and len(emulator.opened_views) == 1
 
-    slack.block_action(APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id)
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id)
     approved = wait_for_draft(runtime, room.incident_id, "approved")
     assert approved.final_text == edited
     emulator.wait_for(lambda emu: "Approved" in message_text(draft_message(emu, approved)))
@@ -299,10 +306,11 @@ def test_edit_keeps_a_revision_and_is_what_gets_approved(slack: SlackClient, run
 def test_regenerate_supersedes_the_old_draft(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator,
                                              room: WarRoom) -> None:
     draft = request_template_draft(slack, runtime, room)
-    slack.block_action(REGENERATE, value=str(draft.id), user_id=BYSTANDER, channel_id=room.channel_id)
+    on_approvers_screen = draft_message(emulator, draft)
+    slack.block_action(REGENERATE, user_id=BYSTANDER, channel_id=room.channel_id)
     assert "may regenerate" in emulator.wait_for(lambda emu: emu.ephemerals(user=BYSTANDER))[-1]["text"]
 
-    slack.block_action(REGENERATE, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
+    slack.block_action(REGENERATE, user_id=LEAD, channel_id=room.channel_id)
     wait_until(lambda: len(drafts_of(runtime, room.incident_id)) == 2, what="a second draft")
     new = wait_for_draft(runtime, room.incident_id, "pending")
     old = drafts_of(runtime, room.incident_id)[0]
@@ -315,9 +323,8 @@ def test_regenerate_supersedes_the_old_draft(slack: SlackClient, runtime: Runtim
                                     and draft_message(emu, old))
     assert action_ids(old_message) == []
     emulator.wait_for(lambda emu: action_ids(draft_message(emu, new)) == BUTTONS)
-    # The superseded draft can no longer be approved.
-    slack.block_action(APPROVE, value=str(old.id), user_id=APPROVER, channel_id=room.channel_id,
-                       message=old_message)
+    # The superseded draft can no longer be approved (a click from the message as it was before).
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=on_approvers_screen)
     told = emulator.wait_for(lambda emu: emu.ephemerals(user=APPROVER))
     assert "replaced by a newer draft" in told[-1]["text"]
     assert emulator.errors == []
@@ -479,3 +486,232 @@ def test_request_key_separates_what_should_be_separate() -> None:
                 draft_request_key(1, DRAFTER, x, "where is my suitcase?"),
                 draft_request_key(1, DRAFTER, x, "where is my bag?", mention_id=7),
                 draft_request_key(1, DRAFTER, x, "where is my bag?", mention_id=8)}) == 7
+
+
+# ----------------------------------------------------------------------------------- approve what was shown
+
+
+def open_form(slack: SlackClient, emulator: SlackEmulator, action_id: str, message: dict[str, object],
+              user_id: str, channel_id: str) -> dict[str, Any]:
+    """Click Edit or Reject on `message` (as that user's screen shows it) and return the form it opened."""
+    before = len(emulator.opened_views)
+    slack.block_action(action_id, user_id=user_id, channel_id=channel_id, message=dict(message))
+    opened = emulator.wait_for(lambda emu: len(emu.opened_views) > before and emu.opened_views[-1])
+    return dict(emulator.views[opened["view_id"]])
+
+
+def edit_to(slack: SlackClient, emulator: SlackEmulator, draft: Draft, message: dict[str, Any], text: str,
+            user_id: str = DRAFTER) -> dict[str, Any]:
+    """Edit the draft from `message` (as that user's screen shows it); returns the message once it shows the
+    new text."""
+    assert draft.channel_id is not None
+    form = open_form(slack, emulator, EDIT, message, user_id, draft.channel_id)
+    slack.view_submission(EDIT_VIEW, {"text": {"text": text}}, user_id=user_id, view=form)
+    return emulator.wait_for(lambda emu: shown_reply(draft_message(emu, draft)) == text
+                             and draft_message(emu, draft), timeout=10)
+
+
+def refused_as_changed(emulator: SlackEmulator, user_id: str, revision: int, how_many: int = 1) -> dict[str, Any]:
+    told = emulator.wait_for(lambda emu: len(emu.ephemerals(user=user_id)) >= how_many
+                             and emu.ephemerals(user=user_id))[-1]
+    assert f"changed since you saw it — review revision {revision}" in told["text"], told["text"]
+    return told
+
+
+def test_an_approval_of_an_older_revision_is_refused_and_the_message_refreshed(
+        slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    on_approvers_screen = draft_message(emulator, draft)
+    edited = "We're sorry for the wait at Gatwick. Meal vouchers: acmeair.example/help – Acme Air team"
+    edit_to(slack, emulator, draft, on_approvers_screen, edited)  # saved a moment before the approver clicks
+
+    updates = len(emulator.calls_to("chat.update"))
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=dict(on_approvers_screen))
+    refused_as_changed(emulator, APPROVER, 2)
+    emulator.wait_for(lambda emu: len(emu.calls_to("chat.update")) > updates)  # the message is refreshed
+    assert drafts_of(runtime, room.incident_id)[-1].status == "pending"
+    assert count(runtime, Decision) == 0
+    assert events_of(runtime, room.incident_id, timeline.DRAFT_APPROVED) == []
+    assert emulator.ephemerals(user=LEAD) == emulator.ephemerals(user=DRAFTER) == []  # told privately
+
+    refreshed = shown_at(emulator, draft, 2)
+    assert shown_reply(refreshed) == edited and "revision 2" in message_text(refreshed)
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=dict(refreshed))
+    approved = wait_for_draft(runtime, room.incident_id, "approved")
+    assert approved.final_text == edited and approved.decided_by == APPROVER
+    events = events_of(runtime, room.incident_id, timeline.DRAFT_APPROVED)
+    assert [(e.data["revision"], e.data["final_text"]) for e in events] == [(2, edited)]
+    assert emulator.errors == []
+
+
+def test_the_approved_text_is_byte_for_byte_the_text_shown(
+        slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    # Spaces doubled and before line ends, emoji with skin tone and joiners, a flag, Slack's control
+    # characters and mrkdwn markers: all of it is the reply.
+    typed = ("Sorry  for the wait 🙏🏽 — café.   \n\n👩‍✈️ Crew & <gate 12> *now* boarding_by_hand_ `ok`   \n"
+             "Updates every 30 min 🇬🇧 – Acme Air team")
+    on_approvers_screen = edit_to(slack, emulator, draft, draft_message(emulator, draft), typed)
+    # The lead saves a look-alike a moment before the approver clicks: a decomposed é, another skin tone.
+    look_alike = typed.replace("café", "cafe\u0301").replace("🙏🏽", "🙏🏾")
+    edit_to(slack, emulator, draft, on_approvers_screen, look_alike, user_id=LEAD)
+
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=dict(on_approvers_screen))
+    refused_as_changed(emulator, APPROVER, 3)  # never the look-alike in place of what was shown
+    shown = shown_at(emulator, draft, 3)
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=dict(shown))
+    approved = wait_for_draft(runtime, room.incident_id, "approved")
+    assert approved.final_text is not None
+    assert approved.final_text.encode("utf-8") == shown_reply(shown).encode("utf-8") == look_alike.encode("utf-8")
+    [event] = events_of(runtime, room.incident_id, timeline.DRAFT_APPROVED)
+    assert event.data["final_text"] == look_alike and event.data["revision"] == 3
+    with transaction(runtime.sessions) as session:
+        assert session.query(Decision).one().text.endswith(look_alike)
+    assert emulator.errors == []
+
+
+def test_a_reject_of_an_older_revision_is_refused_and_the_reason_given_back(
+        slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    on_leads_screen = draft_message(emulator, draft)
+    form = open_form(slack, emulator, REJECT, on_leads_screen, LEAD, room.channel_id)
+    edit_to(slack, emulator, draft, on_leads_screen, "We're on it: bags are being loaded now. – Acme Air team")
+
+    # The form was opened on revision 1; the draft is at revision 2 when it is submitted.
+    reason = "Too defensive; lead with the meal vouchers."
+    slack.view_submission(REJECT_VIEW, {"reason": {"reason": reason}}, user_id=LEAD, view=form)
+    told = refused_as_changed(emulator, LEAD, 2)
+    assert reason in message_text(told)  # what they typed is not lost
+    assert form["private_metadata"] == f"{draft.id}:1"
+    # A Reject click on the old message opens no form at all.
+    views = len(emulator.opened_views)
+    slack.block_action(REJECT, user_id=LEAD, channel_id=room.channel_id, message=dict(on_leads_screen))
+    refused_as_changed(emulator, LEAD, 2, how_many=2)
+    assert len(emulator.opened_views) == views
+    assert drafts_of(runtime, room.incident_id)[-1].status == "pending"
+    assert events_of(runtime, room.incident_id, timeline.DRAFT_REJECTED) == []
+    assert emulator.errors == []
+
+
+def test_two_edits_from_the_same_revision_one_wins_and_the_other_is_told(
+        slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom) -> None:
+    draft = request_template_draft(slack, runtime, room)
+    seen = draft_message(emulator, draft)
+    forms = {user: open_form(slack, emulator, EDIT, seen, user, room.channel_id) for user in (DRAFTER, LEAD)}
+    texts = {DRAFTER: "The drafter's reply: we're sorry, vouchers at acmeair.example/help.",
+             LEAD: "The lead's reply: bags arrive tonight; we'll update you here."}
+    start = threading.Barrier(2)
+
+    def save(user_id: str) -> None:
+        start.wait()
+        slack.view_submission(EDIT_VIEW, {"text": {"text": texts[user_id]}}, user_id=user_id, view=forms[user_id])
+
+    savers = [threading.Thread(target=save, args=(user,)) for user in texts]
+    for thread in savers:
+        thread.start()
+    for thread in savers:
+        thread.join(timeout=30)
+
+    told = emulator.wait_for(lambda emu: [u for u in texts if emu.ephemerals(user=u)], timeout=15)
+    assert len(told) == 1
+    loser = told[0]
+    [winner] = [user for user in texts if user != loser]
+    refusal = refused_as_changed(emulator, loser, 2)
+    assert texts[loser] in message_text(refusal)
+    final = wait_for_draft(runtime, room.incident_id, "pending")
+    assert (final.text, final.revision) == (texts[winner], 2)
+    assert count(runtime, DraftRevision, draft_id=draft.id) == 2
+    assert [e.actor for e in events_of(runtime, room.incident_id, timeline.DRAFT_EDITED)] == [winner]
+    assert shown_reply(shown_at(emulator, draft, 2)) == texts[winner]
+    assert emulator.errors == []
+
+
+def test_concurrent_edits_of_one_revision_save_exactly_one(runtime: Runtime, room: WarRoom) -> None:
+    """Straight into the domain, eight edits from revision 1 at once: one is saved, seven are refused."""
+    with transaction(runtime.sessions) as session:
+        draft = request_draft(session, incident_id=room.incident_id, platform=PLATFORMS["x"], request=POST,
+                              requested_by=DRAFTER)
+        record_draft_result(session, draft.id, template_reply(None, FACTS, "", 280), ())
+    start = threading.Barrier(8)
+    outcomes: list[DraftOutcome] = []
+
+    def edit(n: int) -> None:
+        start.wait()
+        with transaction(runtime.sessions) as session:
+            outcomes.append(edit_draft(session, draft.id, LEAD if n % 2 else DRAFTER, f"Edit number {n}.", 1))
+
+    editors = [threading.Thread(target=edit, args=(n,)) for n in range(8)]
+    for thread in editors:
+        thread.start()
+    for thread in editors:
+        thread.join(timeout=30)
+
+    assert len(outcomes) == 8
+    assert sorted(str(outcome.refusal) for outcome in outcomes) == ["None"] + ["stale"] * 7
+    [saved] = [outcome for outcome in outcomes if outcome.ok]
+    stored = drafts_of(runtime, room.incident_id)[-1]
+    assert saved.draft is not None and (stored.text, stored.revision) == (saved.draft.text, 2)
+    assert count(runtime, DraftRevision, draft_id=draft.id) == 2
+    assert len(events_of(runtime, room.incident_id, timeline.DRAFT_EDITED)) == 1
+
+
+# ----------------------------------------------------------------------------------- four eyes
+
+
+def with_four_eyes(runtime: Runtime, on: bool = True) -> None:
+    runtime.plan = Plan.model_validate(runtime.plan.model_dump() | {"approval": {"four_eyes": on}})
+
+
+def test_four_eyes_the_requester_cannot_decide_while_someone_else_can(
+        slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom) -> None:
+    with_four_eyes(runtime)
+    draft = request_template_draft(slack, runtime, room, user_id=LEAD)
+    slack.block_action(APPROVE, user_id=LEAD, channel_id=room.channel_id)
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=LEAD))[-1]["text"]
+    assert "four eyes" in told and "(you) cannot approve" in told and f"<@{APPROVER}>" in told
+    slack.block_action(REJECT, user_id=LEAD, channel_id=room.channel_id)
+    told = emulator.wait_for(lambda emu: len(emu.ephemerals(user=LEAD)) == 2 and emu.ephemerals(user=LEAD))
+    assert "four eyes" in told[-1]["text"] and "(you) cannot reject" in told[-1]["text"]
+    assert emulator.opened_views == []
+    assert drafts_of(runtime, room.incident_id)[-1].status == "pending"
+
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id)
+    approved = wait_for_draft(runtime, room.incident_id, "approved")
+    assert approved.decided_by == APPROVER and approved.final_text == draft.text
+    assert emulator.errors == []
+
+
+def test_without_four_eyes_the_requester_may_approve(slack: SlackClient, runtime: Runtime,
+                                                     emulator: SlackEmulator, room: WarRoom) -> None:
+    with_four_eyes(runtime, on=False)
+    draft = request_template_draft(slack, runtime, room, user_id=LEAD)
+    slack.block_action(APPROVE, user_id=LEAD, channel_id=room.channel_id)
+    approved = wait_for_draft(runtime, room.incident_id, "approved")
+    assert approved.decided_by == LEAD and approved.final_text == draft.text
+
+
+def test_four_eyes_the_last_editor_cannot_approve(slack: SlackClient, runtime: Runtime,
+                                                  emulator: SlackEmulator, room: WarRoom) -> None:
+    with_four_eyes(runtime)
+    draft = request_template_draft(slack, runtime, room, user_id=DRAFTER)
+    edited = "We're sorry. Vouchers at acmeair.example/help – Acme Air team"
+    shown = edit_to(slack, emulator, draft, draft_message(emulator, draft), edited, user_id=LEAD)
+    slack.block_action(APPROVE, user_id=LEAD, channel_id=room.channel_id, message=dict(shown))
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=LEAD))[-1]["text"]
+    assert "four eyes" in told and "current text" in told and f"<@{APPROVER}>" in told
+    assert drafts_of(runtime, room.incident_id)[-1].status == "pending"
+
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=dict(shown))
+    approved = wait_for_draft(runtime, room.incident_id, "approved")
+    assert (approved.decided_by, approved.final_text) == (APPROVER, edited)
+
+
+def test_four_eyes_with_nobody_else_to_decide_the_requester_may(slack: SlackClient, runtime: Runtime,
+                                                                emulator: SlackEmulator, room: WarRoom) -> None:
+    with_four_eyes(runtime)
+    with transaction(runtime.sessions) as session:  # the approver has left the incident: only the lead decides
+        session.execute(update(RoleAssignment).where(RoleAssignment.incident_id == room.incident_id,
+                                                     RoleAssignment.role == "approver").values(ended_at=utcnow()))
+    request_template_draft(slack, runtime, room, user_id=LEAD)
+    slack.block_action(APPROVE, user_id=LEAD, channel_id=room.channel_id)
+    assert wait_for_draft(runtime, room.incident_id, "approved").decided_by == LEAD

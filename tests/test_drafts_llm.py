@@ -14,9 +14,9 @@ from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.prompts import POST_CLOSE, POST_OPEN, fenced_post
 from bot.runtime import Runtime, build_runtime
-from handlers.render.drafts import APPROVE, DRAFT_REPLY, EDIT, REGENERATE, REJECT, RETRY
+from handlers.render.drafts import APPROVE, DRAFT_REPLY, EDIT, EDIT_VIEW, REGENERATE, REJECT, RETRY
 from models import Draft
-from tests.conftest import APPROVER, DRAFTER, LEAD, AppServer, make_settings, make_test_plan
+from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, MONITOR, AppServer, make_settings, make_test_plan
 from tests.fixtures_drafts import (
     FACTS,
     KEY_MESSAGES,
@@ -29,6 +29,7 @@ from tests.fixtures_drafts import (
     events_of,
     message_text,
     open_war_room,
+    shown_reply,
     wait_for_draft,
 )
 from tests.openai_server import FakeOpenAI
@@ -145,15 +146,18 @@ def test_over_length_and_avoided_words_are_flagged_not_cut(
 def test_approver_approves_the_llm_draft_verbatim(
     slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI, room: WarRoom
 ) -> None:
-    text = "We hear you & we're sorry. <Update> at 16:00: bags are on their way. – Acme Air team"
+    text = ("We hear you & we're sorry 🙏🏽. <Update> at 16:00:   \nbags are on their way 🧳 — *café* "
+            "cafe\u0301 👩‍✈️ 🇬🇧. – Acme Air team")
     openai_server.responder = replying(text)
     draft = draft_via_command(slack, runtime, room, "bluesky where are our bags")
     shown = message_text(draft_message(emulator, draft))
-    assert "&amp; we're sorry. &lt;Update&gt;" in shown  # model output is shown escaped, never as markup
+    assert "&amp; we're sorry 🙏🏽. &lt;Update&gt;" in shown  # model output is shown escaped, never as markup
+    seen = draft_message(emulator, draft)
 
-    slack.block_action(APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id)
+    slack.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=dict(seen))
     approved = wait_for_draft(runtime, room.incident_id, "approved")
     assert approved.final_text == text and approved.decided_by == APPROVER
+    assert approved.final_text.encode("utf-8") == shown_reply(seen).encode("utf-8")  # byte for byte as shown
     assert [e.actor for e in events_of(runtime, room.incident_id, timeline.DRAFT_APPROVED)] == [APPROVER]
     emulator.wait_for(lambda emu: action_ids(draft_message(emu, approved)) == [])
 
@@ -186,7 +190,7 @@ def test_failure_is_shown_with_retry_and_retry_drafts_the_same_request(
 
     openai_server.responder = replying("Refunds for Monday's delays are being processed. – Acme Air team")
     message = draft_message(emulator, failed)
-    slack.block_action(RETRY, value=str(failed.id), user_id=DRAFTER, channel_id=room.channel_id,
+    slack.block_action(RETRY, user_id=DRAFTER, channel_id=room.channel_id,
                        message=message)
     retried = wait_for_draft(runtime, room.incident_id, "pending")
     emulator.wait_for(lambda emu: action_ids(draft_message(emu, retried)) == BUTTONS)
@@ -227,7 +231,7 @@ def test_regenerate_asks_the_model_again(
     texts = iter(["First take. – Acme Air team", "Second take. – Acme Air team"])
     openai_server.responder = lambda request: replying(next(texts))(request)
     first = draft_via_command(slack, runtime, room, "x why so late")
-    slack.block_action(REGENERATE, value=str(first.id), user_id=DRAFTER, channel_id=room.channel_id)
+    slack.block_action(REGENERATE, user_id=DRAFTER, channel_id=room.channel_id)
     second = wait_for_draft(runtime, room.incident_id, "pending", index=1)
     emulator.wait_for(lambda emu: action_ids(draft_message(emu, second)) == BUTTONS)
 
@@ -261,3 +265,51 @@ def test_draft_reply_button_drafts_for_the_mention(
     assert fenced is not None and "5 hours on the tarmac" in fenced and url in fenced
     assert user.count(url) == 1 and "X (Twitter)" in user and "280 characters" in user
     assert "original post" in message_text(draft_message(emulator, draft))
+
+
+def test_a_regenerate_of_an_older_revision_is_refused_and_asks_no_model(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI, room: WarRoom
+) -> None:
+    openai_server.responder = replying("First take. – Acme Air team")
+    draft = draft_via_command(slack, runtime, room, "x why so late")
+    on_leads_screen = draft_message(emulator, draft)
+    # The drafter edits (revision 2) before the lead's Regenerate click on revision 1 arrives.
+    before = len(emulator.opened_views)
+    slack.block_action(EDIT, user_id=DRAFTER, channel_id=room.channel_id, message=dict(on_leads_screen))
+    opened = emulator.wait_for(lambda emu: len(emu.opened_views) > before and emu.opened_views[-1])
+    edited = "Hand-written: we're sorry, the fix is in. – Acme Air team"
+    slack.view_submission(EDIT_VIEW, {"text": {"text": edited}}, user_id=DRAFTER,
+                          view=emulator.views[opened["view_id"]])
+    emulator.wait_for(lambda emu: shown_reply(draft_message(emu, draft)) == edited)
+    asked = len(openai_server.generation_requests())
+
+    slack.block_action(REGENERATE, user_id=LEAD, channel_id=room.channel_id, message=dict(on_leads_screen))
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=LEAD))[-1]["text"]
+    assert "changed since you saw it — review revision 2" in told
+    assert [(d.status, d.text) for d in drafts_of(runtime, room.incident_id)] == [("pending", edited)]
+    assert len(openai_server.generation_requests()) == asked
+    assert events_of(runtime, room.incident_id, timeline.DRAFT_REGENERATED) == []
+    assert emulator.errors == []
+
+
+def test_retry_is_for_the_requester_and_the_drafting_roles_only(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI, room: WarRoom
+) -> None:
+    openai_server.fail_next("garbage")
+    failed = draft_via_command(slack, runtime, room, "where is my refund", status="failed")
+    message = draft_message(emulator, failed)
+    asked = len(openai_server.generation_requests())
+    for outsider in (BYSTANDER, MONITOR):
+        slack.block_action(RETRY, user_id=outsider, channel_id=room.channel_id, message=dict(message))
+        told = emulator.wait_for(lambda emu, who=outsider: emu.ephemerals(user=who))[-1]["text"]
+        assert "may retry" in told and "drafter, approver or lead" in told
+    assert len(openai_server.generation_requests()) == asked  # no LLM call spent
+    still = drafts_of(runtime, room.incident_id)[-1]
+    assert (still.status, still.attempts) == ("failed", 1)
+    assert [e for e in events_of(runtime, room.incident_id, timeline.DRAFT_REQUESTED) if e.data.get("retry")] == []
+
+    openai_server.responder = replying("Refunds are on their way. – Acme Air team")
+    slack.block_action(RETRY, user_id=DRAFTER, channel_id=room.channel_id, message=dict(message))  # the requester
+    retried = wait_for_draft(runtime, room.incident_id, "pending")
+    assert retried.attempts == 2 and len(openai_server.generation_requests()) == asked + 1
+    assert emulator.errors == []

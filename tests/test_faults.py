@@ -196,12 +196,12 @@ def test_clicks_and_forms_the_database_cannot_take_are_told_and_change_nothing(
     slack.command("draft x Where is my bag?", user_id=DRAFTER, channel_id=room.channel_id)
     draft = wait_for_draft(runtime, room.incident_id, "pending")
     emulator.wait_for(lambda emu: REJECT in action_ids(draft_message(emu, draft)))
-    slack.block_action(REJECT, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
+    slack.block_action(REJECT, user_id=LEAD, channel_id=room.channel_id)
     wait_until(lambda: emulator.opened_views, what="the reject form")
 
     holder = hold_job_writes(runtime.engine, 2.5)
     with ThreadPoolExecutor(2) as pool:  # both inside the lock, as two people would click
-        clicked = pool.submit(slack.block_action, APPROVE, value=str(draft.id), user_id=LEAD,
+        clicked = pool.submit(slack.block_action, APPROVE, user_id=LEAD,
                               channel_id=room.channel_id)
         submitted = pool.submit(slack.view_submission, REJECT_VIEW, {REASON_INPUT: {REASON_INPUT: "Too defensive"}},
                                 user_id=LEAD)
@@ -216,7 +216,7 @@ def test_clicks_and_forms_the_database_cannot_take_are_told_and_change_nothing(
         assert session.get(Draft, draft.id).status == "pending"  # type: ignore[union-attr]
         assert session.scalars(select(Job).where(Job.kind == "interaction")).all() == []
 
-    slack.block_action(APPROVE, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id)
+    slack.block_action(APPROVE, user_id=LEAD, channel_id=room.channel_id)
     assert wait_for_draft(runtime, room.incident_id, "approved").decided_by == LEAD
 
 

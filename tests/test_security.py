@@ -315,8 +315,8 @@ def test_only_the_approver_or_lead_may_approve_or_reject(signed: RecordingSlackC
                                                           emulator: SlackEmulator, room: WarRoom) -> None:
     draft = pending_draft(signed, runtime, room)
     for user_id in (DRAFTER, MONITOR, LIAISON, BYSTANDER):
-        signed.block_action(APPROVE, value=str(draft.id), user_id=user_id, channel_id=room.channel_id)
-        signed.block_action(REJECT, value=str(draft.id), user_id=user_id, channel_id=room.channel_id)
+        signed.block_action(APPROVE, user_id=user_id, channel_id=room.channel_id)
+        signed.block_action(REJECT, user_id=user_id, channel_id=room.channel_id)
         told = " / ".join(sorted(refusal["text"] for refusal in refusals_to(emulator, user_id, 2)))
         assert "may approve" in told and "may reject" in told, told
     # A reject form submitted by someone who never got it (the check is in the domain, not only the button).
@@ -327,7 +327,7 @@ def test_only_the_approver_or_lead_may_approve_or_reject(signed: RecordingSlackC
     assert drafts_of(runtime, room.incident_id)[-1].status == "pending"
     assert count(runtime, Decision) == 0
 
-    signed.block_action(APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id)
+    signed.block_action(APPROVE, user_id=APPROVER, channel_id=room.channel_id)
     assert wait_for_draft(runtime, room.incident_id, "approved").decided_by == APPROVER
     settle(emulator)
 
@@ -401,12 +401,12 @@ def test_retried_or_repeated_approve_records_one_decision(signed: RecordingSlack
     draft = pending_draft(signed, runtime, room)
     message = draft_message(emulator, draft)
     response, headers = signed.send_and_keep(lambda: signed.block_action(
-        APPROVE, value=str(draft.id), user_id=APPROVER, channel_id=room.channel_id, message=dict(message)))
+        APPROVE, user_id=APPROVER, channel_id=room.channel_id, message=dict(message)))
     assert response.status_code == 200
     signed.resend(same_signature=True, headers=headers)
     signed.resend()
     signed.resend(retry_num=1)
-    signed.block_action(APPROVE, value=str(draft.id), user_id=LEAD, channel_id=room.channel_id,
+    signed.block_action(APPROVE, user_id=LEAD, channel_id=room.channel_id,
                         message=dict(message))
     wait_for_draft(runtime, room.incident_id, "approved")
     settle(emulator)

@@ -386,7 +386,8 @@ class Demo:
                     DRAFTER,
                 )
                 self.settle()
-            if self.click(APPROVER, "draft_approve", "Approve", draft_id):
+            # The edit made a new revision: the approver clicks the message as it shows now.
+            if self.click(APPROVER, "draft_approve", "Approve"):
                 self.settle()
         second = self.command(
             DRAFTER,

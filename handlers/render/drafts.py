@@ -24,7 +24,8 @@ from bot.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, tru
 from handlers.render.common import SECTION_LIMIT, context, section
 from models.drafts import APPROVED, FAILED, PENDING, REJECTED, REQUESTED, SUPERSEDED
 
-# Action ids: the draft message's buttons (value = draft id); the digest's *Draft reply* (value = mention id).
+# Action ids: the draft message's buttons (value = draft_ref: the draft and the revision the message shows);
+# the digest's *Draft reply* (value = mention id).
 DRAFT_REPLY = "draft_reply"
 APPROVE, EDIT, REGENERATE, REJECT, RETRY = (
     "draft_approve", "draft_edit", "draft_regenerate", "draft_reject", "draft_retry",
@@ -38,6 +39,21 @@ _SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
 STRATEGY_LABELS = {
     "acknowledge": "Acknowledge", "apologise": "Apologise", "correct": "Correct", "inform": "Inform",
 }
+
+
+def draft_ref(draft_id: int, revision: int) -> str:
+    """What a draft's buttons and modals carry: the draft and the revision shown, e.g. "12:3"."""
+    return f"{draft_id}:{revision}"
+
+
+def parse_draft_ref(value: str) -> tuple[int, int | None] | None:
+    """(draft id, revision) from a draft_ref; the revision is None for a bare id (a message rendered before
+    revisions were carried: any decision from it is refused and the message refreshed). None if unreadable."""
+    head, colon, tail = value.strip().partition(":")
+    try:
+        return int(head), (int(tail) if colon else None)
+    except ValueError:
+        return None
 
 
 def slack_date(moment: datetime | None) -> str:
@@ -104,7 +120,10 @@ def _details(draft: DraftView) -> list[Block]:
 
 
 def _footer(draft: DraftView) -> ContextBlock:
-    parts = [f"Draft #{draft.id}", f"requested by <@{draft.requested_by}>"]
+    parts = [f"Draft #{draft.id}"]
+    if draft.revision:
+        parts.append(f"revision {draft.revision}")
+    parts.append(f"requested by <@{draft.requested_by}>")
     if draft.source == "template":
         parts.append("template (no LLM configured)")
     elif draft.model:
@@ -123,8 +142,8 @@ def _template_notice(draft: DraftView) -> list[Block]:
 
 
 def _button(text: str, action_id: str, draft: DraftView, style: str | None = None) -> ButtonElement:
-    return ButtonElement(text=PlainTextObject(text=text), action_id=action_id, value=str(draft.id),
-                         style=style)
+    return ButtonElement(text=PlainTextObject(text=text), action_id=action_id,
+                         value=draft_ref(draft.id, draft.revision), style=style)
 
 
 def render_draft(draft: DraftView) -> tuple[str, list[Block]]:
@@ -218,15 +237,31 @@ def failed_message(draft: DraftView) -> tuple[str, list[Block]]:
 # ----------------------------------------------------------------------------------- answers to one person
 
 
+def _either(names: tuple[str, ...] | list[str]) -> str:
+    """"a", "a or b", "a, b or c"."""
+    return " or ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+
+
 def refusal_text(outcome: DraftOutcome, verb: str) -> str:
     """Why a click changed nothing, for the person who clicked (ephemeral)."""
     draft = outcome.draft
     if outcome.refusal == "not_found" or draft is None:
         return "That draft no longer exists."
     if outcome.refusal == "not_allowed":
-        roles = " or ".join(outcome.allowed) if outcome.allowed else "the right role"
-        return (f"Only the incident's {roles} may {verb} draft #{draft.id}, and you don't hold that role "
-                "here. Nothing was changed.")
+        roles = f"the incident's {_either(outcome.allowed)}" if outcome.allowed else "the right role"
+        who = f"whoever asked for it and {roles}" if outcome.requester_may else roles
+        return (f"Only {who} may {verb} draft #{draft.id}, and you don't hold that role here. "
+                "Nothing was changed.")
+    if outcome.refusal == "stale":
+        return (f"Draft #{draft.id} changed since you saw it — review revision {draft.revision} (the message "
+                f"now shows it) and {verb} it again if you still mean to. Nothing was changed.")
+    if outcome.refusal == "four_eyes":
+        others = _either([f"<@{user}>" for user in outcome.others])
+        return (f"This plan asks for four eyes: whoever requested draft #{draft.id} or wrote its current text "
+                f"(you) cannot {verb} it while someone else can — ask {others}. Nothing was changed.")
+    if outcome.refusal == "not_failed":
+        return ("That draft is not waiting for a retry (it is already being drafted again, or it succeeded). "
+                "Nothing was changed.")
     if outcome.refusal == "already_decided":
         what = "approved" if draft.status == APPROVED else "rejected"
         return (f"Draft #{draft.id} was already {what} by <@{draft.decided_by}> "
@@ -248,6 +283,12 @@ def notice(text: str) -> tuple[str, list[Block]]:
     return text, [section(f":information_source: {text}")]
 
 
+def notice_with_typed(text: str, typed: str) -> tuple[str, list[Block]]:
+    """A notice for a form that could not be saved, with what was typed in it, so nothing is lost."""
+    shown, blocks = notice(text)
+    return shown, [*blocks, context("What you typed (not saved):"), *_text_sections(typed)]
+
+
 # ----------------------------------------------------------------------------------- modals
 
 
@@ -256,7 +297,7 @@ def edit_modal(draft: DraftView) -> View:
     return View(
         type="modal",
         callback_id=EDIT_VIEW,
-        private_metadata=str(draft.id),
+        private_metadata=draft_ref(draft.id, draft.revision),
         title=PlainTextObject(text="Edit draft"),
         submit=PlainTextObject(text="Save"),
         close=PlainTextObject(text="Cancel"),
@@ -284,7 +325,7 @@ def reject_modal(draft: DraftView) -> View:
     return View(
         type="modal",
         callback_id=REJECT_VIEW,
-        private_metadata=str(draft.id),
+        private_metadata=draft_ref(draft.id, draft.revision),
         title=PlainTextObject(text="Reject draft"),
         submit=PlainTextObject(text="Reject"),
         close=PlainTextObject(text="Cancel"),
