@@ -234,7 +234,8 @@ def _step_channel(runtime: Runtime, client: WebClient, incident: IncidentSnapsho
             raise
         channel = answer["channel"]
         with transaction(runtime.sessions) as session:
-            record_channel(session, incident.id, channel["id"], channel.get("name", name), actor)
+            private = bool(channel.get("is_private", settings.private))
+            record_channel(session, incident.id, channel["id"], channel.get("name", name), actor, private=private)
         return
     raise IncidentError(f"every channel name up to {name} is taken")
 
