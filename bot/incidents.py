@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +25,18 @@ from bot.timeline import (
     SEVERITY_CHANGED,
     record_event,
 )
-from models import Decision, Fact, Incident, KeyMessage, Rumour, TimelineEvent, rows_changed, transaction, utcnow
+from models import (
+    Decision,
+    Fact,
+    Incident,
+    KeyMessage,
+    RoleAssignment,
+    Rumour,
+    TimelineEvent,
+    rows_changed,
+    transaction,
+    utcnow,
+)
 from models.incidents import OPEN, OPENING, RESOLVED
 
 TITLE_MAX = 150  # a Block Kit header holds 150 characters, and the title heads the brief
@@ -60,11 +71,38 @@ def find_incident_by_channel(session: Session, channel_id: str) -> Incident | No
     return session.scalars(select(Incident).where(Incident.channel_id == channel_id)).first()
 
 
-def open_incident_channels(session: Session, limit: int = 5) -> list[str]:
-    """Channel ids of the most recently opened open incidents."""
+def visible_to(plan: Plan, viewer: str) -> ColumnElement[bool]:
+    """SQL condition: the incident's channel is public, or `viewer` is one of its people.
+
+    Its people are the opener and everyone ever given a role: opening and assigning invite exactly
+    them, so this is who was let into a private channel, known without asking Slack. Someone a member
+    added by hand is not known here and does not see the incident listed (the channel still works).
+    """
+    made_private = (
+        select(TimelineEvent.data["private"].as_boolean())
+        .where(
+            TimelineEvent.incident_id == Incident.id,
+            TimelineEvent.kind == INCIDENT_OPEN_STEP,
+            TimelineEvent.data["step"].as_string() == STEP_CHANNEL,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    # No channel yet, or one made before this was recorded: as the plan makes them.
+    private = func.coalesce(made_private, plan.channel.private)
+    has_role = (
+        select(RoleAssignment.id)
+        .where(RoleAssignment.incident_id == Incident.id, RoleAssignment.user_id == viewer)
+        .exists()
+    )
+    return or_(not_(private), Incident.opened_by == viewer, has_role)
+
+
+def open_incident_channels(session: Session, plan: Plan, viewer: str, limit: int = 5) -> list[str]:
+    """Channel ids of the most recently opened open incidents `viewer` may see."""
     query = (
         select(Incident.channel_id)
-        .where(Incident.status == OPEN, Incident.channel_id.is_not(None))
+        .where(Incident.status == OPEN, Incident.channel_id.is_not(None), visible_to(plan, viewer))
         .order_by(Incident.opened_at.desc())
         .limit(limit)
     )
@@ -359,9 +397,10 @@ def record_step(
 
 
 def record_channel(
-    session: Session, incident_id: int, channel_id: str, channel_name: str, actor: str
+    session: Session, incident_id: int, channel_id: str, channel_name: str, actor: str, *, private: bool
 ) -> None:
-    """The incident channel exists: remember it, with the step event."""
+    """The incident channel exists: remember it, and whether it is private (see `visible_to`), with the
+    step event."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise IncidentError(f"Incident #{incident_id} does not exist.")
@@ -372,7 +411,7 @@ def record_channel(
         STEP_CHANNEL,
         f"Channel #{channel_name} created",
         actor,
-        {"channel": channel_id, "name": channel_name},
+        {"channel": channel_id, "name": channel_name, "private": private},
     )
 
 
@@ -566,18 +605,19 @@ class IncidentLine:
 
 
 def home_incidents(
-    session: Session, plan: Plan, resolved_limit: int = 10
+    session: Session, plan: Plan, viewer: str, resolved_limit: int = 10
 ) -> tuple[list[IncidentLine], list[IncidentLine]]:
-    """Open incidents (newest first) and the last `resolved_limit` resolved ones."""
+    """Open incidents (newest first) and the last `resolved_limit` resolved ones, of those `viewer` may see."""
+    visible = visible_to(plan, viewer)
     active = session.scalars(
         select(Incident)
-        .where(Incident.status.in_((OPEN, OPENING)))
+        .where(Incident.status.in_((OPEN, OPENING)), visible)
         .order_by(Incident.opened_at.desc())
         .limit(50)
     ).all()
     resolved = session.scalars(
         select(Incident)
-        .where(Incident.status == RESOLVED)
+        .where(Incident.status == RESOLVED, visible)
         .order_by(Incident.resolved_at.desc())
         .limit(resolved_limit)
     ).all()

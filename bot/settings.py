@@ -16,6 +16,10 @@ class SettingsError(Exception):
     """A setting is missing or malformed; the message is one line naming the variable."""
 
 
+DATABASE_URL_FORM = "dialect://user:password@host:port/database, e.g. postgresql://… or sqlite:///warroom.db"
+ENCODING_HINT = "percent-encode @ : / in the password (%40 %3A %2F)"
+
+
 def normalise_database_url(url: str) -> str:
     """Accept Heroku's `postgres://` and plain `postgresql://`, and use psycopg 3 for both."""
     url = url.strip()
@@ -28,13 +32,14 @@ def normalise_database_url(url: str) -> str:
 class Settings(BaseSettings):
     """Every environment variable of PRODUCT.md's table. Tokens are kept as secrets so they never print."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a ValidationError, should anything print it, never shows a value (passwords).
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
-    database_url: str = "sqlite:///warroom.db"
+    database_url: str = Field(default="sqlite:///warroom.db", repr=False)  # may hold a password
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     warroom_llm_model: str = DEFAULT_LLM_MODEL
@@ -91,14 +96,28 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
+        """Parse the URL and load its driver now, so a bad one is one line at start-up. No message quotes
+        the value or SQLAlchemy's words about it: either may hold the password."""
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
         value = normalise_database_url(value)
         try:
-            make_url(value)
+            url = make_url(value)
         except ArgumentError:
-            raise ValueError(f"is not a database URL (got {value!r})") from None
+            raise ValueError(f"is not a database URL; expected {DATABASE_URL_FORM}") from None
+        except ValueError:  # int(port); after an unencoded @ in the password, the "port" is the password's rest
+            raise ValueError(f"the port is not a number; {ENCODING_HINT}") from None
+        if "@" in (url.host or ""):
+            raise ValueError(f"the host holds an @; {ENCODING_HINT}")
+        try:
+            url.get_dialect().import_dbapi()
+        except ArgumentError:  # NoSuchModuleError: no dialect of that name
+            raise ValueError(f"no database driver {url.drivername}; expected {DATABASE_URL_FORM}") from None
+        except ImportError as exc:
+            raise ValueError(
+                f"the database driver for {url.drivername} is not installed (no module {exc.name})"
+            ) from None
         return value
 
     @property

@@ -76,9 +76,9 @@ def subcommand(
     return decorate
 
 
-def _where_to_run(runtime: Runtime, name: str) -> str:
+def _where_to_run(runtime: Runtime, name: str, user_id: str) -> str:
     with transaction(runtime.sessions) as session:
-        channels = open_incident_channels(session, limit=5)
+        channels = open_incident_channels(session, runtime.plan, user_id, limit=5)
     if not channels:
         return (f"`/crisis {name}` works in an incident channel, and no incident is open. "
                 "Start one with `/crisis open <title>`.")
@@ -143,7 +143,7 @@ def run_subcommand(runtime: Runtime, command: dict[str, Any], respond: Respond, 
         incident_id = incident.id if incident else None
         incident_status = incident.status if incident else None
     if spec.needs_incident and incident_id is None:
-        respond(response_type="ephemeral", text=_where_to_run(runtime, spec.name))
+        respond(response_type="ephemeral", text=_where_to_run(runtime, spec.name, command.get("user_id", "")))
         return
     if spec.needs_incident and incident_status == RESOLVED and not spec.when_resolved:
         respond(

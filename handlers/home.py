@@ -18,9 +18,9 @@ RESOLVED_SHOWN = 10
 
 
 def publish_home(runtime: Runtime, client: WebClient, user_id: str) -> None:
-    """Publish the Home tab for one person."""
+    """Publish the Home tab for one person: the incidents they may see (a private one only to its people)."""
     with transaction(runtime.sessions) as session:
-        open_incidents, resolved = home_incidents(session, runtime.plan, resolved_limit=RESOLVED_SHOWN)
+        open_incidents, resolved = home_incidents(session, runtime.plan, user_id, resolved_limit=RESOLVED_SHOWN)
     client.views_publish(user_id=user_id, view=home_view(open_incidents, resolved, utcnow()))
 
 

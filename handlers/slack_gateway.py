@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import Block
 
 from bot.errors import TRANSIENT_SLACK_ERRORS
-from bot.flows.port import Brief, Message, Notice, Opened, OpenFailed, SlackFailure
+from bot.flows.port import Brief, Channel, Message, Notice, Opened, OpenFailed, SlackFailure
 from bot.incidents import IncidentSnapshot
 from bot.runtime import Runtime
 from handlers.render.incident import (
@@ -139,7 +139,7 @@ class SlackGateway:
     def bot_user_id(self) -> str | None:
         return bot_user_id(self.runtime, self.client)
 
-    def create_channel(self, name: str, *, private: bool) -> tuple[str, str] | None:
+    def create_channel(self, name: str, *, private: bool) -> Channel | None:
         try:
             with slack_call("conversations.create"):
                 answer: Any = self.client.conversations_create(name=name, is_private=private)
@@ -148,7 +148,7 @@ class SlackGateway:
                 return None
             raise
         channel = answer["channel"]
-        return str(channel["id"]), str(channel.get("name", name))
+        return Channel(str(channel["id"]), str(channel.get("name", name)), bool(channel.get("is_private", private)))
 
     def usergroup_members(self, usergroup: str) -> list[str]:
         with slack_call("usergroups.users.list"):

@@ -69,7 +69,8 @@ server_error   ``openai.InternalServerError`` (HTTP 500, after its retries),
                ``.type == "server_error"``.
 auth           ``openai.AuthenticationError`` (HTTP 401, not retried),
                ``.code == "invalid_api_key"``.
-refusal        No exception. Chat: ``message.refusal`` is the refusal text,
+refusal        No exception. Chat: ``message.refusal`` is the refusal text
+               (``server.refusal_text``),
                ``message.content`` and ``message.parsed`` are ``None``.
                Responses: ``output_parsed`` is ``None``, ``output_text == ""``, and
                the message content holds a part ``type == "refusal"``.
@@ -458,6 +459,7 @@ class FakeOpenAI:
         ``retry-after``); ``None`` omits the headers so the client uses its own backoff.
         """
         self.responder: Responder = responder or default_responder
+        self.refusal_text = REFUSAL_TEXT
         self.api_key = api_key
         self.timeout_delay = timeout_delay
         self.retry_after = retry_after
@@ -660,7 +662,7 @@ class FakeOpenAI:
         refusal: str | None = None
         finish_reason = "stop"
         if fault == "refusal":
-            text, refusal = "", REFUSAL_TEXT
+            text, refusal = "", self.refusal_text
         elif fault == "garbage":
             text = GARBAGE_TEXT
         else:

@@ -18,6 +18,7 @@ from bot.database import head_revision
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+from tests.test_settings import DATABASE_PASSWORD, MALFORMED_DATABASE_URLS
 
 WARROOM = shutil.which("warroom", path=str(Path(sys.executable).parent)) or "warroom"
 
@@ -50,6 +51,19 @@ def test_malformed_port_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warroom: PORT:")
+
+
+@pytest.mark.parametrize(("url", "problem"), MALFORMED_DATABASE_URLS,
+                         ids=[str(i) for i in range(len(MALFORMED_DATABASE_URLS))])
+@pytest.mark.parametrize("command", [["serve"], ["db", "upgrade"]], ids=["serve", "db-upgrade"])
+def test_malformed_database_url_is_one_line_without_the_password(
+    tmp_path: Path, command: list[str], url: str, problem: str
+) -> None:
+    result = subprocess.run([WARROOM, *command], env=_env(SLACK_BOT_TOKEN=BOT_TOKEN, DATABASE_URL=url),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"warroom: DATABASE_URL: {problem}"]
+    assert DATABASE_PASSWORD not in result.stderr + result.stdout
 
 
 def test_plan_check_names_the_wrong_key_path(tmp_path: Path) -> None:

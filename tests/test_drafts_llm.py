@@ -162,6 +162,24 @@ def test_approver_approves_the_llm_draft_verbatim(
     emulator.wait_for(lambda emu: action_ids(draft_message(emu, approved)) == [])
 
 
+def test_a_refusal_is_escaped_in_the_message_text_as_in_its_blocks(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI, room: WarRoom
+) -> None:
+    openai_server.refusal_text = "I won't <!channel> reply to <@U123>; see <https://evil.example|click here>"
+    openai_server.fail_next("refusal")
+    failed = draft_via_command(slack, runtime, room, "threads where is my refund", status="failed")
+    assert failed.error is not None and "<!channel>" in failed.error  # kept as the model said it
+
+    # The notification text Slack builds pings and links from, on every post and update of the message.
+    sent = [call.args for call in emulator.calls_to("chat.postMessage") + emulator.calls_to("chat.update")]
+    texts = [str(args.get("text") or "") for args in sent if args.get("channel") == room.channel_id]
+    assert any(text.startswith("Drafting failed") for text in texts)
+    for raw in ("<!channel>", "<@U123>", "<https://evil"):
+        assert not any(raw in text for text in texts), raw
+    assert "&lt;!channel&gt;" in draft_message(emulator, failed)["text"]
+    assert emulator.errors == []
+
+
 FAILURES = [
     # (fault, times injected: the client retries the first three kinds twice, reason shown)
     ("timeout", 3, "did not answer within 0.25 seconds"),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.flows import opening
-from bot.flows.port import Brief, Message, Notice, Opened, OpenFailed, SlackFailure
+from bot.flows.port import Brief, Channel, Message, Notice, Opened, OpenFailed, SlackFailure
 from bot.incidents import IncidentSnapshot
 from bot.runtime import Runtime
 from models import Incident, TimelineEvent, transaction
@@ -31,9 +31,9 @@ class FakePort:
     def bot_user_id(self) -> str | None:
         return "UBOT"
 
-    def create_channel(self, name: str, *, private: bool) -> tuple[str, str] | None:
+    def create_channel(self, name: str, *, private: bool) -> Channel | None:
         self._call("create_channel", name)
-        return None if name in self.taken else (f"C0NEW{abs(hash(name)) % 10**6}", name)
+        return None if name in self.taken else Channel(f"C0NEW{abs(hash(name)) % 10**6}", name, private)
 
     def usergroup_members(self, usergroup: str) -> list[str]:
         self._call("usergroup_members", usergroup)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from bot.settings import Settings, SettingsError, load_settings, normalise_database_url
 
@@ -71,11 +72,44 @@ def test_malformed_setting_is_one_line_naming_the_variable(
     assert "\n" not in message
 
 
+DATABASE_PASSWORD = "Pw0rdXyz"
+FORM = "expected dialect://user:password@host:port/database, e.g. postgresql://… or sqlite:///warroom.db"
+ENCODE = "percent-encode @ : / in the password (%40 %3A %2F)"
+# Malformed DATABASE_URLs, each holding the password (or what would be, had it been encoded), and the
+# one line that says so.
+MALFORMED_DATABASE_URLS = [
+    (f"user:{DATABASE_PASSWORD}@db.example.com/app", f"is not a database URL; {FORM}"),
+    (f"postgresql://user:{DATABASE_PASSWORD}@db.example.com:notaport/app", f"the port is not a number; {ENCODE}"),
+    # An unencoded @ in the password: the rest of it is read as the port, or as the host.
+    (f"postgres://user:pass@word:{DATABASE_PASSWORD}@db.example.com:5432/app",
+     f"the port is not a number; {ENCODE}"),
+    (f"postgres://user:pass@{DATABASE_PASSWORD}@db.example.com/app", f"the host holds an @; {ENCODE}"),
+    (f"nosuchdb://user:{DATABASE_PASSWORD}@db.example.com/app", f"no database driver nosuchdb; {FORM}"),
+    (f"mysql://user:{DATABASE_PASSWORD}@db.example.com/app",
+     "the database driver for mysql is not installed (no module MySQLdb)"),
+]
+
+
+@pytest.mark.parametrize(("value", "problem"), MALFORMED_DATABASE_URLS,
+                         ids=[str(i) for i in range(len(MALFORMED_DATABASE_URLS))])
+def test_malformed_database_url_never_shows_the_password(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"DATABASE_URL: {problem}"
+    with pytest.raises(ValidationError) as raw:  # pydantic's own error, should anything print it
+        Settings(database_url=value)
+    assert DATABASE_PASSWORD not in str(raw.value) and DATABASE_PASSWORD not in repr(raw.value)
+
+
 def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
     monkeypatch.setenv("WARROOM_INGEST_TOKEN", "ingest-secret")
+    monkeypatch.setenv("DATABASE_URL", f"postgres://user:{DATABASE_PASSWORD}@db.example.com/app")
     shown = repr(load_settings())
-    assert "very-secret" not in shown and "ingest-secret" not in shown
+    assert "very-secret" not in shown and "ingest-secret" not in shown and DATABASE_PASSWORD not in shown
 
 
 def test_require_names_the_missing_variable() -> None:

@@ -92,7 +92,7 @@ def _create_channel(runtime: Runtime, port: SlackPort, incident: IncidentSnapsho
         if created is None:
             continue  # taken: try the next suffix
         with transaction(runtime.sessions) as session:
-            record_channel(session, incident.id, created[0], created[1], actor)
+            record_channel(session, incident.id, created.id, created.name, actor, private=created.private)
         return
     raise IncidentError(f"every channel name up to {name} is taken")
 

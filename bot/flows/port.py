@@ -14,7 +14,7 @@ from typing import Protocol
 from bot.errors import SlackFailure
 from bot.incidents import IncidentSnapshot
 
-__all__ = ["SlackFailure", "SlackPort", "Message", "Notice", "Brief", "Opened", "OpenFailed"]
+__all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -54,13 +54,22 @@ class OpenFailed:
 Message = Notice | Brief | Opened | OpenFailed
 
 
+@dataclass(frozen=True)
+class Channel:
+    """A channel Slack created: its id, its name, and whether it is private."""
+
+    id: str
+    name: str
+    private: bool
+
+
 class SlackPort(Protocol):
     def bot_user_id(self) -> str | None:
         """The bot's own user id (never invited anywhere)."""
         ...
 
-    def create_channel(self, name: str, *, private: bool) -> tuple[str, str] | None:
-        """Create a channel: its (id, name), or None when the name is taken."""
+    def create_channel(self, name: str, *, private: bool) -> Channel | None:
+        """Create a channel, or None when the name is taken."""
         ...
 
     def usergroup_members(self, usergroup: str) -> list[str]:

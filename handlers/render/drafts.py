@@ -231,7 +231,7 @@ def failed_message(draft: DraftView) -> tuple[str, list[Block]]:
                      elements=[_button("Retry", RETRY, draft, "primary")]),
         _footer(draft),
     ]
-    return f"Drafting failed: {draft.error or 'unknown error'}", blocks
+    return f"Drafting failed: {reason}", blocks  # the fallback is mrkdwn too: the same escaped reason
 
 
 # ----------------------------------------------------------------------------------- answers to one person
