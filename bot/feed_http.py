@@ -120,10 +120,10 @@ class _CheckedBackend(httpcore.SyncBackend):
 
 def feed_client(allow: AllowedAddresses = frozenset(), *, user_agent: str) -> httpx.Client:
     """An HTTP client whose every connection goes through the address check."""
-    transport = httpx.HTTPTransport()
+    ssl_context = httpx.create_ssl_context()
+    transport = httpx.HTTPTransport(verify=ssl_context)
     # httpx offers no public hook for the socket opener, so its pool is rebuilt around ours.
-    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
-                                              network_backend=_CheckedBackend(allow))
+    transport._pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=_CheckedBackend(allow))
     return httpx.Client(transport=transport, timeout=TIMEOUT, follow_redirects=False, trust_env=False,
                         headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"})
 
@@ -148,10 +148,9 @@ def _inflate_capped(raw: bytes, wbits: int) -> bytes:
     while data:
         out += inflater.decompress(data, _INFLATE_STEP)
         if len(out) > MAX_BODY_BYTES:
-            break
+            raise FeedFetchError(f"refused: the body inflates to over the {MAX_BODY_BYTES:,}-byte cap")
         data = inflater.unconsumed_tail
-    else:
-        out += inflater.flush()
+    out += inflater.flush()  # what zlib still holds: at most its window
     if len(out) > MAX_BODY_BYTES:
         raise FeedFetchError(f"refused: the body inflates to over the {MAX_BODY_BYTES:,}-byte cap")
     return bytes(out)
@@ -169,12 +168,15 @@ def inflate(raw: bytes, content_encoding: str) -> bytes:
         attempts = (zlib.MAX_WBITS, -zlib.MAX_WBITS)  # zlib-wrapped as the RFC says, or raw as IIS sent it
     else:
         raise FeedFetchError(f"refused: unsupported Content-Encoding {content_encoding[:40]!r}")
+    if raw[:1024].lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<"):
+        return raw  # labelled compressed but plainly is not: read as it is, as feedparser itself does
+    error = None
     for wbits in attempts:
         try:
             return _inflate_capped(raw, wbits)
-        except zlib.error:
-            continue
-    return raw  # labelled compressed but is not: read as it is, as feedparser itself does
+        except zlib.error as exc:
+            error = exc
+    raise FeedFetchError(f"refused: the {encoding} body is corrupt ({error})")
 
 
 def fetch(client: httpx.Client, url: str, *, headers: Mapping[str, str] | None = None,

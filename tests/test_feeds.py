@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import ipaddress
 import json
 import logging
@@ -454,6 +455,20 @@ def test_a_compression_bomb_is_refused_without_being_inflated(
     assert result.error and f"inflates to over the {MAX_BODY_BYTES:,}-byte cap" in result.error
     assert peak < 40 << 20, f"polling held {peak >> 20} MiB for a {BOMB_MIB} MiB bomb"
     assert mentions(runtime, "rss") == []
+
+
+def test_a_body_labelled_compressed_that_is_not_is_read_and_a_corrupt_one_refused(
+    runtime: Runtime, servers: FakeServers
+) -> None:
+    plain = rss(item("Served plain", guid="plain-1")).encode()
+    corrupt = bytearray(gzip.compress(rss(item("Corrupt", guid="corrupt-1")).encode()))
+    corrupt[-8] ^= 0xFF  # its CRC no longer matches
+    servers.routes["/plain.rss"] = Route(plain, headers={"Content-Encoding": "gzip"})
+    servers.routes["/corrupt.rss"] = Route(bytes(corrupt), headers={"Content-Encoding": "gzip"})
+    results = poll(runtime, servers, rss_plan(servers, "/plain.rss", "/corrupt.rss"))
+    assert (results[0].error, results[0].accepted) == (None, 1)
+    assert results[1].error and "gzip body is corrupt" in results[1].error
+    assert [m.external_id for m in mentions(runtime, "rss")] == ["plain-1"]
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "until-close"])
