@@ -84,6 +84,10 @@ def _clip(value: Any, limit: int) -> str | None:
     return str(value).strip()[:limit] or None
 
 
+class BadItem(ValueError):
+    """One feed item that cannot be stored; the rest of the feed is."""
+
+
 def _to_mention(item: dict[str, Any]) -> tuple[NewMention | None, str]:
     """Validate a feed item: the mention, or None and why a feed got it wrong."""
     item["text"] = (item.get("text") or "")[:MAX_TEXT_CHARS]
@@ -117,10 +121,6 @@ def _raise_for_status(fetched: Fetched) -> None:
 
 
 # ---- RSS / Atom -------------------------------------------------------------------------------
-
-
-class BadItem(ValueError):
-    """One feed item that cannot be stored; the rest of the feed is."""
 
 
 def _entry_time(entry: Any, now: datetime) -> datetime:
