@@ -43,6 +43,15 @@ class _TextCollector(HTMLParser):
         if not self._skipping:
             self.parts.append(data)
 
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        # The standard parser raises AssertionError on a "<![" it cannot name, like the text
+        # "Conditional <![ IE ]> hacks"; such a "<![" is text.
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            self.handle_data(self.rawdata[i : i + 3])
+            return i + 3
+
 
 def html_to_text(html: str) -> str:
     """Plain text of an HTML fragment: tags dropped, entities unescaped, paragraphs kept as line breaks."""

@@ -113,7 +113,9 @@ class Scheduler:
         """Poll every feed of the plan once; how many new mentions were stored."""
         from bot.feeds import poll_feeds
 
-        return sum(result.accepted for result in poll_feeds(self.runtime.sessions, self.runtime.plan, now))
+        results = poll_feeds(self.runtime.sessions, self.runtime.plan, now,
+                             allow=self.runtime.settings.feed_allow_hosts)
+        return sum(result.accepted for result in results)
 
     def check_spikes(self, now: datetime) -> str | None:
         """Check for a brand-wide spike and alert once per cooldown; the alert's message ts."""

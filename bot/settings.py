@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.feed_http import AllowedAddresses, parse_allowed_addresses
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_LLM_MODEL = "gpt-5-mini"
 
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     warroom_plan: Path | None = None
     warroom_ingest_token: SecretStr | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    # Exact ip:port pairs feeds may be fetched from although not public (a local test server); none by default.
+    warroom_feed_allow_hosts: str = ""
 
     @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token",
                      "openai_api_key", "warroom_ingest_token", mode="before")
@@ -119,6 +123,16 @@ class Settings(BaseSettings):
                 f"the database driver for {url.drivername} is not installed (no module {exc.name})"
             ) from None
         return value
+
+    @field_validator("warroom_feed_allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, value: str) -> str:
+        parse_allowed_addresses(value)
+        return value
+
+    @property
+    def feed_allow_hosts(self) -> AllowedAddresses:
+        return parse_allowed_addresses(self.warroom_feed_allow_hosts)
 
     @property
     def socket_mode(self) -> bool:

@@ -12,7 +12,7 @@ from bot.settings import Settings, SettingsError, load_settings, normalise_datab
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "DATABASE_URL",
                  "OPENAI_API_KEY", "OPENAI_BASE_URL", "WARROOM_LLM_MODEL", "WARROOM_PLAN",
-                 "WARROOM_INGEST_TOKEN", "PORT"):
+                 "WARROOM_INGEST_TOKEN", "PORT", "WARROOM_FEED_ALLOW_HOSTS"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -25,6 +25,7 @@ def test_defaults_match_the_product_contract() -> None:
     assert not settings.socket_mode
     assert not settings.llm_configured
     assert settings.warroom_llm_model
+    assert settings.feed_allow_hosts == frozenset()  # feeds reach public addresses only
 
 
 @pytest.mark.parametrize(
@@ -59,6 +60,8 @@ def test_slack_api_url_gets_its_trailing_slash(monkeypatch: pytest.MonkeyPatch) 
         ("SLACK_APP_TOKEN", "xoxb-wrong", "SLACK_APP_TOKEN: must be an app-level token"),
         ("SLACK_API_URL", "slack.com/api", "SLACK_API_URL: must be an http(s) URL"),
         ("DATABASE_URL", "not a url", "DATABASE_URL: is not a database URL"),
+        ("WARROOM_FEED_ALLOW_HOSTS", "localhost:8080", "WARROOM_FEED_ALLOW_HOSTS: 'localhost:8080' is not an ip:port"),
+        ("WARROOM_FEED_ALLOW_HOSTS", "127.0.0.1", "WARROOM_FEED_ALLOW_HOSTS: '127.0.0.1' is not an ip:port"),
     ],
 )
 def test_malformed_setting_is_one_line_naming_the_variable(
@@ -102,6 +105,11 @@ def test_malformed_database_url_never_shows_the_password(
     with pytest.raises(ValidationError) as raw:  # pydantic's own error, should anything print it
         Settings(database_url=value)
     assert DATABASE_PASSWORD not in str(raw.value) and DATABASE_PASSWORD not in repr(raw.value)
+
+
+def test_feed_allowance_is_exact_ip_port_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WARROOM_FEED_ALLOW_HOSTS", "127.0.0.1:8080, [::1]:9000")
+    assert load_settings().feed_allow_hosts == {("127.0.0.1", 8080), ("::1", 9000)}
 
 
 def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
