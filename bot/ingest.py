@@ -1,4 +1,4 @@
-"""POST /mentions: authentication, size limit, validation and storage of pushed mentions.
+"""POST /mentions: authentication, validation and storage of pushed mentions (bot.web limits the size).
 
 The body is one mention object, or `{"mentions": [...]}` with up to MAX_BATCH of them. A batch
 with any invalid item stores nothing and answers 400 with every `{index, field, message}`.
@@ -16,7 +16,6 @@ from bot.mentions import FieldError, NewMention, store_mentions, validate_mentio
 from bot.runtime import Runtime
 from models import transaction
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_BATCH = 1000
 
 
@@ -66,7 +65,6 @@ def handle_ingest_request(
     runtime: Runtime,
     *,
     authorization: str,
-    content_length: int | None,
     read_body: Callable[[], bytes],
 ) -> tuple[int, dict[str, Any]]:
     """Answer one webhook request as (HTTP status, JSON body)."""
@@ -75,12 +73,7 @@ def handle_ingest_request(
         return 503, {"error": "mention ingest is disabled: WARROOM_INGEST_TOKEN is not set"}
     if not _authorised(authorization, token.get_secret_value().encode()):
         return 401, {"error": "missing or wrong bearer token"}
-    if content_length is not None and content_length > MAX_BODY_BYTES:
-        return 413, {"error": f"body is larger than {MAX_BODY_BYTES:,} bytes"}
-    body = read_body()
-    if len(body) > MAX_BODY_BYTES:
-        return 413, {"error": f"body is larger than {MAX_BODY_BYTES:,} bytes"}
-    mentions, status, problem = parse_ingest_body(body)
+    mentions, status, problem = parse_ingest_body(read_body())
     if mentions is None:
         assert problem is not None
         return status, problem
