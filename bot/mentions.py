@@ -52,8 +52,8 @@ from bot.sentiment import score_texts
 from models import Incident, Mention
 
 MAX_TEXT_CHARS = 20_000
-# Far beyond any real count, and small enough that digests can add likes + shares + replies in SQL
-# (BIGINT, 2**63 - 1 on PostgreSQL) however many rows they rank.
+# Far beyond any real count, and small enough that digests can add a post's likes + shares + replies
+# in SQL (BIGINT on PostgreSQL: 2**63 - 1 in each overflowed the sum and failed the digest).
 MAX_COUNT = 10**15
 # No field takes a longer number: an id is at most 200 characters, a count 16 digits.
 MAX_NUMBER_DIGITS = 200
