@@ -52,7 +52,11 @@ from bot.sentiment import score_texts
 from models import Incident, Mention, utcnow
 
 MAX_TEXT_CHARS = 20_000
-MAX_COUNT = 2**63 - 1
+# Far beyond any real count, and small enough that digests can add a post's likes + shares + replies
+# in SQL (BIGINT on PostgreSQL: 2**63 - 1 in each overflowed the sum and failed the digest).
+MAX_COUNT = 10**15
+# No field takes a longer number: an id is at most 200 characters, a count 16 digits.
+MAX_NUMBER_DIGITS = 200
 INSERT_BATCH = 500
 OPTIONAL_TEXT_FIELDS = {"url": 2000, "author": 200, "lang": 16}
 COUNT_FIELDS = ("author_followers", "likes", "shares", "replies")
@@ -83,6 +87,22 @@ class FieldError:
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class LongNumber:
+    """A JSON integer longer than MAX_NUMBER_DIGITS, kept as its digits: Python's int() refuses more
+    than 4,300 digits (a 500 when json.loads met one), and no field could take it anyway."""
+
+    digits: str
+
+    def __str__(self) -> str:
+        return self.digits
+
+
+def json_int(digits: str) -> int | LongNumber:
+    """`parse_int` for json.loads: an int, or a LongNumber that validation refuses with a field error."""
+    return int(digits) if len(digits) <= MAX_NUMBER_DIGITS else LongNumber(digits)
 
 
 @dataclass(frozen=True)
@@ -137,7 +157,10 @@ def parse_timestamp(value: str) -> datetime:
         raise ValueError("is not an ISO 8601 timestamp (like 2024-05-01T12:30:00Z)") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("has no UTC offset; add Z or +hh:mm (like 2024-05-01T12:30:00Z)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC, 9999-12-31T23:59-01:00 in 10000
+        raise ValueError("is out of range: in UTC it falls before the year 1 or after 9999") from None
 
 
 def unstorable_text(value: str) -> str | None:
@@ -163,7 +186,7 @@ def _text_field(item: dict[str, Any], name: str, limit: int, errors: list[tuple[
         if required:
             errors.append((name, "is required"))
         return None
-    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+    if allow_int and isinstance(value, int | LongNumber) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         errors.append((name, "must be a string"))
@@ -191,11 +214,11 @@ def _count_field(item: dict[str, Any], name: str, errors: list[tuple[str, str]],
             return 0
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    if isinstance(value, LongNumber) or (isinstance(value, int) and not 0 <= value <= MAX_COUNT):
+        errors.append((name, f"must be between 0 and {MAX_COUNT:,}"))
+        return 0
     if not isinstance(value, int) or isinstance(value, bool):
         errors.append((name, "must be a whole number"))
-        return 0
-    if not 0 <= value <= MAX_COUNT:
-        errors.append((name, "must be between 0 and 9223372036854775807"))
         return 0
     return value
 

@@ -111,8 +111,9 @@ class ReplayGuard:
         from flask import jsonify, request
 
         if request.method != "POST" or request.path != SLACK_EVENTS_PATH:
-            return None  # leave other bodies unread: /mentions streams its own with a size limit
-        # get_data caches the body, so Bolt's Flask adapter reads the same bytes afterwards.
+            return None  # other routes read their own bodies, or none
+        # bot.web's size hook runs first, so no body over 1 MiB gets here. get_data caches the body,
+        # so Bolt's Flask adapter reads the same bytes afterwards.
         headers = {name: request.headers.get(name, "") for name in GUARDED_HEADERS}
         refusal = self.check(request.path, headers, request.get_data())
         if refusal is None:

@@ -22,7 +22,7 @@ from bot.plan import load_plan, plan_path
 from bot.queue.worker import Worker, run_worker_process
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
-from bot.web import create_web_app
+from bot.web import MAX_SERVER_BODY, create_web_app
 
 log = logging.getLogger(__name__)
 WEB_THREADS = 16
@@ -70,7 +70,7 @@ def run_web_server(app: Flask, *, host: str, port: int, threads: int, ident: str
     """Serve `app` with waitress until the process ends (`warroom serve`, and the ack bench's bare app)."""
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server = create_server(app, host=host, port=port, threads=threads, ident=ident, channel_timeout=60,
-                           connection_limit=1000)
+                           connection_limit=1000, max_request_body_size=MAX_SERVER_BODY)
     dispatcher = server.task_dispatcher  # type: ignore[union-attr]
     threading.Thread(target=_watch_queue, args=(dispatcher, QueueDepthReport(threads, report_every)), daemon=True,
                      name="web-queue-watch").start()
@@ -92,7 +92,8 @@ class ThreadedServer:
     """waitress serving a WSGI app on a background thread (tests, the demo, benchmarks), with a clean stop."""
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
-        self._server = create_server(app, host=host, port=port, threads=threads)
+        self._server = create_server(app, host=host, port=port, threads=threads,
+                                     max_request_body_size=MAX_SERVER_BODY)
         self.port = int(self._server.effective_port)  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"
         self._stopping = threading.Event()

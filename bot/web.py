@@ -15,13 +15,37 @@ from bot.runtime import Runtime
 from models import ping
 
 log = logging.getLogger(__name__)
+MAX_BODY = 1024 * 1024
 MAX_MENTIONS_BODY = 5 * 1024 * 1024
+# The most waitress takes in before the app sees a request (the largest route limit): a larger
+# Content-Length gets its 413 as soon as the headers are in, and a chunked body stops being read
+# there. The margin is chunk framing, which waitress counts as body.
+MAX_SERVER_BODY = MAX_MENTIONS_BODY + 64 * 1024
+
+
+def body_limit(path: str) -> int:
+    """The largest request body a route takes: the webhook's batches 5 MB, everything else 1 MiB."""
+    return MAX_MENTIONS_BODY if path == "/mentions" else MAX_BODY
 
 
 def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
     """The WSGI app. `bolt_app` is None in Socket Mode, where Slack events do not come over HTTP."""
     web = Flask("warroom")
-    web.config["MAX_CONTENT_LENGTH"] = None
+
+    @web.before_request
+    def refuse_large_bodies() -> ResponseReturnValue | None:
+        # The first hook, so neither the replay guard nor a route reads an oversized body.
+        limit = body_limit(request.path)
+        # werkzeug reads no further than this, and never past a Content-Length. A declared length is
+        # refused unread (also on routes that never read their body); for a body of unknown length
+        # (chunked, from a WSGI server that streams it) one byte past the limit tells, and get_data
+        # caches it for the replay guard, Bolt and the routes.
+        request.max_content_length = limit + 1
+        size = request.content_length if request.content_length is not None else len(request.get_data())
+        if size > limit:
+            return jsonify(error=f"body is larger than {limit:,} bytes"), 413
+        return None
+
     slack_handler = SlackRequestHandler(bolt_app) if bolt_app is not None else None
     if slack_handler is not None and runtime.settings.slack_signing_secret is not None:
         # Refuse a replayed (identical, still fresh) signed request before Bolt sees it.
@@ -40,8 +64,7 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
         status, payload = handle_ingest_request(
             runtime,
             authorization=request.headers.get("Authorization", ""),
-            content_length=request.content_length,
-            read_body=lambda: request.stream.read(MAX_MENTIONS_BODY + 1),
+            read_body=request.get_data,
         )
         return jsonify(payload), status
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,3 +64,9 @@ def add_mentions(runtime: Runtime, rows: list[dict[str, Any]]) -> list[int]:
         session.add_all(mentions)
         session.flush()
         return [mention.id for mention in mentions]
+
+
+def with_raw_field(item: dict[str, Any], field: str, raw: str) -> str:
+    """JSON text of the mention `item` with `field` written as the raw JSON `raw` (a key repeated last wins):
+    json.dumps cannot write a 5,000-digit integer, and nests no deeper than its recursion limit."""
+    return f"{json.dumps(item)[:-1]}, {json.dumps(field)}: {raw}}}"

@@ -22,6 +22,7 @@ from bot.runtime import Runtime
 from models import Mention, transaction
 from tests.conftest import INGEST_TOKEN, LEAD, AppServer
 from tests.fixtures_lifecycle import open_incident
+from tests.fixtures_mentions import with_raw_field
 from tests.fixtures_reliability import settle
 
 # Deterministic (the same examples on every run and in CI) and quick: the file stays well under a minute.
@@ -190,6 +191,66 @@ def test_webhook_stores_hostile_text_exactly(app_server: AppServer) -> None:
             stored = session.scalars(select(Mention).where(Mention.external_id == external_id)).one()
         # Surrounding whitespace is trimmed on the way in; everything else is kept exactly.
         assert stored.text == text.strip()
+
+    check()
+
+
+def _nested(depth: int, kind: str, inner: str) -> str:
+    return "[" * depth + inner + "]" * depth if kind == "[" else '{"k": ' * depth + inner + "}" * depth
+
+
+# Valid JSON no field can take: nested deep, integers of thousands of digits, floats past any count, dates
+# that their offset pushes out of datetime's range. Written as raw JSON (json.dumps writes none of them).
+deep_json = st.builds(_nested, st.integers(min_value=1, max_value=60_000), st.sampled_from("[{"),
+                      st.sampled_from(["1", '"x"', "[]", "{}"]))
+huge_ints = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80).map(str),
+    st.builds(lambda sign, digit, length: sign + digit * length, st.sampled_from(["", "-"]),
+              st.sampled_from("123456789"), st.integers(min_value=15, max_value=6000)))
+odd_floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1e-400", "9" * 400 + ".5", "1E999999999",
+                     "-0", "-0.0", "1.0", "4.2e1"]))
+odd_dates = st.builds(
+    lambda year, rest, offset: json.dumps(f"{year:04d}-{rest}{offset}"),
+    st.sampled_from([1, 2, 1969, 2025, 9998, 9999]),
+    st.sampled_from(["01-01T00:00:00", "12-31T23:59:59", "12-31T23:59:59.999999", "02-29T12:00:00"]),
+    st.sampled_from(["Z", "+00:00", "+01:00", "-01:00", "+23:59", "-23:59", "+14:00", "-12:00", "", "+24:00"]))
+odd_values = st.one_of(deep_json, huge_ints, odd_floats, odd_dates)
+MENTION_FIELDS = ["platform", "id", "text", "created_at", "url", "author", "lang", "author_followers", "likes",
+                  "shares", "replies", "an_unknown_field"]
+
+
+def test_webhook_answers_valid_json_oddities_with_field_errors(app_server: AppServer) -> None:
+    """Never a 500: either the mention is stored (202) or the one odd field is named (400)."""
+
+    @settings(max_examples=120, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.sampled_from(MENTION_FIELDS), odd_values, st.sampled_from([None, 0, 2]))
+    def check(field: str, raw: str, position: int | None) -> None:
+        good = {"platform": "x", "text": "Acme lost my bag", "created_at": "2025-03-01T10:00:00Z"}
+        odd = with_raw_field({**good, "id": uuid.uuid4().hex}, field, raw)
+        if position is None:
+            body, index = odd, 0
+        else:
+            batch = [json.dumps({**good, "id": uuid.uuid4().hex}) for _ in range(position)] + [odd]
+            body, index = '{"mentions": [' + ", ".join(batch) + "]}", position
+        payload = _check_answer(_post(app_server.url, body.encode()))
+        if "errors" in payload:
+            assert {(error["index"], error["field"]) for error in payload["errors"]} == {(index, field)}, payload
+        else:
+            assert payload == {"accepted": 1 + (position or 0), "duplicates": 0}, payload
+
+    check()
+
+
+def test_webhook_answers_a_body_nested_deep_with_a_400(app_server: AppServer) -> None:
+    @THROUGH_HTTP
+    @given(deep_json)
+    def check(body: str) -> None:
+        response = _post(app_server.url, body.encode())
+        assert response.status_code == 400, response.text[:300]
+        assert response.json()["error"]
 
     check()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,9 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.demo.slack_emulator import SlackEmulator
+from bot.digests import compute_digest
+from bot.mentions import MAX_COUNT
 from bot.runtime import Runtime, build_runtime
-from models import Mention, transaction
+from models import Mention, transaction, utcnow
 from tests.conftest import INGEST_TOKEN, AppServer, make_settings, make_test_plan
+from tests.fixtures_mentions import make_incident, with_raw_field
 
 AUTH = {"Authorization": f"Bearer {INGEST_TOKEN}"}
 
@@ -169,6 +173,80 @@ def test_valid_astral_characters_and_controls_are_still_stored_exactly(http: htt
     assert response.status_code == 202, response.text
     [row] = stored(runtime)
     assert (row.text, row.author) == (text, "𝕏 user 😡")
+
+
+DEEP_ARRAY = "[" * 50_000 + "]" * 50_000
+DEEP_OBJECT = '{"a":' * 50_000 + "1" + "}" * 50_000
+# Valid JSON a field cannot take: (field, raw JSON value, words of the message).
+ODDITIES = {
+    "year 1 pushed before it by its offset": ("created_at", '"0001-01-01T00:00:00+01:00"', "out of range"),
+    "year 9999 pushed past it by its offset": ("created_at", '"9999-12-31T23:59:59-01:00"', "out of range"),
+    "a 5,000-digit count": ("likes", "9" * 5000, "between 0 and"),
+    "a negative 5,000-digit count": ("author_followers", "-" + "9" * 5000, "between 0 and"),
+    "a count past BIGINT": ("shares", str(2**63), "between 0 and"),
+    "a count too large to add up in SQL": ("replies", str(2**63 - 1), "between 0 and"),
+    "a negative count": ("replies", "-1", "between 0 and"),
+    "an infinite count": ("likes", "1e400", "whole number"),
+    "a fractional count": ("likes", "1.5", "whole number"),
+    "a 5,000-digit id": ("id", "9" * 5000, "longer than 200"),
+    "a 5,000-digit number as text": ("text", "9" * 5000, "must be a string"),
+    "50,000 nested arrays as text": ("text", DEEP_ARRAY, "nested"),
+    "50,000 nested objects as a count": ("likes", DEEP_OBJECT, "nested"),
+    "50,000 nested arrays in a field War Room ignores": ("extra", DEEP_ARRAY, "nested"),
+    "100 nested arrays (json.loads would take them)": ("extra", "[" * 100 + "]" * 100, "nested"),
+}
+
+
+@pytest.mark.parametrize("case", list(ODDITIES))
+def test_valid_json_a_field_cannot_take_is_a_field_error_never_a_500(http: httpx.Client, runtime: Runtime,
+                                                                      case: str) -> None:
+    field, raw, message = ODDITIES[case]
+    odd = with_raw_field(mention(2), field, raw)
+    for body, index in ((odd, 0), (f'{{"mentions": [{json.dumps(mention(1))}, {odd}]}}', 1)):
+        response = http.post("/mentions", content=body.encode(), headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 400, response.text[:300]
+        payload = response.json()
+        assert "nothing was stored" in payload["error"]
+        assert [(error["index"], error["field"]) for error in payload["errors"]] == [(index, field)]
+        assert message in payload["errors"][0]["message"]
+    assert stored(runtime) == []
+
+
+def test_a_body_nested_32_levels_deep_is_accepted(http: httpx.Client, runtime: Runtime) -> None:
+    """32 levels in all, the body's own included: 31 arrays in a field of one mention, 29 in a batch's."""
+    single = with_raw_field(mention(1), "extra", "[" * 31 + "]" * 31)
+    batch = f'{{"mentions": [{with_raw_field(mention(2), "extra", "[" * 29 + "]" * 29)}]}}'
+    for body in (single, batch):
+        response = http.post("/mentions", content=body.encode(), headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 202, response.text
+    assert len(stored(runtime)) == 2
+    one_more = with_raw_field(mention(3), "extra", "[" * 32 + "]" * 32)
+    response = http.post("/mentions", content=one_more.encode(), headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("body", [DEEP_ARRAY, '{"mentions": ' + DEEP_ARRAY + "}", '{"mentions": {"a": ' + DEEP_OBJECT
+                                  + "}}"])
+def test_a_body_nested_too_deep_outside_any_mention_is_a_clear_400(http: httpx.Client, body: str) -> None:
+    response = http.post("/mentions", content=body.encode(), headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "nested" in response.json()["error"]
+
+
+def test_the_largest_counts_accepted_still_rank_in_a_digest(http: httpx.Client, runtime: Runtime,
+                                                            emulator: SlackEmulator) -> None:
+    """Digests rank posts by followers and likes + shares + replies, added up in SQL: three counts at the
+    webhook's maximum must add up within PostgreSQL's BIGINT (2**63 - 1 each overflowed it)."""
+    incident = make_incident(runtime, emulator)
+    now = utcnow()
+    counts = dict.fromkeys(("author_followers", "likes", "shares", "replies"), MAX_COUNT)
+    item = mention(1, text="Acme Air flights delayed", created_at=(now - timedelta(minutes=5)).isoformat(), **counts)
+    response = http.post("/mentions", json=item, headers=AUTH)
+    assert response.status_code == 202, response.text
+    with transaction(runtime.sessions) as session:
+        figures = compute_digest(session, runtime.plan, incident.id, now)
+    [top] = figures.top_posts
+    assert (top.followers, top.engagement) == (MAX_COUNT, 3 * MAX_COUNT)
 
 
 @pytest.mark.parametrize(
