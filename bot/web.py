@@ -1,8 +1,9 @@
-"""The HTTP surface: POST /slack/events, POST /mentions, GET /healthz (Flask, served by waitress)."""
+"""The HTTP surface: POST /slack/events, POST /mentions, GET /healthz, GET /metrics (Flask, served by waitress)."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -10,6 +11,7 @@ from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.metrics import metrics_response, observe_ack
 from bot.replay import ReplayGuard
 from bot.runtime import Runtime
 from models import ping
@@ -31,7 +33,11 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
     def slack_events() -> ResponseReturnValue:
         if slack_handler is None:
             return jsonify(error="this process runs in Socket Mode; Slack events do not come over HTTP"), 404
-        return slack_handler.handle(request)
+        started = time.perf_counter()
+        response = slack_handler.handle(request)
+        if response.status_code != 401:  # a request that failed its signature is not Slack's
+            observe_ack(request.get_data(), time.perf_counter() - started)
+        return response
 
     @web.post("/mentions")
     def mentions() -> ResponseReturnValue:
@@ -53,5 +59,10 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
             log.warning("health check: database unreachable: %s", type(exc).__name__)
             return jsonify(status="unavailable", database="unreachable"), 503
         return jsonify(status="ok", database="ok"), 200
+
+    @web.get("/metrics")
+    def metrics() -> ResponseReturnValue:
+        status, body, headers = metrics_response(runtime, request.headers.get("Authorization", ""))
+        return body, status, headers
 
     return web
