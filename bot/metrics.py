@@ -14,12 +14,10 @@ time, right however many processes there are, and nothing has to be told when a 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qs
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -68,34 +66,29 @@ MENTIONS_REFUSED = Counter(
     "(the mention itself), batch_refused (valid, in a batch with an invalid one), batch_too_large.",
     ["source", "reason"], registry=REGISTRY)
 
-# What a Slack interaction's `payload.type` is called here; anything else is "other".
-_PAYLOAD_SURFACES = {
+# What each kind of Slack request is called here, by its `type` (an interaction's payload, or the
+# Events API's envelope); a slash command has no type, and anything else is "other".
+_SURFACES = {
     "block_actions": "block_actions",
     "view_submission": "view_submission",
     "view_closed": "view_closed",
     "shortcut": "shortcut",
     "message_action": "shortcut",
+    "event_callback": "event",
+    "url_verification": "event",
 }
 
 
-def slack_surface(body: bytes) -> str:
-    """Which kind of Slack request `body` is: command, block_actions, view_submission, view_closed,
-    shortcut, event or other."""
-    if body.lstrip()[:1] == b"{":
-        return "event"  # the Events API posts JSON; commands and interactions post a form
-    fields = parse_qs(body.decode("utf-8", "replace"))
-    if "command" in fields:
+def slack_surface(body: Mapping[str, Any]) -> str:
+    """Which kind of Slack request `body` (as Bolt parsed it) is: command, block_actions,
+    view_submission, view_closed, shortcut, event or other."""
+    if "command" in body:
         return "command"
-    try:
-        payload = json.loads(fields["payload"][0])
-    except (KeyError, ValueError):
-        return "other"
-    kind = payload.get("type") if isinstance(payload, dict) else None
-    return _PAYLOAD_SURFACES.get(str(kind), "other")
+    return _SURFACES.get(str(body.get("type")), "other")
 
 
-def observe_ack(body: bytes, seconds: float) -> None:
-    """A Slack request of this body was answered in `seconds`."""
+def observe_ack(body: Mapping[str, Any], seconds: float) -> None:
+    """A Slack request with this (parsed) body was answered in `seconds`."""
     ACK_SECONDS.labels(slack_surface(body)).observe(seconds)
 
 

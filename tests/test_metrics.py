@@ -152,13 +152,12 @@ def test_each_slack_surface_is_timed_under_its_name_and_unsigned_requests_are_no
 
 
 def test_slack_surface_names() -> None:
-    assert slack_surface(b"command=%2Fcrisis&text=open+x") == "command"
-    assert slack_surface(b'{"type": "event_callback"}') == "event"
-    assert slack_surface(b"payload=" + json.dumps({"type": "view_closed"}).encode()) == "view_closed"
-    assert slack_surface(b"payload=%7B%22type%22%3A%22block_suggestion%22%7D") == "other"
-    assert slack_surface(b"payload=not-json") == "other"
-    assert slack_surface(b"payload=%5B1%5D") == "other"
-    assert slack_surface(b"") == "other"
+    assert slack_surface({"command": "/crisis", "text": "open x"}) == "command"
+    assert slack_surface({"type": "event_callback", "event": {"type": "app_mention"}}) == "event"
+    assert slack_surface({"type": "view_closed"}) == "view_closed"
+    assert slack_surface({"type": "message_action"}) == "shortcut"
+    assert slack_surface({"type": "block_suggestion"}) == "other"
+    assert slack_surface({}) == "other"
 
 
 def test_a_slack_error_is_counted_by_method_and_code_and_its_job_failed(
