@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -286,6 +287,23 @@ def test_a_json_log_line_names_the_job_and_incident_only_where_known() -> None:
     assert (failure["job_id"], failure["incident_id"], failure["level"]) == (42, 8, "ERROR")
     assert "RuntimeError: Slack said no" in failure["exception"]
     assert after["job_id"] == 42 and "incident_id" not in after
+
+
+def test_warnings_and_uncaught_exceptions_are_json_lines_too(tmp_path: Path) -> None:
+    program = ("import threading, warnings\n"
+               "from bot.logs import configure_logging\n"
+               "configure_logging('INFO', 'json')\n"
+               "warnings.warn('a deprecation')\n"
+               "thread = threading.Thread(target=lambda: 1 / 0, name='doomed')\n"
+               "thread.start(); thread.join()\n"
+               "raise LookupError('the end')\n")
+    result = subprocess.run([sys.executable, "-c", program], env=_env(), cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    warning, thread, main = [json.loads(line) for line in result.stderr.splitlines()]
+    assert warning["logger"] == "py.warnings" and "a deprecation" in warning["message"]
+    assert thread["message"] == "uncaught ZeroDivisionError in doomed" and "division by zero" in thread["exception"]
+    assert main["level"] == "CRITICAL" and "LookupError: the end" in main["exception"]
 
 
 def test_a_cli_failure_in_json_is_one_json_line(tmp_path: Path) -> None:
