@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot.database import SchemaNotReady
 from bot.errors import CommandError
+from bot.logs import configure_logging
 from bot.plan import PlanError, load_plan, plan_path
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_log_settings, load_settings
 
 EXIT_USAGE = 2
 
@@ -87,10 +90,15 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     if args.command == "serve":
+        own_metrics_dir = _share_metrics_between_processes(settings)
         from bot.server import serve
 
-        serve(settings, scheduler=not args.no_scheduler, worker_threads=args.worker_threads, host=args.host,
-              threads=args.threads)
+        try:
+            serve(settings, scheduler=not args.no_scheduler, worker_threads=args.worker_threads, host=args.host,
+                  threads=args.threads)
+        finally:
+            if own_metrics_dir is not None:
+                shutil.rmtree(own_metrics_dir, ignore_errors=True)
         return 0
     if args.command == "worker":
         from bot.server import run_worker
@@ -115,6 +123,26 @@ def _run(args: argparse.Namespace) -> int:
     raise CommandError(f"unknown command {args.command}")
 
 
+def _share_metrics_between_processes(settings: Settings) -> str | None:
+    """`serve` acks in this process and runs jobs in a worker child, so with /metrics on both write their
+    metrics to one directory and a scrape sums them (prometheus_client's multiprocess mode, bot/metrics.py).
+    An operator's PROMETHEUS_MULTIPROC_DIR (several processes on one host) is used as it is; otherwise a
+    new one is made here, before prometheus_client is imported (it reads the variable once, on import),
+    inherited by the worker child, and returned so that it is removed when `serve` ends."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        if not os.path.isdir(given):
+            raise CommandError(f"PROMETHEUS_MULTIPROC_DIR: {given} is not a directory")
+        return None
+    if settings.warroom_metrics_token is None:
+        return None
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
+    own = tempfile.mkdtemp(prefix="warroom-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = own
+    return own
+
+
 def _db(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import OperationalError
 
@@ -136,17 +164,22 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `warroom` console script."""
-    logging.basicConfig(
-        level=os.environ.get("WARROOM_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        log_format = load_log_settings().warroom_log_format
+    except SettingsError as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(os.environ.get("WARROOM_LOG_LEVEL", "INFO"), log_format)
     for noisy in ("alembic.runtime.migration", "apscheduler.executors.default", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     try:
         return _run(args)
     except (SettingsError, PlanError, SchemaNotReady, CommandError) as exc:
-        print(f"warroom: {exc}", file=sys.stderr)
+        if log_format == "json":  # every line on stderr is then a JSON object, this one too
+            logging.getLogger("warroom").error("warroom: %s", exc)
+        else:
+            print(f"warroom: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

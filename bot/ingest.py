@@ -18,6 +18,7 @@ from itertools import accumulate
 from typing import Any
 
 from bot.mentions import FieldError, NewMention, json_int, store_mentions, validate_mention
+from bot.metrics import count_refused_mentions
 from bot.runtime import Runtime
 from models import transaction
 
@@ -111,6 +112,7 @@ def parse_ingest_body(body: bytes) -> tuple[list[NewMention] | None, int, dict[s
         if not isinstance(items, list):
             return None, 400, {"error": "`mentions` must be a JSON array of mention objects"}
         if len(items) > MAX_BATCH:
+            count_refused_mentions("webhook", too_many=len(items))
             return None, 400, {"error": f"a batch holds at most {MAX_BATCH:,} mentions; got {len(items):,}"}
     elif isinstance(data, dict):
         items = [data]
@@ -125,6 +127,7 @@ def parse_ingest_body(body: bytes) -> tuple[list[NewMention] | None, int, dict[s
         errors.extend(problems)
     if errors:
         bad = len({error.index for error in errors})
+        count_refused_mentions("webhook", invalid=bad, refused_with_them=len(items) - bad)
         return None, 400, {
             "error": f"{bad} of {len(items)} mentions are invalid; nothing was stored",
             "errors": [error.as_dict() for error in errors],

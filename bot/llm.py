@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -10,6 +11,7 @@ import openai
 import pydantic
 from pydantic import BaseModel, Field
 
+from bot.metrics import LLM_ERRORS, LLM_SECONDS
 from bot.runtime import Runtime
 from bot.settings import Settings
 
@@ -65,7 +67,23 @@ def make_llm_client(
 
 
 def draft_reply(client: openai.OpenAI, model: str, system: str, user: str) -> DraftResult:
-    """Ask `model` for a reply; any failure (timeout, 429, 5xx, refusal, unreadable answer) is DraftFailed."""
+    """Ask `model` for a reply; any failure (timeout, 429, 5xx, refusal, unreadable answer) is DraftFailed.
+    Timed and counted for GET /metrics."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        result = _draft_reply(client, model, system, user)
+        outcome = "ok"
+        return result
+    except DraftFailed as exc:
+        # The client's exception class when the call failed; the answer's own faults are one kind.
+        LLM_ERRORS.labels(type(exc.__cause__).__name__ if exc.__cause__ else "unusable_answer").inc()
+        raise
+    finally:
+        LLM_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+
+
+def _draft_reply(client: openai.OpenAI, model: str, system: str, user: str) -> DraftResult:
     try:
         completion = client.chat.completions.parse(
             model=model,

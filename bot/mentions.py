@@ -47,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from bot.metrics import MENTIONS_INGESTED
 from bot.plan import Plan
 from bot.sentiment import score_texts
 from models import Incident, Mention, utcnow
@@ -329,6 +330,7 @@ def store_mentions(
         handled += len(batch)
         if progress is not None:
             progress(handled)
+    MENTIONS_INGESTED.labels(source).inc(accepted)
     return StoreResult(accepted=accepted, duplicates=len(mentions) - accepted)
 
 

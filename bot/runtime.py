@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -14,9 +15,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.web import SlackResponse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.metrics import count_slack_error
 from bot.plan import Plan
 from bot.queue.intake import JobIntake
 from bot.settings import Settings
@@ -38,10 +41,22 @@ def slack_retry_handlers() -> list[RetryHandler]:
     ]
 
 
+class CountingWebClient(WebClient):
+    """The Web API client that counts its failed calls by method and error code (GET /metrics): every
+    WebClient method, and Bolt's own calls, go through `api_call`."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:
+        try:
+            return super().api_call(api_method, **kwargs)
+        except (SlackApiError, OSError) as exc:  # OSError: urllib's connection errors and timeouts
+            count_slack_error(api_method, exc)
+            raise
+
+
 def make_slack_client(settings: Settings) -> WebClient:
     """The Web API client. Creating it makes no network call."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return WebClient(
+    return CountingWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=SLACK_TIMEOUT_SECONDS,

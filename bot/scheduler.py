@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
 from bot.digests import claim_due_digest, digest_due_times
+from bot.logs import about_incident
 from bot.runtime import Runtime
 from models import Incident, transaction, utcnow
 from models.incidents import OPEN
@@ -90,13 +91,14 @@ class Scheduler:
 
     def run_digest(self, incident_id: int, now: datetime) -> int | None:
         """Post the incident's digest if it is due and this process wins the claim; the Digest id."""
-        with transaction(self.runtime.sessions) as session:
-            claimed = claim_due_digest(session, self.runtime.plan, incident_id, now)
-        if not claimed:
-            return None
-        from handlers.digests import post_digest
+        with about_incident(incident_id):  # its log lines name the incident
+            with transaction(self.runtime.sessions) as session:
+                claimed = claim_due_digest(session, self.runtime.plan, incident_id, now)
+            if not claimed:
+                return None
+            from handlers.digests import post_digest
 
-        return post_digest(self.runtime, incident_id, now=now)
+            return post_digest(self.runtime, incident_id, now=now)
 
     def run_due_digests(self, now: datetime) -> list[int]:
         """Post every open incident's due digest; the ids of the digests posted."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,11 +31,26 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-class Settings(BaseSettings):
-    """Every environment variable of PRODUCT.md's table. Tokens are kept as secrets so they never print."""
+class LogSettings(BaseSettings):
+    """The settings logging needs, read on their own at start-up: a command that never reads the rest
+    (`warroom demo`) is not refused for an unrelated bad variable."""
 
     # hide_input_in_errors: a ValidationError, should anything print it, never shows a value (passwords).
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
+
+    # json: one JSON object per log line (bot/logs.py), for platforms that collect logs.
+    warroom_log_format: Literal["text", "json"] = "text"
+
+    @field_validator("warroom_log_format", mode="before")
+    @classmethod
+    def _format_word(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or "text"
+        return value
+
+
+class Settings(LogSettings):
+    """Every environment variable of PRODUCT.md's table. Tokens are kept as secrets so they never print."""
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -47,12 +62,14 @@ class Settings(BaseSettings):
     warroom_llm_model: str = DEFAULT_LLM_MODEL
     warroom_plan: Path | None = None
     warroom_ingest_token: SecretStr | None = None
+    # The bearer token of GET /metrics; unset, /metrics answers 404.
+    warroom_metrics_token: SecretStr | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 3000
     # Exact ip:port pairs feeds may be fetched from although not public (a local test server); none by default.
     warroom_feed_allow_hosts: str = ""
 
     @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token",
-                     "openai_api_key", "warroom_ingest_token", mode="before")
+                     "openai_api_key", "warroom_ingest_token", "warroom_metrics_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -149,10 +166,22 @@ class Settings(BaseSettings):
                 raise SettingsError(f"{name.upper()} is not set; it is required for this command")
 
 
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
 def load_settings() -> Settings:
     """Read the environment, turning a validation failure into one SettingsError line."""
+    return _read(Settings)
+
+
+def load_log_settings() -> LogSettings:
+    """Read only the logging settings (at start-up, before any command runs)."""
+    return _read(LogSettings)
+
+
+def _read(kind: type[SettingsT]) -> SettingsT:
     try:
-        return Settings()
+        return kind()
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"

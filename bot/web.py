@@ -1,15 +1,18 @@
-"""The HTTP surface: POST /slack/events, POST /mentions, GET /healthz (Flask, served by waitress)."""
+"""The HTTP surface: POST /slack/events, POST /mentions, GET /healthz, GET /metrics (Flask, served by waitress)."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.metrics import metrics_response, observe_ack
 from bot.replay import ReplayGuard
 from bot.runtime import Runtime
 from models import ping
@@ -55,7 +58,13 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
     def slack_events() -> ResponseReturnValue:
         if slack_handler is None:
             return jsonify(error="this process runs in Socket Mode; Slack events do not come over HTTP"), 404
-        return slack_handler.handle(request)
+        # SlackRequestHandler.handle's POST path, keeping Bolt's parsed request to name the surface timed.
+        started = time.perf_counter()
+        bolt_request = to_bolt_request(request)
+        response = slack_handler.app.dispatch(bolt_request)
+        if response.status != 401:  # a request that failed its signature is not Slack's
+            observe_ack(bolt_request.body, time.perf_counter() - started)
+        return to_flask_response(response)
 
     @web.post("/mentions")
     def mentions() -> ResponseReturnValue:
@@ -76,5 +85,10 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
             log.warning("health check: database unreachable: %s", type(exc).__name__)
             return jsonify(status="unavailable", database="unreachable"), 503
         return jsonify(status="ok", database="ok"), 200
+
+    @web.get("/metrics")
+    def metrics() -> ResponseReturnValue:
+        status, body, headers = metrics_response(runtime, request.headers.get("Authorization", ""))
+        return body, status, headers
 
     return web

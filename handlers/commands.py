@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from bot.commands import COMMANDS, form_of, parse_command, usage_text
 from bot.errors import describe
 from bot.incidents import find_incident_by_channel, open_incident_channels
+from bot.logs import about_incident
 from bot.mrkdwn import escape_mrkdwn
 from bot.runtime import Runtime
 from handlers.queued import NOT_ACCEPTED, accept_job, job_body
@@ -152,20 +153,21 @@ def run_subcommand(runtime: Runtime, command: dict[str, Any], respond: Respond, 
             "`status`, `decide` and `export` still work here.",
         )
         return
-    spec.handler(
-        CommandRequest(
-            runtime=runtime,
-            client=client,
-            respond=respond,
-            user_id=command.get("user_id", ""),
-            channel_id=channel_id,
-            args=parsed.args,
-            trigger_id=command.get("trigger_id", ""),
-            payload=command,
-            incident_id=incident_id,
-            incident_status=incident_status,
+    with about_incident(incident_id):  # its log lines name the incident
+        spec.handler(
+            CommandRequest(
+                runtime=runtime,
+                client=client,
+                respond=respond,
+                user_id=command.get("user_id", ""),
+                channel_id=channel_id,
+                args=parsed.args,
+                trigger_id=command.get("trigger_id", ""),
+                payload=command,
+                incident_id=incident_id,
+                incident_status=incident_status,
+            )
         )
-    )
 
 
 JOBS = {CRISIS_JOB: run_crisis_job}

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.settings import Settings, SettingsError, load_settings, normalise_database_url
+from bot.settings import Settings, SettingsError, load_log_settings, load_settings, normalise_database_url
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "DATABASE_URL",
                  "OPENAI_API_KEY", "OPENAI_BASE_URL", "WARROOM_LLM_MODEL", "WARROOM_PLAN",
-                 "WARROOM_INGEST_TOKEN", "PORT", "WARROOM_FEED_ALLOW_HOSTS"):
+                 "WARROOM_INGEST_TOKEN", "WARROOM_METRICS_TOKEN", "WARROOM_LOG_FORMAT", "PORT",
+                 "WARROOM_FEED_ALLOW_HOSTS"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -22,6 +23,8 @@ def test_defaults_match_the_product_contract() -> None:
     assert settings.database_url == "sqlite:///warroom.db"
     assert settings.port == 3000
     assert settings.warroom_ingest_token is None
+    assert settings.warroom_metrics_token is None
+    assert settings.warroom_log_format == "text"
     assert not settings.socket_mode
     assert not settings.llm_configured
     assert settings.warroom_llm_model
@@ -62,6 +65,7 @@ def test_slack_api_url_gets_its_trailing_slash(monkeypatch: pytest.MonkeyPatch) 
         ("DATABASE_URL", "not a url", "DATABASE_URL: is not a database URL"),
         ("WARROOM_FEED_ALLOW_HOSTS", "localhost:8080", "WARROOM_FEED_ALLOW_HOSTS: 'localhost:8080' is not an ip:port"),
         ("WARROOM_FEED_ALLOW_HOSTS", "127.0.0.1", "WARROOM_FEED_ALLOW_HOSTS: '127.0.0.1' is not an ip:port"),
+        ("WARROOM_LOG_FORMAT", "xml", "WARROOM_LOG_FORMAT: Input should be 'text' or 'json'"),
     ],
 )
 def test_malformed_setting_is_one_line_naming_the_variable(
@@ -116,8 +120,17 @@ def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
     monkeypatch.setenv("WARROOM_INGEST_TOKEN", "ingest-secret")
     monkeypatch.setenv("DATABASE_URL", f"postgres://user:{DATABASE_PASSWORD}@db.example.com/app")
+    monkeypatch.setenv("WARROOM_METRICS_TOKEN", "metrics-secret")
     shown = repr(load_settings())
     assert "very-secret" not in shown and "ingest-secret" not in shown and DATABASE_PASSWORD not in shown
+    assert "metrics-secret" not in shown
+
+
+def test_log_format_is_read_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logging is set up before a command reads the rest, and a bad unrelated variable does not stop it."""
+    monkeypatch.setenv("WARROOM_LOG_FORMAT", " JSON ")
+    monkeypatch.setenv("PORT", "eighty")
+    assert load_log_settings().warroom_log_format == "json"
 
 
 def test_require_names_the_missing_variable() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import describe, is_transient
+from bot.metrics import JOB_OUTCOMES
 from bot.queue import jobs
 from bot.runtime import Runtime
 from models import transaction
@@ -102,20 +103,27 @@ class Worker:
         return True
 
     def _run(self, job: jobs.ClaimedJob) -> None:
-        try:
-            with jobs.running(job.id):
+        # The outcome is recorded inside the job's context too, so its log lines name the job.
+        with jobs.running(job.id):
+            try:
                 self.run_job(self.runtime, job.kind, job.payload)
-        except Exception as exc:  # a job must never take its worker thread down
-            transient = is_transient(exc)
-            log.exception("job %d (%s) failed on attempt %d (%s)", job.id, job.kind, job.attempts,
-                          "transient" if transient else "permanent")
+            except Exception as exc:  # a job must never take its worker thread down
+                transient = is_transient(exc)
+                log.exception("job %d (%s) failed on attempt %d (%s)", job.id, job.kind, job.attempts,
+                              "transient" if transient else "permanent")
+                with transaction(self.runtime.sessions) as session:
+                    status = jobs.fail(session, job, self.name, f"{type(exc).__name__}: {exc}"[:2000],
+                                       retry=transient)
+                if status:
+                    JOB_OUTCOMES.labels(job.kind, "failed" if status == FAILED else "retried").inc()
+                if status == FAILED:
+                    self._tell(job, describe(exc))
+                return
             with transaction(self.runtime.sessions) as session:
-                status = jobs.fail(session, job, self.name, f"{type(exc).__name__}: {exc}"[:2000], retry=transient)
-            if status == FAILED:
-                self._tell(job, describe(exc))
-            return
-        with transaction(self.runtime.sessions) as session:
-            if not jobs.finish(session, job, self.name):
+                finished = jobs.finish(session, job, self.name)
+            if finished:
+                JOB_OUTCOMES.labels(job.kind, "done").inc()
+            else:
                 log.warning("job %d (%s) was taken over by another worker before it finished here",
                             job.id, job.kind)
 
@@ -134,6 +142,7 @@ class Worker:
             log.warning("requeued %d job(s) whose worker stopped mid-run", recovered.requeued)
             self.runtime.work_available.set()
         for job in recovered.exhausted:
+            JOB_OUTCOMES.labels(job.kind, "failed").inc()
             self._tell(job, "it stopped its worker every time it ran")
         return recovered
 
