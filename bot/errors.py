@@ -24,6 +24,11 @@ class SlackFailure(Exception):
         super().__init__("Slack could not be reached" if code == "unreachable" else f"Slack answered `{code}`")
 
 
+class AlreadyTold(Exception):
+    """Raised from a job's work after it told its requester what went wrong: the job is failed, and
+    the failure policy does not tell them a second time."""
+
+
 class CommandError(Exception):
     """A CLI command cannot do what it was asked: one line for the user, exit code 2."""
 

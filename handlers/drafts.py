@@ -3,6 +3,7 @@ Reject / Retry buttons and modals. Every listener acks first; drafting runs afte
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from bot import drafts
 from bot.commands import form_of
 from bot.drafts import DraftInputError, DraftView, Platform
+from bot.errors import AlreadyTold, is_transient
 from bot.incidents import find_incident_by_channel
 from bot.llm import DraftFailed, draft_reply, runtime_llm_client
 from bot.prompts import PromptError, build_messages
@@ -215,6 +217,8 @@ def _surfaced(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]
             try:
                 listener(runtime, body, client)
             except Exception as exc:
+                if is_transient(exc):
+                    raise  # the worker tries it again, and tells the clicker if it keeps failing
                 log.exception("%s failed", what)
                 user_id, channel_id = _where(body)
                 if not channel_id:
@@ -225,6 +229,7 @@ def _surfaced(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]
                     _ephemeral(client, channel_id, user_id, text)
                 except Exception:  # Slack itself unreachable: the log is all that is left
                     log.exception("could not tell %s that %s failed", user_id, what)
+                raise AlreadyTold(what) from exc  # failed, never marked done; told once
 
         return run
 
@@ -432,7 +437,8 @@ def _acking(
 
     def handle(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        listener(runtime, body, client)
+        with contextlib.suppress(AlreadyTold):  # the clicker was told; there is no job to fail
+            listener(runtime, body, client)
 
     return handle
 

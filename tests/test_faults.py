@@ -220,6 +220,26 @@ def test_clicks_and_forms_the_database_cannot_take_are_told_and_change_nothing(
     assert wait_for_draft(runtime, room.incident_id, "approved").decided_by == LEAD
 
 
+def test_a_click_whose_work_fails_for_good_is_failed_and_told_once(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    """A permanent failure (Slack refuses the draft message's update with an error that will not pass)
+    is told to the clicker once and leaves the job failed, never done."""
+    room = open_war_room(runtime, emulator)
+    ask_for_draft(slack, room.channel_id)
+    draft = wait_for_draft(runtime, room.incident_id, "pending")
+    wait_until(lambda: APPROVE in action_ids(draft_message(emulator, draft)), what="the draft's buttons")
+    emulator.fail("chat.update", "cant_update_message", times=5)
+    slack.block_action(APPROVE, user_id=LEAD, channel_id=room.channel_id)
+    wait_until(lambda: [job for job in rows(runtime, Job) if job.kind == "interaction" and job.status == "failed"],
+               what="the approval's job failed")
+    settle(emulator, quiet_seconds=RETRY_GAP_SECONDS)
+    [job] = [job for job in rows(runtime, Job) if job.kind == "interaction"]
+    assert job.attempts == 1, "a permanent failure is not tried again"
+    assert len(told(emulator, "Approving the draft failed")) == 1
+    assert wait_for_draft(runtime, room.incident_id, "approved").id == draft.id  # the decision itself stands
+
+
 # ---- kill -9 of serve mid-incident -----------------------------------------------------------------
 
 

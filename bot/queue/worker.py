@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import describe, is_transient
+from bot.errors import AlreadyTold, describe, is_transient
 from bot.metrics import JOB_OUTCOMES
 from bot.queue import jobs
 from bot.runtime import Runtime
@@ -116,7 +116,7 @@ class Worker:
                                        retry=transient)
                 if status:
                     JOB_OUTCOMES.labels(job.kind, "failed" if status == FAILED else "retried").inc()
-                if status == FAILED:
+                if status == FAILED and not isinstance(exc, AlreadyTold):
                     self._tell(job, describe(exc))
                 return
             with transaction(self.runtime.sessions) as session:
