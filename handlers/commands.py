@@ -52,6 +52,9 @@ class Subcommand:
     when_resolved: bool
     # When true for the arguments, the subcommand runs in the listener instead of the queue.
     inline_when: Callable[[str, Runtime], bool] | None = None
+    # When true for the arguments, the subcommand only reads, and its answer is the ack itself: a
+    # flood of `/crisis status` never queues work in front of an open or an approval.
+    answers_in_ack: Callable[[str], bool] | None = None
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {}
@@ -63,6 +66,7 @@ def subcommand(
     needs_incident: bool = True,
     when_resolved: bool = False,
     inline_when: Callable[[str, Runtime], bool] | None = None,
+    answers_in_ack: Callable[[str], bool] | None = None,
 ) -> Callable[[Callable[[CommandRequest], None]], Callable[[CommandRequest], None]]:
     """Register a `/crisis <name>` handler. It runs after the ack (in a worker, from the job queue)
     with the channel's incident resolved; `inline_when(args, runtime)` true runs it in the listener."""
@@ -71,7 +75,7 @@ def subcommand(
         raise ValueError(f"/crisis {name} is not in PRODUCT.md's command table")
 
     def decorate(handler: Callable[[CommandRequest], None]) -> Callable[[CommandRequest], None]:
-        SUBCOMMANDS[name] = Subcommand(name, handler, needs_incident, when_resolved, inline_when)
+        SUBCOMMANDS[name] = Subcommand(name, handler, needs_incident, when_resolved, inline_when, answers_in_ack)
         return handler
 
     return decorate
@@ -103,6 +107,9 @@ def handle_crisis(
         problem = f"`{escape_mrkdwn(parsed.name[:40])}` is not a /crisis command."
         ack(response_type="ephemeral", text=problem + "\n" + usage_text(), blocks=usage_blocks(problem))
         return
+    if spec.answers_in_ack is not None and spec.answers_in_ack(parsed.args):
+        _answer_in_ack(ack, command, respond, client, runtime, spec)
+        return
     if spec.inline_when is not None and spec.inline_when(parsed.args, runtime):
         # It opens a modal: Slack's trigger_id is good for 3 seconds, too short to queue.
         ack()
@@ -118,6 +125,32 @@ def handle_crisis(
         ack()
         return
     ack(response_type="ephemeral", text=NOT_ACCEPTED.format(what=f"`/crisis {spec.name}`", done="run"))
+
+
+def _answer_in_ack(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, runtime: Runtime,
+                   spec: Subcommand) -> None:
+    """Run a read-only subcommand in the listener and make its (first) answer the ack itself."""
+    acked = False
+
+    def answer(**message: Any) -> None:
+        nonlocal acked
+        message.pop("replace_original", None)
+        if acked:
+            respond(**message)
+            return
+        acked = True
+        ack(**message)
+
+    try:
+        run_subcommand(runtime, command, answer, client)  # type: ignore[arg-type]
+    except Exception as exc:
+        log.exception("/crisis %s failed", spec.name)
+        if not acked:
+            problem = f"`/crisis {spec.name}` failed: {escape_mrkdwn(describe(exc))}. Try again."
+            acked = True
+            ack(response_type="ephemeral", text=problem, blocks=error_blocks(problem, form_of(spec.name)))
+    if not acked:
+        ack()
 
 
 def run_crisis_job(runtime: Runtime, command: dict[str, Any]) -> None:

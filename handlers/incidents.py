@@ -296,7 +296,7 @@ def severity_command(request: CommandRequest) -> None:
         request.reply(f"Severity changed, but Slack would not update {', '.join(problems)}.")
 
 
-@subcommand("status", when_resolved=True)
+@subcommand("status", when_resolved=True, answers_in_ack=lambda args: not args.strip())
 def status_command(request: CommandRequest) -> None:
     """`/crisis status` shows the state (ephemeral); `/crisis status <text>` posts a status update."""
     assert request.incident_id is not None

@@ -116,7 +116,7 @@ def assign_command(request: CommandRequest) -> None:
     )
 
 
-@subcommand("roles")
+@subcommand("roles", answers_in_ack=lambda args: True)
 def roles_command(request: CommandRequest) -> None:
     """`/crisis roles`: who holds which role, which are empty."""
     if request.args:

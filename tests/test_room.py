@@ -169,8 +169,11 @@ def test_status_summarises_the_incident(
                 posted_at=digest_at,
             )
         )
-    slack.command("status", user_id=BYSTANDER, channel_id=room.channel_id)
-    text = _told(emulator, BYSTANDER, "Open rumours")
+    response = slack.command("status", user_id=BYSTANDER, channel_id=room.channel_id)
+    # A read-only command is answered in the ack itself: nothing queued, nothing sent afterwards.
+    assert response.json()["response_type"] == "ephemeral"
+    text = all_text(response.json())
+    assert "Open rumours" in text
     assert "Flights are grounded nationwide" in text and "Delays up to 3 hours" in text
     assert "Drafts waiting for approval: *1*" in text
     assert f"<!date^{int(digest_at.timestamp())}^" in text
