@@ -464,8 +464,9 @@ def test_the_job_writer_holds_no_connection_once_acks_stop(
     if runtime.engine.dialect.name == "postgresql":
         assert raw.autocommit  # each batch is one atomic INSERT
         assert raw.execute("SHOW lock_timeout").fetchone() == ("750ms",)  # half the 1.5 s budget
-        wait_until(lambda: intake._connection is None, timeout=5, what="the idle writer to let go")
-        assert runtime.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        # It lets go of the connection, then resets it and gives it back outside its lock: wait for both.
+        wait_until(lambda: intake._connection is None and runtime.engine.pool.checkedout() == 0,  # type: ignore[attr-defined]
+                   timeout=5, what="the idle writer to give its connection back to the pool")
         assert not raw.closed and not raw.autocommit  # back in the pool, as the pool gave it
         assert raw.execute("SHOW lock_timeout").fetchone() == ("0",)
         assert raw.execute("SHOW statement_timeout").fetchone() == ("0",)
