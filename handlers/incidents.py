@@ -333,6 +333,7 @@ def open_incident(
         severity=severity,
         playbook=playbook,
         description=description,
+        drill=runtime.drill,
     )
     if start.outcome == ALREADY_OPEN:
         tell(f"You already opened this incident today: <#{start.channel_id}>.", None)
