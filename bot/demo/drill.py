@@ -487,6 +487,14 @@ def drill_command(arguments: Any, out: TextIO = sys.stdout) -> int:
     plan_file = plan_path(settings.warroom_plan)
     plan = Plan.model_validate_json(sys.stdin.read()) if arguments.plan_from_stdin else load_plan(plan_file)
     setup = _setup(arguments, plan, plan_file)
+    if arguments.report_to:
+        # `/crisis drill`'s child: the export and scorecard go to Slack, and nothing stays on the server's disk.
+        with tempfile.TemporaryDirectory(prefix="warroom-drill-report-") as folder:
+            return _drill(arguments, setup, plan, settings, Path(folder), out)
+    return _drill(arguments, setup, plan, settings, arguments.out, out)
+
+
+def _drill(arguments: Any, setup: DrillSetup, plan: Plan, settings: Settings, out_dir: Path, out: TextIO) -> int:
     offline = arguments.offline or settings.slack_bot_token is None
 
     def say(line: str) -> None:
@@ -500,9 +508,9 @@ def drill_command(arguments: Any, out: TextIO = sys.stdout) -> int:
     root.setLevel(logging.WARNING)  # the app's INFO logs would break the progress line
     try:
         if offline:
-            result = run_offline(setup, plan, arguments.out, progress=not arguments.quiet)
+            result = run_offline(setup, plan, out_dir, progress=not arguments.quiet)
         else:
-            result = run_in_workspace(setup, plan, settings, arguments.out, progress=not arguments.quiet, say=say)
+            result = run_in_workspace(setup, plan, settings, out_dir, progress=not arguments.quiet, say=say)
     except Exception as exc:
         if arguments.report_to:
             from handlers.drill import post_drill_failure
@@ -511,14 +519,15 @@ def drill_command(arguments: Any, out: TextIO = sys.stdout) -> int:
         raise
     finally:
         root.setLevel(level)
-    arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / "scorecard.txt").write_text(result.scorecard.text() + "\n", encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scorecard_file = out_dir / "scorecard.txt"
+    scorecard_file.write_text(result.scorecard.text() + "\n", encoding="utf-8")
     if arguments.report_to:
         from handlers.drill import post_drill_report
 
         post_drill_report(settings, arguments.report_to, result.scorecard, result.exports)
     print(result.scorecard.text(), file=out)
-    for path in [*result.exports, arguments.out / "scorecard.txt"]:
+    for path in [*result.exports, scorecard_file]:
         print(f"wrote {path}", file=out)
     for problem in result.missing:
         print(f"warroom drill: not built yet: {problem}", file=sys.stderr)
