@@ -20,7 +20,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -33,6 +34,10 @@ from bot.plan import plan_path
 from handlers.commands import CommandRequest, subcommand
 from handlers.render.common import section
 from handlers.render.drill import DRILL, drill_blocks, drill_line
+
+if TYPE_CHECKING:
+    from bot.demo.scorecard import Scorecard
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +189,6 @@ def open_alert_channel(client: DrillSlackClient, reference: str | None, name: st
     """The drill's alert channel: the plan's drill `alert_channel`, else `name`, created (or found, from an
     earlier drill) and with the plan's people invited. Its id; the drill may write there."""
     from handlers.alerts import resolve_channel
-    from handlers.incidents import invite
 
     if reference is not None:
         channel = resolve_channel(client, reference)
@@ -199,31 +203,35 @@ def open_alert_channel(client: DrillSlackClient, reference: str | None, name: st
         raise CommandError(f"the drill's alert channel {channel} was not found (is the bot in it?)")
     client.allow(channel)
     if reference is None and members:
-        invite(client, channel, members)
+        try:
+            client.conversations_invite(channel=channel, users=",".join(dict.fromkeys(members)))
+        except SlackApiError as exc:  # already in, or an account Slack will not invite: they can join
+            log.info("drill alert channel: invite answered %s", exc.response.get("error"))
     return channel
 
 
-def _report_client(settings: Any, channel: str) -> DrillSlackClient:
+def _report_client(settings: Settings, channel: str) -> DrillSlackClient:
     from bot.runtime import make_slack_client
 
     return DrillSlackClient.like(make_slack_client(settings), allowed=[channel])
 
 
-def post_drill_report(settings: Any, channel: str, scorecard: Any, exports: list[Any]) -> None:
+def post_drill_report(settings: Settings, channel: str, scorecard: Scorecard, exports: list[Path]) -> None:
     """The scorecard in `channel` (where `/crisis drill` was typed), the Markdown export in its thread."""
     from handlers.render.drill import drill_report_blocks
 
     client = _report_client(settings, channel)
-    posted = client.chat_postMessage(channel=channel, text=f"Drill finished: {scorecard.setup.incident_title}",
-                                     blocks=drill_report_blocks(scorecard.setup.incident_title, scorecard.text()))
+    title = scorecard.setup.incident_title
+    posted = client.chat_postMessage(channel=channel, text=f"Drill finished: {escape_mrkdwn(title)}",
+                                     blocks=drill_report_blocks(title, scorecard.text()))
     markdown = next((path for path in exports if path.suffix == ".md"), None)
     if markdown is not None:
         client.files_upload_v2(channel=channel, thread_ts=str(posted["ts"]), file=str(markdown),
-                               filename=markdown.name, title=f"{scorecard.setup.incident_title} — drill export",
+                               filename=markdown.name, title=f"{title} — drill export",
                                initial_comment="The drill's timeline export (Markdown).")
 
 
-def post_drill_failure(settings: Any, channel: str, title: str, error: Exception) -> None:
+def post_drill_failure(settings: Settings, channel: str, title: str, error: Exception) -> None:
     """Tell `channel` the drill it asked for stopped, and why."""
     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
     text = f":warning: The drill *{escape_mrkdwn(title)}* stopped: {escape_mrkdwn(reason[:300])}"

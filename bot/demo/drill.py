@@ -464,6 +464,9 @@ def _setup(arguments: Any, plan: Plan, plan_file: Path) -> DrillSetup:
     given = Path(arguments.stream)
     if arguments.stream in plan.drills and not given.exists():
         setup = plan_drill(plan, arguments.stream, plan_file)
+    elif not given.exists():
+        raise CommandError(f"{given}: no such file, and not a drill in the plan "
+                           f"(its drills: {', '.join(sorted(plan.drills)) or 'none'})")
     else:
         defaults = {"platform": arguments.platform} if arguments.platform else {}
         setup = DrillSetup(load_stream(given, defaults), platform=arguments.platform)
