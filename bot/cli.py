@@ -66,6 +66,24 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["md", "html", "json", "csv"], default="md")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
 
+    drill = commands.add_parser(
+        "drill", help="replay a recorded mention stream into a practice incident on a simulated clock",
+        description="Replay a recorded mention stream (JSON lines or CSV with the webhook's fields) into a "
+        "practice incident, N times faster than real time; every message says DRILL. Offline (the built-in "
+        "Slack emulator and a scripted team) unless a workspace is configured. Writes the export and a "
+        "scorecard.")
+    drill.add_argument("stream", help="a stream file, or the name of a drill in the plan's `drills`")
+    drill.add_argument("--speed", type=float, help="times faster than real time (default 60: an hour a minute)")
+    drill.add_argument("--title", help="the practice incident's title")
+    drill.add_argument("--playbook", help="the practice incident's playbook")
+    drill.add_argument("--platform", help="platform of rows that name none (the tweet dev sets: x)")
+    drill.add_argument("--out", type=Path, default=Path("warroom-drill"), help="folder for the export and scorecard")
+    drill.add_argument("--offline", action="store_true",
+                       help="use the built-in Slack emulator and scripted team even when a workspace is configured")
+    drill.add_argument("--quiet", action="store_true", help="no progress line")
+    drill.add_argument("--report-to", help=argparse.SUPPRESS)  # /crisis drill: the channel to report to
+    drill.add_argument("--plan-from-stdin", action="store_true", help=argparse.SUPPRESS)
+
     demo = commands.add_parser("demo", help="run a whole crisis offline and write its exports")
     demo.add_argument("--out", type=Path, default=Path("warroom-demo"), help="folder for the exports")
     demo.add_argument("--quiet", action="store_true", help="print only where the exports went")
@@ -79,6 +97,10 @@ def _run(args: argparse.Namespace) -> int:
         plan = load_plan(path)
         print(f"{path}: ok — {plan.brand.name}, {len(plan.roles)} roles, {len(plan.playbooks)} playbooks")
         return 0
+    if args.command == "drill":
+        from bot.demo.drill import drill_command
+
+        return drill_command(args)
     if args.command == "demo":
         from bot.demo.script import run_demo
 

@@ -1,8 +1,9 @@
 """The bot's one clock: every domain time (rows' stamps, digests, spike windows, due times, the
 export's metrics) is read here, so a drill can run the whole bot on simulated time.
 
-Real time by default. A drill installs a `SimulatedClock` (the stream's first post is "now",
-then N× faster than real time); tests install a `ManualClock` and move it by hand.
+Real time by default. A drill installs a `DrillClock` (the stream's first post is "now", then N×
+faster than real time, held still while the drill itself works); a `SimulatedClock` just runs N×
+faster; tests install a `ManualClock` and move it by hand.
 
 Infrastructure time is different: the job queue's leases, heartbeats and the scheduler's lock
 are about real processes dying, so they read `real_now()`, never the simulated clock.
@@ -66,6 +67,44 @@ class SimulatedClock:
         delay = (when - self.now()).total_seconds() / self.speed
         if delay > 0:
             time.sleep(delay)
+
+
+class DrillClock:
+    """A drill's time: starts at `start`, runs `speed` times faster than real time while the drill waits
+    for its next event (`sleep_until`), and stands still while the drill works.
+
+    So the drill's own work (posting a batch, a spike check, a scripted step and the app's answer) takes
+    no simulated time, however slow the machine: every event happens at exactly its simulated moment.
+    Anyone else reading the clock while the drill waits (a person clicking in Slack) sees it run.
+    """
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        if start.tzinfo is None:
+            raise ValueError("a drill clock starts at a timezone-aware time")
+        if speed <= 0:
+            raise ValueError("a drill clock's speed is above 0")
+        self.speed = speed
+        self._held = start.astimezone(UTC)
+        self._running: tuple[float, datetime] | None = None  # (monotonic start, target) while waiting
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            if self._running is None:
+                return self._held
+            since, target = self._running
+            return min(target, self._held + timedelta(seconds=(time.monotonic() - since) * self.speed))
+
+    def sleep_until(self, when: datetime) -> None:
+        """Let time run until `when`, then hold it there (at once if it is already past)."""
+        when = when.astimezone(UTC)
+        with self._lock:
+            if when <= self._held:
+                return
+            self._running = (time.monotonic(), when)
+        time.sleep((when - self._held).total_seconds() / self.speed)
+        with self._lock:
+            self._held, self._running = when, None
 
 
 class ManualClock:

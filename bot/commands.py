@@ -20,8 +20,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("digest", "", "posts a mention digest now"),
     ("export", "[md|html|json|csv]", "uploads the timeline export"),
     ("resolve", "[summary]", "resolves the incident"),
+    ("drill", "<name>", "replays a drill the plan defines against a practice copy of War Room"),
 )
-ANYWHERE = frozenset({"open", "help"})
+ANYWHERE = frozenset({"open", "help", "drill"})
 
 _USER_REF = re.compile(r"^<@([UW][A-Z0-9]{2,})(?:\|[^>]*)?>$|^([UW][A-Z0-9]{2,})$")
 

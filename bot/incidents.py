@@ -272,6 +272,7 @@ def start_open(
     playbook: str | None,
     description: str = "",
     now: datetime | None = None,
+    drill: bool = False,
 ) -> OpenStart:
     """Record a new incident (status `opening`), or find the one this same request already made.
 
@@ -286,7 +287,7 @@ def start_open(
         try:
             with transaction(sessions) as session:
                 return _start_open(
-                    session, plan, base_key, opener, title, severity, playbook, description, now
+                    session, plan, base_key, opener, title, severity, playbook, description, now, drill
                 )
         except IntegrityError:
             continue  # another process recorded the same request first: look again
@@ -303,6 +304,7 @@ def _start_open(
     playbook: str | None,
     description: str,
     now: datetime,
+    drill: bool = False,
 ) -> OpenStart:
     same = session.scalars(
         select(Incident).where(Incident.request_key.like(f"{base_key}%")).order_by(Incident.id)
@@ -357,6 +359,7 @@ def _start_open(
         opened_by=opener,
         opened_at=now,
         open_attempt_at=now,
+        is_drill=drill,
     )
     session.add(incident)
     session.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -69,28 +69,46 @@ def _first_undecodable_line(path: Path) -> int:
     return 1
 
 
-class _Progress:
-    """A one-line text progress bar on stderr, redrawn at most ten times a second."""
+class ProgressBar:
+    """A one-line text progress bar on stderr, redrawn at most ten times a second (imports, drills)."""
 
-    def __init__(self, total: int, stream: IO[str] | None = None, width: int = 30) -> None:
-        self.total, self.stream, self.width = total, stream or sys.stderr, width
+    def __init__(self, total: int, stream: IO[str] | None = None, width: int = 30,
+                 label: str = "importing", ends_at_total: bool = True) -> None:
+        self.total, self.stream, self.width, self.label = total, stream or sys.stderr, width, label
+        self.ends_at_total = ends_at_total  # else the line ends at `finish()` (a drill goes on after its posts)
         self._drawn_at = 0.0
+        self._width_drawn = 0
 
-    def __call__(self, done: int) -> None:
+    def __call__(self, done: int, note: str | Callable[[], str] = "", *, force: bool = False) -> None:
         now = time.monotonic()
-        if done < self.total and now - self._drawn_at < 0.1:
+        if self._drawn_at < 0 or (not force and done < self.total and now - self._drawn_at < 0.1):
             return
         self._drawn_at = now
-        filled = self.width * done // max(self.total, 1)
+        note = note() if callable(note) else note  # worked out only when the line is redrawn
+        filled = self.width * min(done, self.total) // max(self.total, 1)
         bar = "#" * filled + " " * (self.width - filled)
-        self.stream.write(f"\rimporting [{bar}] {done:,}/{self.total:,}")
-        if done >= self.total:
-            self.stream.write("\n")
+        line = f"{self.label} [{bar}] {done:,}/{self.total:,}{note}"
+        # Padded, so a shorter line fully covers the one before it.
+        self.stream.write("\r" + line.ljust(self._width_drawn))
+        self._width_drawn = len(line)
         self.stream.flush()
+        if done >= self.total and self.ends_at_total:
+            self.finish()
+
+    def finish(self) -> None:
+        """End the line (once)."""
+        if self._drawn_at >= 0:
+            self._drawn_at = -1.0
+            self.stream.write("\n")
+            self.stream.flush()
 
 
-def read_mentions(path: Path) -> tuple[list[NewMention], list[str]]:
-    """Validate every row of a mentions CSV: (mentions, problems as "line N: field: message")."""
+def read_mentions(path: Path, defaults: dict[str, str] | None = None) -> tuple[list[NewMention], list[str]]:
+    """Validate every row of a mentions CSV: (mentions, problems as "line N: field: message").
+
+    `defaults` fill a column the file lacks, or a row's empty cell (a drill's `--platform x`).
+    """
+    defaults = defaults or {}
     with _open(path) as handle:
         records = _records(path, handle)
         first = next(records, None)
@@ -98,7 +116,7 @@ def read_mentions(path: Path) -> tuple[list[NewMention], list[str]]:
             raise CommandError(f"{path}: the file is empty; it needs a header: {', '.join(REQUIRED_FIELDS)}")
         _, header = first
         columns = [name.strip().lower() for name in header]
-        missing = [name for name in REQUIRED_FIELDS if name not in columns]
+        missing = [name for name in REQUIRED_FIELDS if name not in columns and name not in defaults]
         if missing:
             raise CommandError(f"{path}: missing column(s) {', '.join(missing)}; "
                                f"required: {', '.join(REQUIRED_FIELDS)}")
@@ -109,6 +127,9 @@ def read_mentions(path: Path) -> tuple[list[NewMention], list[str]]:
                 problems.append(f"line {line}: has {len(cells)} cells but the header has {len(columns)}")
                 continue
             item = dict(zip(columns, cells, strict=False))
+            for name, value in defaults.items():
+                if not item.get(name, "").strip():
+                    item[name] = value
             mention, errors = validate_mention(item, line, lenient=True)
             problems.extend(f"line {line}: {error.field}: {error.message}" for error in errors)
             if mention is not None:
@@ -131,7 +152,7 @@ def import_csv(settings: Settings, path: Path) -> int:
     engine = make_engine(settings.database_url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            result = store_mentions(session, mentions, source="csv", progress=_Progress(len(mentions)))
+            result = store_mentions(session, mentions, source="csv", progress=ProgressBar(len(mentions)))
     except (OperationalError, ProgrammingError) as exc:
         why = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise CommandError(f"DATABASE_URL: cannot store mentions ({why}); try `warroom db upgrade`") from None

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
@@ -138,6 +138,26 @@ class MentionSettings(_Strict):
     lookback_minutes: Annotated[int, Field(ge=0, le=10080)] = 120
 
 
+class Drill(_Strict):
+    """A practice drill the plan defines: `/crisis drill <name>`, or `warroom drill <name>`."""
+
+    file: Annotated[str, Field(min_length=1, max_length=500)]
+    speed: Annotated[float, Field(gt=0, le=100_000)] = 60
+    playbook: str | None = None
+    title: Annotated[str | None, Field(min_length=1, max_length=150)] = None
+    # Where the drill's spike alerts go. Unset: a channel of the drill's own (`<prefix>-drill-alerts`),
+    # never the plan's alert_channel.
+    alert_channel: str | None = None
+    platform: Annotated[str | None, Field(min_length=1, max_length=40)] = None  # for rows without one
+
+    @field_validator("alert_channel")
+    @classmethod
+    def _channel_ref(cls, value: str | None) -> str | None:
+        if value is not None and not CHANNEL_REF.match(value):
+            raise ValueError(f"{value!r} is not a channel id (C…) or #channel-name")
+        return value
+
+
 def _default_roles() -> dict[str, Role]:
     return {
         "lead": Role(title="Incident lead", description="Owns the incident and its decisions."),
@@ -163,6 +183,7 @@ class Plan(_Strict):
     approval: Approval = Approval()
     channel: ChannelSettings = ChannelSettings()
     mentions: MentionSettings = MentionSettings()
+    drills: dict[str, Drill] = {}
 
     @field_validator("timezone")
     @classmethod
@@ -207,6 +228,17 @@ class Plan(_Strict):
         for name in value:
             if not SLUG.match(name) or len(name) > 30 or name in SEVERITIES:
                 raise ValueError(f"playbook name {name!r} must be lowercase letters, digits, - or _")
+        return value
+
+    @field_validator("drills")
+    @classmethod
+    def _drills(cls, value: dict[str, Drill], info: ValidationInfo) -> dict[str, Drill]:
+        playbooks = info.data.get("playbooks") or {}
+        for name, drill in value.items():
+            if not SLUG.match(name) or len(name) > 30:
+                raise ValueError(f"drill name {name!r} must be lowercase letters, digits, - or _")
+            if drill.playbook is not None and drill.playbook not in playbooks:
+                raise ValueError(f"drill {name!r}: playbook {drill.playbook!r} is not one of the plan's playbooks")
         return value
 
     @property

@@ -75,6 +75,8 @@ class Runtime:
     # Set when this process queues a job, so in-process worker threads start on it at once.
     work_available: threading.Event = field(default_factory=threading.Event)
     extras: dict[str, Any] = field(default_factory=dict)
+    # A drill's runtime (`warroom drill`): every incident it opens is a practice incident (`is_drill`).
+    drill: bool = False
     # The ack path's group commit into the job queue; its writer thread starts on first use.
     intake: JobIntake = field(init=False)
 

@@ -11,6 +11,9 @@ that opened an incident in another process loses nothing.
 - `feeds` — polls the plan's feeds every `feeds.poll_minutes`.
 - `spikes` — the brand-wide spike check, every `feeds.poll_minutes` (at most the spike window).
 
+`periodic_jobs()` is the table of the fixed-cadence jobs; a drill runs the same table on its simulated
+clock, so a job added there fires in drills too.
+
 The job bodies (`run_due_digests`, `run_digest`, `poll_feeds`, `check_spikes`) take `now` and can be
 called directly, so tests never wait on the clock. Slack posting lives in `handlers.digests` and
 `handlers.alerts`, imported when a job first posts.
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,6 +39,16 @@ from models.incidents import OPEN
 log = logging.getLogger(__name__)
 SYNC_SECONDS = 30
 DIGEST_PREFIX = "digest:"
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job body run every `every`: `run(now)`. `at_start`: also once as the scheduler starts."""
+
+    name: str
+    every: timedelta
+    run: Callable[[datetime], object]
+    at_start: bool = False
 
 
 class Scheduler:
@@ -51,14 +66,20 @@ class Scheduler:
         self._scheduler.start()
         self.sync()
         self._scheduler.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="sync", replace_existing=True)
-        every = timedelta(minutes=self.runtime.plan.feeds.poll_minutes)
-        feeds = self.runtime.plan.feeds
-        if feeds.rss or feeds.mastodon:
-            self._scheduler.add_job(self._job_poll_feeds, "interval", seconds=every.total_seconds(),
-                                    id="feeds", replace_existing=True, next_run_time=utcnow())
-        spike_every = min(every, timedelta(minutes=self.runtime.plan.spike.window_minutes))
-        self._scheduler.add_job(self._job_check_spikes, "interval", seconds=spike_every.total_seconds(),
-                                id="spikes", replace_existing=True)
+        for job in self.periodic_jobs():
+            self._scheduler.add_job(self._run_periodic, "interval", seconds=job.every.total_seconds(), args=[job],
+                                    id=job.name, replace_existing=True,
+                                    next_run_time=utcnow() if job.at_start else None)
+
+    def periodic_jobs(self) -> list[PeriodicJob]:
+        """The jobs that run on a fixed cadence (a drill runs these same ones on its simulated clock)."""
+        plan = self.runtime.plan
+        every = timedelta(minutes=plan.feeds.poll_minutes)
+        jobs = []
+        if plan.feeds.rss or plan.feeds.mastodon:
+            jobs.append(PeriodicJob("feeds", every, self.poll_feeds, at_start=True))
+        jobs.append(PeriodicJob("spikes", min(every, timedelta(minutes=plan.spike.window_minutes)), self.check_spikes))
+        return jobs
 
     def sync(self) -> None:
         """Make the scheduled jobs match the tables (open incidents, plan feeds)."""
@@ -145,14 +166,9 @@ class Scheduler:
             # Schedule the next one from the moved next_digest_at (the 30-s sync would too, later).
             self.sync()
 
-    def _job_poll_feeds(self) -> None:
+    @staticmethod
+    def _run_periodic(job: PeriodicJob) -> None:
         try:
-            self.poll_feeds(utcnow())
+            job.run(utcnow())
         except Exception:
-            log.exception("feed polling failed")
-
-    def _job_check_spikes(self) -> None:
-        try:
-            self.check_spikes(utcnow())
-        except Exception:
-            log.exception("spike check failed")
+            log.exception("scheduled job %s failed", job.name)

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 from flask import Flask
 from waitress import wasyncore
@@ -122,23 +123,35 @@ class ThreadedServer:
 class InProcessApp:
     """All of War Room in this process: the HTTP app on a thread and worker threads (tests, the demo)."""
 
-    def __init__(self, runtime: Runtime, *, threads: int = 8, worker_threads: int = 4) -> None:
+    def __init__(self, runtime: Runtime, *, threads: int = 8, worker_threads: int = 4, host: str = "127.0.0.1",
+                 port: int = 0, socket_mode_token: str | None = None) -> None:
         import handlers
 
         self.runtime = runtime
         self.bolt = create_bolt_app(runtime)
         self.web = create_web_app(runtime, self.bolt)
-        self._server = ThreadedServer(self.web, threads=threads)
+        self._server = ThreadedServer(self.web, host=host, port=port, threads=threads)
         self.url = self._server.url
+        # Where this process reaches it (a drill served on 0.0.0.0 posts its stream to itself here).
+        self.local_url = f"http://127.0.0.1:{self._server.port}"
         self.worker = Worker(runtime, handlers.run_job, threads=worker_threads, poll_seconds=0.05,
                              tell_failure=handlers.tell_job_failed)
+        self._socket_mode_token = socket_mode_token
+        self._socket_mode: Any = None
 
     def start(self) -> InProcessApp:
         self.worker.start()
         self._server.start()
+        if self._socket_mode_token:  # Slack's requests come over its websocket (a drill in Socket Mode)
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            self._socket_mode = SocketModeHandler(self.bolt, self._socket_mode_token)
+            self._socket_mode.connect()
         return self
 
     def stop(self) -> None:
+        if self._socket_mode is not None:
+            self._socket_mode.close()
         self._server.stop()
         self.worker.stop()
 

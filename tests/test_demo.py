@@ -59,14 +59,26 @@ def test_demo_runs_a_crisis_and_writes_four_exports(tmp_path: Path) -> None:
     ):
         assert kind in kinds
     assert document["metrics"]["drafts"]["approved"] == 1 and document["metrics"]["drafts"]["rejected"] == 1
-    assert document["mentions"]["before"]["count"] > 100  # the spike before the incident opened
+    mentions = document["mentions"]
+    assert mentions["before"]["count"] > 50  # the start of the wave that set the spike alert off
     assert document["incident"]["lead"]["name"] == "Priya Shah"
+    # A drill of the bundled stream: the crisis's own times and rates, in simulated minutes.
+    assert document["incident"]["drill"] is True
+    metrics = document["metrics"]
+    assert 10 * 60 <= metrics["time_to_first_approved_statement"]["seconds"] <= 60 * 60
+    assert 60 * 60 <= metrics["time_to_resolve"]["seconds"] <= 3 * 60 * 60
+    # Mentions per simulated hour: a wave that grows after the open, not posts a second apart.
+    assert 20 < mentions["before"]["per_hour"] < mentions["during"]["per_hour"] < 500
     rows = list(csv.DictReader(files[".csv"].open(newline="")))
     assert [int(row["id"]) for row in rows] == [event["id"] for event in document["timeline"]]
     assert "data:image/png;base64," in files[".html"].read_text()
     assert "## Post-mortem" in files[".md"].read_text()
 
     transcript = result.stdout
+    assert "#crisis-drill-alerts" in transcript and "Mention spike — Acme Air" in transcript
+    headers = [line for line in transcript.splitlines() if line.startswith("  #")]
+    assert headers and all(line.endswith("[DRILL]:") for line in headers)  # every message says DRILL
+    assert "DRILL scorecard — Check-in and app outage delaying flights" in transcript
     assert "› Priya Shah types /crisis open sev2 outage" in transcript
     assert "[Approve] [Edit] [Regenerate] [Reject]" in transcript
     assert "Rejected* by @Tom Becker" in transcript

@@ -31,7 +31,8 @@ def test_every_key_of_the_schema_is_documented_in_the_example() -> None:
                 "spike", "window_minutes", "baseline_windows", "min_count", "z_score", "ratio",
                 "negative_share", "cooldown_minutes", "severities", "digest_minutes", "roles", "members",
                 "usergroup", "signoff", "playbooks", "checklist", "holding_statement", "tone", "voice", "avoid",
-                "sign_off", "channel", "prefix", "private", "mentions", "lookback_minutes"):
+                "sign_off", "channel", "prefix", "private", "mentions", "lookback_minutes", "drills", "file",
+                "speed", "playbook", "title", "platform"):
         assert f"{key}:" in text, key
 
 

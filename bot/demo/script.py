@@ -1,59 +1,42 @@
 """`warroom demo`: a whole crisis, offline — no Slack workspace, no LLM key, no environment variables.
 
-The real app runs: a Runtime on a temporary SQLite database, the real Flask+Bolt app served by
-waitress on a free local port, and Slack played by the in-process `SlackEmulator`. A scripted team
-sends correctly signed slash commands, button clicks and modal submissions; a bundled stream of
-invented posts about the plan's fictional brand (`data/mentions.jsonl`, each with `minutes`
-relative to the moment the incident opens) arrives through `POST /mentions`. The transcript shows
-what the channel shows; the four exports are written to the output folder.
-
-Time is real, so the hours of the story are compressed: posts from before the incident keep their
-spacing (up to three hours back), posts from during and after it arrive at the moment the script
-reaches them.
+The demo is a drill (`bot.demo.drill`) of a bundled stream: about five hours of invented posts about
+the plan's fictional brand (`data/checkin-outage.jsonl`), two calm hours and then a complaint wave
+about a check-in outage, replayed at high speed on the drill's simulated clock. The real app runs
+against the in-process Slack emulator; the posts arrive through `POST /mentions`, the spike alert and
+the digests fire when they would have, and a scripted team answers them with signed slash commands,
+button clicks and modal submissions at realistic moments. The transcript shows what the channels
+show, with simulated times; the four exports (written to the output folder) show the crisis's real
+shape: minutes to the first statement, hours to resolve, mentions per hour.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
-from pydantic import SecretStr
-
-from bot.demo.signed_slack import SlackClient, find_button
+from bot.clock import now as clock_now
+from bot.demo.drill import BUNDLED_STREAMS, DrillRun, DrillSetup, run_offline
+from bot.demo.signed_slack import find_button
 from bot.demo.slack_emulator import SlackEmulator
+from bot.demo.stream import load_stream
+from bot.demo.team import APPROVER, DRAFTER, LEAD, LIAISON, MONITOR, PEOPLE, Team
 from bot.plan import BUNDLED_PLAN, Plan, load_plan
-from bot.runtime import Runtime, build_runtime
-from bot.settings import DEFAULT_LLM_MODEL, Settings
-from models import Base, utcnow
+from handlers.render.drill import DRILL_NOTE
 
-MENTIONS_FILE = Path(__file__).with_name("data") / "mentions.jsonl"
-SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - a local, throwaway secret
-BOT_TOKEN = "xoxb-demo-token"  # noqa: S105
-INGEST_TOKEN = "demo-ingest-token"  # noqa: S105
-STEP_TIMEOUT = 15.0
-QUIET_SECONDS = 0.3
+__all__ = ["find_button", "plain", "render_message", "run_demo"]
 
-# The scripted team (invented people) and the roles the demo plan gives them.
-LEAD, APPROVER, DRAFTER, MONITOR, LIAISON = "UDEMOLEAD", "UDEMOAPPR", "UDEMODRFT", "UDEMOMONI", "UDEMOLIAI"
-PEOPLE = {
-    LEAD: ("priya", "Priya Shah"),
-    APPROVER: ("tom", "Tom Becker"),
-    DRAFTER: ("ana", "Ana Ruiz"),
-    MONITOR: ("sam", "Sam Okafor"),
-    LIAISON: ("jo", "Jo Lindqvist"),
-}
+STREAM_FILE = BUNDLED_STREAMS / "checkin-outage.jsonl"
+# 5 h 24 min of stream in about 6.5 s of clock time: the whole demo stays well under a minute.
+DEMO_SPEED = 3000.0
 _TOKEN = re.compile(r"<([^<>]+)>")
 _EMOJI = re.compile(r":([a-z0-9_+-]+):")
 EMOJI = {
@@ -79,61 +62,8 @@ EMOJI = {
     "no_entry_sign": "🚫",
     "hourglass_flowing_sand": "⏳",
     "arrows_counterclockwise": "🔄",
+    "test_tube": "🧪",
 }
-
-
-def demo_plan() -> Plan:
-    """The bundled example plan with the demo team in its roles, no feeds and no alert channel."""
-    plan = load_plan(BUNDLED_PLAN)
-    roles = dict(plan.roles)
-    for role, user in (("lead", LEAD), ("approver", APPROVER), ("drafter", DRAFTER), ("monitor", MONITOR)):
-        roles[role] = roles[role].model_copy(update={"members": [user], "usergroup": None})
-    feeds = plan.feeds.model_copy(update={"rss": [], "mastodon": []})
-    return plan.model_copy(update={"roles": roles, "feeds": feeds, "alert_channel": None})
-
-
-def demo_settings(database_url: str, api_url: str) -> Settings:
-    """Every setting given explicitly, so nothing in the environment (an OpenAI key…) changes the demo."""
-    return Settings(
-        slack_bot_token=SecretStr(BOT_TOKEN),
-        slack_signing_secret=SecretStr(SIGNING_SECRET),
-        slack_app_token=None,
-        slack_api_url=api_url,
-        database_url=database_url,
-        openai_api_key=None,
-        openai_base_url=None,
-        warroom_llm_model=DEFAULT_LLM_MODEL,
-        warroom_plan=None,
-        warroom_ingest_token=SecretStr(INGEST_TOKEN),
-        port=3000,
-    )
-
-
-# ---- playing Slack's side -----------------------------------------------------------------------
-
-
-class SignedSlack:
-    """Slack's side of /slack/events for the demo: the shared signed client, and a refusal is a failure."""
-
-    def __init__(self, app_url: str, emulator: SlackEmulator) -> None:
-        self.client = SlackClient(app_url, SIGNING_SECRET, emulator=emulator)
-
-    @staticmethod
-    def _sent(response: httpx.Response) -> None:
-        if response.status_code != 200:
-            raise RuntimeError(f"the app answered HTTP {response.status_code}: {response.text[:200]}")
-
-    def command(self, text: str, user_id: str, channel_id: str) -> None:
-        self._sent(self.client.command(text, user_id=user_id, channel_id=channel_id, user_name=PEOPLE[user_id][0]))
-
-    def click(self, action_id: str, user_id: str, channel_id: str, value: str | None = None) -> None:
-        """Click the newest button with this action id (and value) in the channel."""
-        self._sent(self.client.block_action(action_id, value, user_id=user_id, channel_id=channel_id))
-
-    def submit(self, callback_id: str, values: dict[str, str], user_id: str) -> None:
-        """Submit the modal most recently opened with this callback id, plain-text inputs filled in."""
-        self._sent(self.client.view_submission(
-            callback_id, {block_id: {block_id: value} for block_id, value in values.items()}, user_id=user_id))
 
 
 # ---- what the channel shows, as terminal text ---------------------------------------------------
@@ -188,7 +118,8 @@ def render_message(message: dict[str, Any], names: dict[str, str], channels: dic
 
 @dataclass
 class Transcript:
-    """Prints what is new in the channels and in people's ephemeral messages since the last look."""
+    """Prints what is new in the channels and in people's ephemeral messages since the last look, each
+    message at the simulated time it was first seen (the drill's clock stands still while the app works)."""
 
     emulator: SlackEmulator
     plan: Plan
@@ -197,23 +128,30 @@ class Transcript:
     names: dict[str, str] = field(default_factory=dict)
     shown: dict[str, str] = field(default_factory=dict)
     ephemerals_seen: int = 0
+    calls_seen: int = -1
 
     def say(self, line: str = "") -> None:
         if not self.quiet:
             print(line, file=self.out, flush=True)
 
-    def action(self, user_id: str, what: str) -> None:
-        self.say(f"\n› {self.names.get(user_id, user_id)} {what}")
-
     def flush(self) -> None:
         """Show new or changed messages (bot posts, in time order) and new ephemerals."""
+        if self.calls_seen == len(self.emulator.calls):
+            return  # no Slack call since the last look: nothing can have changed
+        self.calls_seen = len(self.emulator.calls)
         channels = {cid: c.name for cid, c in self.emulator.channels.items()}
+        marker = plain(DRILL_NOTE, self.names, channels)
+        at = clock_now().astimezone(self.plan.zone).strftime("%H:%M")
         for channel_id, channel in list(self.emulator.channels.items()):
             if channel.is_im:
                 continue
             for message in self.emulator.messages(channel_id):
                 key = f"{channel_id}:{message['ts']}"
-                rendered = "\n".join(render_message(message, self.names, channels))
+                lines = render_message(message, self.names, channels)
+                # The DRILL mark is shown once, in the message's header line.
+                drill = f"  {marker}" in lines or str(message.get("text", "")).startswith("DRILL")
+                lines = [line.removeprefix("DRILL · ") for line in lines if line not in (f"  {marker}", "DRILL")]
+                rendered = "\n".join(lines)
                 if self.shown.get(key) == rendered:
                     continue
                 previous = self.shown.get(key)
@@ -224,9 +162,9 @@ class Transcript:
                         "\n".join(line for line in rendered.splitlines() if line not in old)
                         or "(no visible change)"
                     )
-                at = datetime.fromtimestamp(float(message["ts"]), self.plan.zone).strftime("%H:%M:%S")
                 who = self.names.get(message.get("user", ""), "War Room")
-                self.say(f"  #{channel.name} {at} {who}{' (updated)' if previous is not None else ''}:")
+                tags = (" (updated)" if previous is not None else "") + (" [DRILL]" if drill else "")
+                self.say(f"  #{channel.name} {at} {who}{tags}:")
                 for line in rendered.splitlines():
                     self.say(f"      {line}")
         ephemerals = self.emulator.ephemerals()
@@ -240,303 +178,157 @@ class Transcript:
 # ---- the script ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Demo:
-    runtime: Runtime
-    emulator: SlackEmulator
-    slack: SignedSlack
-    app_url: str
+class DemoTeam(Team):
+    """The demo's story: the scripted team answers the spike alert, works the incident, resolves it."""
+
     transcript: Transcript
-    posts: list[dict[str, Any]]
-    opens_at: datetime
-    missing: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    channel_id: str = ""
 
-    def settle(self, predicate: Callable[[SlackEmulator], Any] | None = None) -> Any:
-        """Wait for the app's work after the ack: `predicate`, then no Slack call for a moment."""
-        result = self.emulator.wait_for(predicate, timeout=STEP_TIMEOUT) if predicate else None
-        deadline = time.monotonic() + STEP_TIMEOUT
-        seen = -1
-        while time.monotonic() < deadline and seen != len(self.emulator.calls):
-            seen = len(self.emulator.calls)
-            time.sleep(QUIET_SECONDS)
+    def __init__(self, run: DrillRun, emulator: SlackEmulator, alert_channel_id: str) -> None:
+        super().__init__(run, emulator, alert_channel_id)
+        self.reported = 0  # posts already narrated
+
+    def say(self, line: str = "") -> None:
+        self.transcript.say(line)
+
+    def show(self) -> None:
+        if self.transcript.calls_seen != len(self.emulator.calls):
+            self.arrivals()  # what came in before what the bot now shows
         self.transcript.flush()
-        return result
 
-    def has(self, subcommand: str) -> bool:
-        from handlers.commands import SUBCOMMANDS
+    def acted(self, user_id: str, what: str) -> None:
+        self.arrivals()
+        super().acted(user_id, what)
 
-        if subcommand not in SUBCOMMANDS:
-            self.missing.append(f"/crisis {subcommand}")
-            self.transcript.say(f"\n  (skipped: /crisis {subcommand} is not built yet)")
-            return False
-        return True
+    def arrivals(self) -> None:
+        """Narrate the posts that came in since the last time."""
+        count = self.run.delivered - self.reported
+        if count > 0:
+            zone = self.run.runtime.plan.zone
+            since = self.run.posts[self.reported].created_at.astimezone(zone)
+            self.say(f"\n~ {count} posts arrived through POST /mentions since {since:%H:%M}")
+        self.reported = self.run.delivered
 
-    def command(
-        self,
-        user_id: str,
-        text: str,
-        predicate: Callable[[SlackEmulator], Any] | None = None,
-        channel_id: str | None = None,
-    ) -> Any:
-        if not self.has(text.split()[0]):
-            return None
-        self.transcript.action(user_id, f"types /crisis {text}")
-        self.slack.command(text, user_id, channel_id or self.channel_id)
-        return self.settle(predicate)
+    def story_time(self, native: str) -> datetime:
+        """A time of the story (`07:40`, as in the bundled stream) on the drill's clock."""
+        stream = self.run.setup.stream
+        hours, minutes = (int(part) for part in native.split(":"))
+        moment = stream.start.replace(hour=hours, minute=minutes, second=0)
+        return self.run.began + (moment - stream.start)
 
-    def click(self, user_id: str, action_id: str, label: str, value: str | None = None) -> bool:
-        try:
-            find_button(self.emulator.messages(self.channel_id), action_id, value)
-        except LookupError:
-            self.missing.append(f"button {label} ({action_id})")
-            self.transcript.say(f"\n  (skipped: no [{label}] button in the channel)")
-            return False
-        self.transcript.action(user_id, f"clicks [{label}]")
-        self.slack.click(action_id, user_id, self.channel_id, value)
-        return True
+    def local(self, native: str) -> str:
+        return self.story_time(native).strftime("%H:%M UTC")
 
-    def ingest(
-        self, posts: list[dict[str, Any]], *, at: Callable[[dict[str, Any]], datetime], label: str
-    ) -> None:
-        """POST these posts to /mentions, as a monitoring tool would."""
-        batch = []
-        for post in posts:
-            item = {key: value for key, value in post.items() if key != "minutes"}
-            item["created_at"] = at(post).isoformat()
-            batch.append(item)
-        for start in range(0, len(batch), 100):
-            response = httpx.post(
-                self.app_url + "/mentions",
-                json={"mentions": batch[start : start + 100]},
-                headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
-                timeout=30,
-            )
-            if response.status_code != 202:
-                problem = (
-                    f"POST /mentions answered {response.status_code}: {' '.join(response.text.split())[:160]}"
-                )
-                self.failed.append(problem)
-                self.transcript.say(f"  ({problem})")
-                return
-        self.transcript.say(f"\n~ {len(batch)} posts arrive through POST /mentions ({label})")
-
-    def ingest_now(self, posts: list[dict[str, Any]], label: str) -> None:
-        now = utcnow()
-        count = len(posts)
-        self.ingest(
-            posts, at=lambda post: now - timedelta(milliseconds=(count - posts.index(post)) * 5), label=label
-        )
-
-    def run(self) -> None:
-        emu, say = self.emulator, self.transcript.say
-        before = [p for p in self.posts if p["minutes"] < 0]
-        during = [p for p in self.posts if 0 <= p["minutes"] <= 90]
-        after = [p for p in self.posts if p["minutes"] > 90]
-        say("== Acme Air, a Friday morning. The check-in system fails; the internet notices. ==")
-        self.ingest(
-            before,
-            at=lambda post: self.opens_at + timedelta(minutes=post["minutes"]),
-            label="the three hours before anyone opens an incident",
-        )
-
-        comms = emu.channel_by_name("comms")
-        assert comms is not None
-        opened = self.command(
-            LEAD,
-            "open sev2 outage Check-in and app outage delaying flights",
-            lambda e: next(
-                (c for c in e.channels.values() if c.name.startswith("crisis-") and c.messages), None
-            ),
-            channel_id=comms.id,
-        )
-        if opened is None:
+    def play(self) -> None:
+        run = self.run
+        self.say("== Acme Air, a Friday morning. The check-in system fails; the internet notices. ==")
+        if not run.run_until_alert():
+            raise RuntimeError("the stream ended without a spike alert")
+        run.wait(4)
+        if not self.open_incident(LEAD, "sev2 outage Check-in and app outage delaying flights"):
             raise RuntimeError("the incident channel was never created; nothing else can run")
-        self.channel_id = opened.id
+        run.wait(2)
         self.command(LEAD, f"assign liaison <@{LIAISON}>")
-        self.command(
-            MONITOR, "fact Check-in and the app have been down since 07:40 UTC; aircraft and crews are fine"
-        )
+        run.wait(3)
+        self.command(MONITOR, f"fact Check-in and the app have been down since {self.local('07:40')}; "
+                              "aircraft and crews are fine")
+        run.wait(1)
         self.command(MONITOR, "fact No customer data was accessed: the outage is a failed database upgrade")
+        run.wait(2)
         self.command(LEAD, "message We're sorry. Flights are operating with delays; check-in desks are open.")
-        self.command(MONITOR, "digest", self._new_message())
+        run.wait(1)
+        self.command(MONITOR, "digest", self.new_message())
+        run.wait(2)
         self.command(MONITOR, "rumor Acme Air was hacked and passenger data leaked")
-        self.ingest_now(during[: len(during) // 2], "the first part of the incident")
-
-        first = self.command(
-            DRAFTER,
-            "draft x Reply to @mira_on_the_move: 300 passengers at the gate, no information",
-            self._button("draft_approve"),
-        )
+        run.wait(4)
+        first = self.command(DRAFTER, "draft x Reply to @mira_on_the_move: 300 passengers at the gate, no information",
+                             self.button("draft_approve"))
         if first:
             draft_id = first[1]["value"]
+            run.wait(3)
             if self.click(DRAFTER, "draft_edit", "Edit", draft_id):
                 self.settle(lambda e: e.opened_views)
-                self.transcript.action(DRAFTER, "edits the reply and saves it")
-                self.slack.submit(
-                    "draft_edit_view",
-                    {
-                        "text": (
-                            "We're so sorry for the wait. Check-in is down and our gate teams "
-                            "are boarding by hand; "
-                            "flights are running with delays, not cancellations. Updates every 30 min here."
-                        )
-                    },
-                    DRAFTER,
-                )
+                self.acted(DRAFTER, "edits the reply and saves it")
+                self.submit("draft_edit_view", {"text": (
+                    "We're so sorry for the wait. Check-in is down and our gate teams are boarding by hand; "
+                    "flights are running with delays, not cancellations. Updates every 30 min here.")}, DRAFTER)
                 self.settle()
+            run.wait(6)
             # The edit made a new revision: the approver clicks the message as it shows now.
             if self.click(APPROVER, "draft_approve", "Approve"):
                 self.settle()
+        run.wait(5)
         second = self.command(
-            DRAFTER,
-            "draft x Reply to skylinedaily's thread asking whether Acme Air was hacked",
-            self._button("draft_approve", exclude=first[1]["value"] if first else None),
+            DRAFTER, "draft x Reply to skylinedaily's thread asking whether Acme Air was hacked",
+            self.button("draft_approve", exclude=first[1]["value"] if first else None),
         )
         if second:
-            draft_id = second[1]["value"]
-            if self.click(DRAFTER, "draft_regenerate", "Regenerate", draft_id):
+            run.wait(2)
+            if self.click(DRAFTER, "draft_regenerate", "Regenerate", second[1]["value"]):
                 self.settle()
+            run.wait(4)
             # Regenerating replaced the draft: the newest one carries the buttons now.
             if self.click(APPROVER, "draft_reject", "Reject"):
                 self.settle(lambda e: len(e.opened_views) >= 2)
-                self.transcript.action(APPROVER, "gives a reason and rejects it")
-                self.slack.submit(
-                    "draft_reject_view",
-                    {
-                        "reason": (
-                            "Don't repeat the word 'hacked', even to deny it. "
-                            "Lead with the confirmed fact instead."
-                        )
-                    },
-                    APPROVER,
-                )
+                self.acted(APPROVER, "gives a reason and rejects it")
+                self.submit("draft_reject_view", {"reason": (
+                    "Don't repeat the word 'hacked', even to deny it. Lead with the confirmed fact instead.")},
+                    APPROVER)
                 self.settle()
+        run.wait(10)
         if self.click(LEAD, "rumour_refuted", "Refuted"):
             self.settle()
+        run.wait(5)
         self.command(LEAD, "decide Offer free same-day rebooking to every delayed passenger")
-        self.ingest_now(during[len(during) // 2 :], "the rest of the incident")
+        run.run_until(self.story_time("09:50"))
         self.command(LEAD, "severity sev3")
-        self.command(LEAD, "status Check-in restored at 10:05 UTC; queues clearing, delays shrinking")
+        run.run_until(self.story_time("10:10"))
+        self.command(LEAD, f"status Check-in restored at {self.local('10:05')}; queues clearing, delays shrinking")
+        run.run_until(self.story_time("10:20"))
         self.command(LEAD, "resolve Check-in restored, no data accessed, rebooking offered to all")
-        self.ingest_now(after, "after the incident")
-        self.command(LEAD, "export html", lambda e: e.files)
-
-    def _new_message(self) -> Callable[[SlackEmulator], bool]:
-        count = len(self.emulator.messages(self.channel_id))
-        return lambda e: len(e.messages(self.channel_id)) > count
-
-    def _button(self, action_id: str, exclude: str | None = None) -> Callable[[SlackEmulator], Any]:
-        def find(emulator: SlackEmulator) -> Any:
-            message, block_id, element = find_button(emulator.messages(self.channel_id), action_id, None)
-            return None if element.get("value") == exclude else (message, element)
-
-        return find
+        run.run_to_end()
+        self.command(LEAD, "export html", lambda e: any(f.get("name", "").endswith(".html") for f in e.files))
 
 
 # ---- running it ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def serve_app(runtime: Runtime) -> Iterator[str]:
-    """The real Flask+Bolt app served by waitress on a free local port, and its worker, on threads."""
-    from bot.server import InProcessApp
-
-    app = InProcessApp(runtime).start()
-    try:
-        yield app.url
-    finally:
-        app.stop()
-
-
-def load_posts(path: Path = MENTIONS_FILE) -> list[dict[str, Any]]:
-    """The bundled sample posts, in time order."""
-    with path.open(encoding="utf-8") as lines:
-        return sorted((json.loads(line) for line in lines if line.strip()), key=lambda post: post["minutes"])
-
-
-def write_exports(runtime: Runtime, incident_id: int, out_dir: Path) -> list[Path]:
-    """All four formats of the incident's export into `out_dir`."""
-    from bot.exports import FORMATS, export_filename, write_export
-    from models import Incident, transaction
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with transaction(runtime.sessions) as session:
-        incident = session.get(Incident, incident_id)
-        assert incident is not None
-        names = {fmt: export_filename(incident, fmt) for fmt in FORMATS}
-    written = []
-    for fmt, name in names.items():
-        path = out_dir / name
-        with path.open("w", encoding="utf-8", newline="") as out:
-            write_export(runtime.sessions, incident_id, fmt, runtime.plan, out, runtime.slack)
-        written.append(path)
-    return written
-
-
 def run_demo(out_dir: Path, quiet: bool) -> int:
     """Run the scripted crisis and write its exports; 0 when every step ran, else 1."""
-    from models import Incident, make_engine
-
     started = time.monotonic()
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.WARNING)  # the app's INFO logs would drown the transcript
-    plan = demo_plan()
+    plan = load_plan(BUNDLED_PLAN)
     out = sys.stdout
+    names = {user_id: real_name for user_id, (_, real_name) in PEOPLE.items()}
+    setup = DrillSetup(load_stream(STREAM_FILE), speed=DEMO_SPEED, playbook="outage",
+                       title="Check-in and app outage delaying flights")
     try:
-        with tempfile.TemporaryDirectory(prefix="warroom-demo-") as folder, SlackEmulator() as emulator:
-            database_url = f"sqlite:///{Path(folder) / 'demo.db'}"
-            engine = make_engine(database_url)
-            Base.metadata.create_all(engine)
-            engine.dispose()
-            for user_id, (name, real_name) in PEOPLE.items():
-                emulator.add_user(user_id, name, real_name=real_name, tz=plan.timezone)
-            emulator.add_channel("comms", list(PEOPLE))
-            runtime = build_runtime(demo_settings(database_url, emulator.api_url), plan)
-            names = {user_id: real_name for user_id, (_, real_name) in PEOPLE.items()}
+        with SlackEmulator() as emulator:
             names[emulator.bot_user_id] = "War Room"
             transcript = Transcript(emulator, plan, out, quiet, names=names)
-            try:
-                with serve_app(runtime) as app_url:
-                    demo = Demo(
-                        runtime,
-                        emulator,
-                        SignedSlack(app_url, emulator),
-                        app_url,
-                        transcript,
-                        load_posts(),
-                        opens_at=utcnow(),
-                    )
-                    try:
-                        demo.run()
-                    except (AssertionError, LookupError, RuntimeError, httpx.HTTPError) as exc:
-                        demo.failed.append(str(exc).splitlines()[0])
-                        transcript.say(f"\n  (the demo stopped: {str(exc).splitlines()[0]})")
-                    with runtime.sessions() as session:
-                        incident = session.query(Incident).order_by(Incident.id.desc()).first()
-                    if incident is None:
-                        print(
-                            "warroom demo: no incident was opened, so there is nothing to export",
-                            file=sys.stderr,
-                        )
-                        return 1
-                    written = write_exports(runtime, incident.id, out_dir)
-            finally:
-                runtime.engine.dispose()
-            if emulator.errors:
-                demo.failed += [f"Slack would refuse: {error}" for error in emulator.errors]
+
+            def team(run: DrillRun, slack: SlackEmulator, alert_channel_id: str) -> Team:
+                players = DemoTeam(run, slack, alert_channel_id)
+                players.transcript = transcript
+                return players
+
+            result = run_offline(setup, plan, out_dir, team=team, emulator=emulator)
     finally:
         root.setLevel(level)
+    if not result.exports:
+        print("warroom demo: no incident was opened, so there is nothing to export", file=sys.stderr)
+        return 1
     elapsed = time.monotonic() - started
     transcript.say("")
-    for path in written:
+    transcript.say(result.scorecard.text())
+    transcript.say("")
+    for path in result.exports:
         print(f"wrote {path}", file=out)
     if not quiet:
         print(f"demo finished in {elapsed:.1f} s", file=out)
-    for problem in demo.missing:
+    for problem in result.missing:
         print(f"warroom demo: not built yet: {problem}", file=sys.stderr)
-    for problem in demo.failed:
+    for problem in result.failed:
         print(f"warroom demo: {problem}", file=sys.stderr)
-    return 1 if demo.missing or demo.failed else 0
+    return 1 if result.missing or result.failed else 0

@@ -76,7 +76,9 @@ def render_html(
         f'<meta name=viewport content="width=device-width,initial-scale=1">'
         f"<title>{h(incident['title'])} — War Room export</title><style>{STYLE}</style></head><body>\n"
     )
-    yield f"<h1>{h(incident['title'], names)}</h1>\n"
+    yield f"<h1>{'DRILL: ' if incident['drill'] else ''}{h(incident['title'], names)}</h1>\n"
+    if incident["drill"]:
+        yield "<p><strong>A practice incident:</strong> a drill replaying a recorded stream on a simulated clock.</p>\n"
     yield (
         f"<p class=muted>Timeline export of incident #{incident['id']} for {h(incident['brand'])}, generated "
         f"{_when(report['generated_at'], clock)}. Times in UTC and {h(report['time_zone'])}.</p>\n"

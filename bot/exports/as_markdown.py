@@ -73,7 +73,9 @@ def render_markdown(
 ) -> Iterator[str]:
     """Yield the Markdown document in chunks."""
     incident, metrics, mentions = report["incident"], report["metrics"], report["mentions"]
-    yield f"# {md(incident['title'], names)}\n\n"
+    yield f"# {'DRILL: ' if incident['drill'] else ''}{md(incident['title'], names)}\n\n"
+    if incident["drill"]:
+        yield "**A practice incident:** a drill replaying a recorded stream on a simulated clock.\n\n"
     yield (
         f"Timeline export of incident #{incident['id']} for {md(incident['brand'])}, generated "
         f"{_when(report['generated_at'], clock)}. "

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from bot import timeline
@@ -128,16 +128,24 @@ def _metric(
 
 def _first_acknowledgement(session: Session, incident: Incident) -> TimelineEvent | None:
     """The first thing a person did in the room once it was ready (see the schema's `metrics`)."""
-    ready_at = session.scalar(
-        select(func.min(TimelineEvent.at)).where(
-            TimelineEvent.incident_id == incident.id, TimelineEvent.kind == timeline.INCIDENT_READY
-        )
+    ready = session.scalars(
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident.id, TimelineEvent.kind == timeline.INCIDENT_READY)
+        .order_by(TimelineEvent.at, TimelineEvent.id)
+        .limit(1)
+    ).first()
+    # Recorded after the ready event: on a clock that stands still (a drill's) the open's own role
+    # assignments carry the same time as the ready event, and are not anyone acknowledging.
+    after_ready = (
+        or_(TimelineEvent.at > ready.at, and_(TimelineEvent.at == ready.at, TimelineEvent.id > ready.id))
+        if ready is not None
+        else TimelineEvent.at >= incident.opened_at
     )
     query = (
         select(TimelineEvent)
         .where(
             TimelineEvent.incident_id == incident.id,
-            TimelineEvent.at >= (ready_at or incident.opened_at),
+            after_ready,
             TimelineEvent.actor.is_not(None),
             TimelineEvent.kind.not_in(AUTOMATIC_KINDS),
         )
@@ -403,6 +411,7 @@ def build_report(
             "summary": incident.summary,
             "lead": _person(lead, names),
             "brand": plan.brand.name,
+            "drill": incident.is_drill,
         },
         "severity_history": _severity_history(session, incident, names, clock),
         "metrics": metrics,

@@ -43,7 +43,7 @@ def open_incident(runtime: Runtime, port: SlackPort, *, opener: str, title: str,
                   playbook: str | None, description: str = "") -> int | None:
     """Record the incident and set up its war room; its id (None when nothing was started)."""
     start = start_open(runtime.sessions, runtime.plan, opener=opener, title=title, severity=severity,
-                       playbook=playbook, description=description)
+                       playbook=playbook, description=description, drill=runtime.drill)
     if start.outcome == ALREADY_OPEN:
         port.tell(Notice(f"You already opened this incident today: <#{start.channel_id}>."))
         return start.incident_id

@@ -24,7 +24,7 @@ def usage_blocks(problem: str | None = None) -> list[Block]:
     if problem:
         blocks.append(section(f":warning: {problem}"))
     blocks.append(section("*War Room* — `/crisis` commands:\n" + "\n".join(usage_lines())))
-    blocks.append(context("Commands other than `open` and `help` work inside an incident channel."))
+    blocks.append(context("Commands other than `open`, `drill` and `help` work inside an incident channel."))
     return blocks
 
 

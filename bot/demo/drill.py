@@ -1,0 +1,539 @@
+"""`warroom drill`: a recorded mention stream replayed into a practice incident on a simulated clock.
+
+The stream is read and validated whole first (`bot.demo.stream`). Its times are shifted so its first
+post is "now" (to the minute), and the drill's clock (`bot.clock.DrillClock`) runs N× faster than real time. The real
+app runs on its own temporary database, so a drill never meets a real incident, its mentions never
+reach a real digest or spike check, and what it leaves behind is its export and its scorecard.
+
+`DrillRun` drives the replay. It posts each minute's posts through the real ingest path (`POST
+/mentions` over HTTP, as a monitoring tool pushes them) and calls the scheduler's job bodies at their
+simulated cadence (`Scheduler.periodic_jobs()`, and each open incident's digests when due), so spike
+alerts and digests fire when they would have, and so will what later features add to that table. The
+drill's clock stands still while the drill itself works, so every event is at exactly its simulated
+moment however slow the machine.
+
+The drill runs on a plan made from the one in force (`drill_plan`): channels are `<prefix>-drill-…`,
+spike alerts go to the drill's own alert channel (`<prefix>-drill-alerts`, or the drill's
+`alert_channel` when the plan names one), there are no feeds, and plan keys not known to be safe in
+a drill (a publishing account, say) are left out. Its Slack client marks every message DRILL and
+writes only to the drill's own channels (`handlers.drill.DrillSlackClient`).
+
+- Offline (no workspace configured, or `--offline`): Slack is the in-process emulator and a scripted
+  team plays the plan's roles, like `warroom demo`.
+- With a workspace (SLACK_BOT_TOKEN set): the drill is the bot for its duration, serving Slack on
+  $PORT (or Socket Mode with SLACK_APP_TOKEN), and people respond for real. Point a practice Slack app
+  at it: the live bot's app would send its requests to the live bot instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import httpx
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from bot.clock import DrillClock, real_now, running_on
+from bot.demo.scorecard import Scorecard, build_scorecard
+from bot.demo.slack_emulator import SlackEmulator
+from bot.demo.stream import Stream, load_stream, webhook_item
+from bot.demo.team import PEOPLE, SIGNING_SECRET, TEAM_ROLES, Team
+from bot.errors import CommandError
+from bot.exports.report import duration_text
+from bot.mention_import import ProgressBar
+from bot.mentions import NewMention
+from bot.plan import ChannelSettings, Feeds, Plan
+from bot.runtime import Runtime, build_runtime
+from bot.scheduler import Scheduler
+from bot.settings import DEFAULT_LLM_MODEL, Settings
+from models import Base, Incident, SpikeAlert, transaction
+from models.incidents import RESOLVED
+
+if TYPE_CHECKING:
+    from handlers.drill import DrillSlackClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPEED = 60.0
+# A monitoring tool pushes what it saw every so often; the drill delivers each minute's posts together.
+DELIVERY = timedelta(minutes=1)
+BUNDLED_STREAMS = Path(__file__).with_name("data")
+BOT_TOKEN = "xoxb-drill-token"  # noqa: S105
+INGEST_BATCH = 1000
+
+# Plan keys a drill runs with as they are. The rest are replaced (`drill_plan`) or left out; a key added
+# to the plan later stays out of drills until it is listed here (tests/test_drill.py keeps the lists whole).
+DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "severities", "roles", "playbooks", "tone", "mentions",
+                         "approval", "drills"})
+DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds"})
+
+# ---- what to replay ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrillSetup:
+    """A validated stream and how to replay it."""
+
+    stream: Stream
+    speed: float = DEFAULT_SPEED
+    title: str | None = None
+    playbook: str | None = None
+    alert_channel: str | None = None
+    platform: str | None = None
+
+    @property
+    def incident_title(self) -> str:
+        return self.title or f"Drill: {self.stream.path.stem.replace('_', ' ')}"[:150]
+
+    def summary(self) -> str:
+        """`301 posts over 5 h 24 min, replayed at 60× (about 5 min)`."""
+        span = self.stream.span.total_seconds()
+        return (f"{len(self.stream.posts):,} posts over {duration_text(span)}, replayed at {self.speed:g}× "
+                f"(about {duration_text(span / self.speed)})")
+
+    def command(self, *, report_to: str) -> list[str]:
+        """`warroom drill` arguments that replay this offline and report to `report_to`."""
+        arguments = [str(self.stream.path.resolve()), "--speed", f"{self.speed:g}", "--offline", "--quiet",
+                     "--report-to", report_to]
+        for flag, value in (("--title", self.title), ("--playbook", self.playbook), ("--platform", self.platform)):
+            if value:
+                arguments += [flag, value]
+        return arguments
+
+
+def stream_file(name: str, plan_file: Path) -> Path:
+    """A plan drill's `file`: relative to the plan's folder, else one of the streams bundled with War Room."""
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        return path
+    beside = plan_file.parent / path
+    bundled = BUNDLED_STREAMS / path
+    return bundled if not beside.exists() and bundled.exists() else beside
+
+
+def plan_drill(plan: Plan, name: str, plan_file: Path) -> DrillSetup:
+    """The plan's drill `name`, its stream read and validated (CommandError says what is wrong)."""
+    drill = plan.drills.get(name)
+    if drill is None:
+        known = ", ".join(sorted(plan.drills)) or "none"
+        raise CommandError(f"no drill {name!r} in the plan (its drills: {known})")
+    defaults = {"platform": drill.platform} if drill.platform else {}
+    stream = load_stream(stream_file(drill.file, plan_file), defaults)
+    return DrillSetup(stream, drill.speed, drill.title, drill.playbook, drill.alert_channel, drill.platform)
+
+
+def drill_prefix(plan: Plan) -> str:
+    """The channel prefix of a drill: the plan's, plus `-drill` (within the 20 characters a prefix may have)."""
+    return f"{plan.channel.prefix[:14]}-drill"
+
+
+def drill_plan(plan: Plan, alert_channel: str, team: dict[str, str] | None = None) -> Plan:
+    """The plan a drill runs on: `<prefix>-drill` channels, alerts to `alert_channel`, no feeds, only the keys
+    known to be safe in a drill; with `team` (role → user), those people in those roles and nobody else."""
+    values: dict[str, Any] = {name: getattr(plan, name) for name in DRILL_KEEPS}
+    values["channel"] = ChannelSettings(prefix=drill_prefix(plan), private=plan.channel.private)
+    values["alert_channel"] = alert_channel
+    values["feeds"] = Feeds(poll_minutes=plan.feeds.poll_minutes)
+    if team is not None:
+        values["roles"] = {
+            name: role.model_copy(update={"members": [team[name]] if name in team else [], "usergroup": None})
+            for name, role in plan.roles.items()
+        }
+    return Plan.model_validate(values)
+
+
+# ---- the replay ---------------------------------------------------------------------------------------
+
+
+class DrillRun:
+    """Feeds the stream to the app and runs the scheduler's jobs, on the drill's clock."""
+
+    def __init__(self, runtime: Runtime, app_url: str, setup: DrillSetup, clock: DrillClock, *,
+                 ingest_token: str, progress: ProgressBar | None = None,
+                 on_event: Callable[[], None] | None = None) -> None:
+        self.runtime = runtime
+        self.app_url = app_url
+        self.setup = setup
+        self.clock = clock
+        self.ingest_token = ingest_token
+        self.progress = progress
+        self.on_event = on_event
+        self.posts = setup.stream.shifted(clock.now())
+        self.began = self.posts[0].created_at
+        self.end = self.posts[-1].created_at
+        self.delivered = 0
+        self.scheduler = Scheduler(runtime)  # never started: the drill calls its job bodies itself
+        self.http = httpx.Client(timeout=60)  # one connection pool: a client per post costs ~50 ms
+        self.jobs = [(job, self.began if job.at_start else self.began + job.every)
+                     for job in self.scheduler.periodic_jobs()]
+        self.problems: list[str] = []
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def alerts(self) -> int:
+        with transaction(self.runtime.sessions) as session:
+            return int(session.scalar(select(func.count()).select_from(SpikeAlert)) or 0)
+
+    def last_alert(self) -> datetime | None:
+        with transaction(self.runtime.sessions) as session:
+            return session.scalar(select(func.max(SpikeAlert.fired_at)))
+
+    def _next_delivery(self) -> datetime | None:
+        if self.delivered >= len(self.posts):
+            return None
+        late = self.posts[self.delivered].created_at - self.began
+        steps = -(-late // DELIVERY)  # the first delivery at or after the post
+        return self.began + DELIVERY * steps
+
+    def _next_digest(self) -> datetime | None:
+        from bot.digests import digest_due_times
+
+        with transaction(self.runtime.sessions) as session:
+            due = digest_due_times(session, self.runtime.plan).values()
+        return min(due, default=None)
+
+    def run_until(self, when: datetime, stop: Callable[[], bool] | None = None) -> bool:
+        """Replay up to `when`; with `stop`, until it says so after an event. True when `stop` ended it."""
+        while True:
+            candidates = [when, self._next_delivery(), self._next_digest(), *(at for _, at in self.jobs)]
+            at = max(min(moment for moment in candidates if moment is not None), self.now())
+            self.clock.sleep_until(at)
+            self._deliver(at)
+            for index, (job, due) in enumerate(self.jobs):
+                if due <= at:
+                    self._guarded(job.name, job.run, at)
+                    self.jobs[index] = (job, due + job.every)
+            self._guarded("digests", self.scheduler.run_due_digests, at)
+            self._draw()
+            if self.on_event is not None:
+                self.on_event()
+            if stop is not None and stop():
+                return True
+            if at >= when:
+                return False
+
+    def wait(self, minutes: float) -> None:
+        """Let `minutes` of simulated time pass (the stream and the jobs carry on)."""
+        self.run_until(self.now() + timedelta(minutes=minutes))
+
+    @property
+    def stream_over(self) -> datetime:
+        """When the last post has been delivered."""
+        return self.end + DELIVERY
+
+    def run_until_alert(self) -> bool:
+        """Replay until a spike alert fires; False when the stream ended without one."""
+        before = self.alerts()
+        return self.run_until(self.stream_over, stop=lambda: self.alerts() > before)
+
+    def run_to_end(self) -> None:
+        """Replay the rest of the stream."""
+        self.run_until(max(self.stream_over, self.now()))
+
+    def finish(self) -> None:
+        self.http.close()
+        if self.progress is not None:
+            self.progress(self.delivered, self._note, force=True)
+            self.progress.finish()
+
+    def _guarded(self, what: str, job: Callable[[datetime], object], at: datetime) -> None:
+        # Like the scheduler's own threads: a failing job is logged and the drill carries on.
+        try:
+            job(at)
+        except Exception as exc:
+            log.exception("drill: %s failed", what)
+            self.problems.append(f"{what} failed at {self.now():%H:%M} UTC: {exc}")
+
+    def _deliver(self, at: datetime) -> None:
+        due: list[NewMention] = []
+        while self.delivered + len(due) < len(self.posts) and self.posts[self.delivered + len(due)].created_at <= at:
+            due.append(self.posts[self.delivered + len(due)])
+        for start in range(0, len(due), INGEST_BATCH):
+            batch = due[start : start + INGEST_BATCH]
+            response = self.http.post(f"{self.app_url}/mentions", json={"mentions": [webhook_item(p) for p in batch]},
+                                      headers={"Authorization": f"Bearer {self.ingest_token}"})
+            if response.status_code != 202:
+                raise RuntimeError(f"POST /mentions answered {response.status_code}: "
+                                   f"{' '.join(response.text.split())[:200]}")
+        self.delivered += len(due)
+
+    def _note(self) -> str:
+        now = self.now()
+        alerts = self.alerts()
+        return (f" posts · {now:%d %b %H:%M} UTC, +{duration_text((now - self.began).total_seconds())} · "
+                f"{alerts} alert{'s' if alerts != 1 else ''}")
+
+    def _draw(self) -> None:
+        if self.progress is not None:
+            self.progress(self.delivered, self._note)
+
+
+# ---- running a drill ------------------------------------------------------------------------------------
+
+
+def drill_progress(setup: DrillSetup) -> ProgressBar:
+    """The drill's progress line on stderr: posts replayed, simulated time, alerts so far."""
+    return ProgressBar(len(setup.stream.posts), label="drill", ends_at_total=False)
+
+
+def write_exports(runtime: Runtime, incident_id: int, out_dir: Path) -> list[Path]:
+    """All four formats of the incident's export into `out_dir`."""
+    from bot.exports import FORMATS, export_filename, write_export
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with transaction(runtime.sessions) as session:
+        incident = session.get(Incident, incident_id)
+        assert incident is not None
+        names = {fmt: export_filename(incident, fmt) for fmt in FORMATS}
+    written = []
+    for fmt, name in names.items():
+        path = out_dir / name
+        with path.open("w", encoding="utf-8", newline="") as out:
+            write_export(runtime.sessions, incident_id, fmt, runtime.plan, out, runtime.slack)
+        written.append(path)
+    return written
+
+
+@contextmanager
+def serve_app(runtime: Runtime, *, host: str = "127.0.0.1", port: int = 0,
+              socket_mode_token: str | None = None) -> Iterator[str]:
+    """The real Flask+Bolt app served by waitress, and its worker, on threads; yields its local URL."""
+    from bot.server import InProcessApp
+
+    app = InProcessApp(runtime, host=host, port=port, socket_mode_token=socket_mode_token).start()
+    try:
+        yield app.local_url
+    finally:
+        app.stop()
+
+
+def offline_settings(database_url: str, api_url: str, ingest_token: str) -> Settings:
+    """Every setting given explicitly, so nothing in the environment (an OpenAI key…) changes the drill."""
+    return Settings(
+        slack_bot_token=SecretStr(BOT_TOKEN), slack_signing_secret=SecretStr(SIGNING_SECRET), slack_app_token=None,
+        slack_api_url=api_url, database_url=database_url, openai_api_key=None, openai_base_url=None,
+        warroom_llm_model=DEFAULT_LLM_MODEL, warroom_plan=None, warroom_ingest_token=SecretStr(ingest_token),
+        port=3000,
+    )
+
+
+def drill_client(settings: Settings, allowed: list[str]) -> DrillSlackClient:
+    """The drill's Slack client: it marks every message DRILL and writes only to the drill's own channels."""
+    from bot.runtime import make_slack_client
+    from handlers.drill import DrillSlackClient
+
+    return DrillSlackClient.like(make_slack_client(settings), allowed)
+
+
+def drill_runtime(settings: Settings, plan: Plan, client: DrillSlackClient) -> Runtime:
+    runtime = build_runtime(settings, plan, slack=client)
+    runtime.drill = True
+    return runtime
+
+
+def _database(folder: str) -> str:
+    from models import make_engine
+
+    url = f"sqlite:///{Path(folder) / 'drill.db'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+@dataclass
+class DrillResult:
+    scorecard: Scorecard
+    exports: list[Path]
+    missing: list[str]
+    failed: list[str]
+
+
+TeamFactory = Callable[[DrillRun, SlackEmulator, str], Team]
+
+
+def run_offline(setup: DrillSetup, plan: Plan, out_dir: Path, *, team: TeamFactory = Team,
+                start: datetime | None = None, progress: bool = False,
+                emulator: SlackEmulator | None = None) -> DrillResult:
+    """The drill against the in-process Slack emulator with the scripted team; exports and scorecard in
+    `out_dir`. `emulator` lets a caller watch Slack (tests); `start` fixes the drill's "now"."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="warroom-drill-") as folder, \
+            (nullcontext(emulator) if emulator else SlackEmulator()) as slack_side:
+        for user_id, (name, real_name) in PEOPLE.items():
+            if user_id not in slack_side.users:
+                slack_side.add_user(user_id, name, real_name=real_name, tz=plan.timezone)
+        alerts = slack_side.add_channel(f"{drill_prefix(plan)}-alerts", list(PEOPLE))  # its id
+        ingest_token = secrets.token_urlsafe(16)
+        settings = offline_settings(_database(folder), slack_side.api_url, ingest_token)
+        runtime = drill_runtime(settings, drill_plan(plan, alerts, TEAM_ROLES), drill_client(settings, [alerts]))
+        clock = DrillClock(start or real_now().replace(second=0, microsecond=0), setup.speed)
+        try:
+            with running_on(clock), serve_app(runtime) as app_url:
+                run = DrillRun(runtime, app_url, setup, clock, ingest_token=ingest_token,
+                               progress=drill_progress(setup) if progress else None)
+                players = team(run, slack_side, alerts)
+                run.on_event = players.show
+                try:
+                    players.play()
+                except (AssertionError, LookupError, RuntimeError, httpx.HTTPError) as exc:
+                    players.failed.append(str(exc).splitlines()[0])
+                    players.say(f"\n  (the drill stopped: {str(exc).splitlines()[0]})")
+                run.finish()
+                scorecard = build_scorecard(runtime, run, time.monotonic() - started)
+                exports = (write_exports(runtime, _incident_id(scorecard), out_dir)
+                           if scorecard.incident is not None else [])
+            if slack_side.errors:
+                players.failed += [f"Slack would refuse: {error}" for error in slack_side.errors]
+        finally:
+            runtime.engine.dispose()
+    return DrillResult(scorecard, exports, players.missing, players.failed + run.problems)
+
+
+def _incident_id(scorecard: Scorecard) -> int:
+    assert scorecard.incident is not None
+    return int(scorecard.incident["incident"]["id"])
+
+
+def run_in_workspace(setup: DrillSetup, plan: Plan, settings: Settings, out_dir: Path, *, progress: bool,
+                     say: Callable[[str], None]) -> DrillResult:
+    """The drill in a real workspace: this process is the bot until the drill ends, people respond for
+    real. It ends when the stream is over and every incident it opened is resolved (or at Ctrl-C)."""
+    from handlers.drill import open_alert_channel
+
+    settings.require("slack_bot_token")
+    if not settings.socket_mode:
+        settings.require("slack_signing_secret")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="warroom-drill-") as folder:
+        ingest_token = secrets.token_urlsafe(16)
+        settings = settings.model_copy(update={"database_url": _database(folder),
+                                               "warroom_ingest_token": SecretStr(ingest_token)})
+        client = drill_client(settings, [])
+        alert_channel = open_alert_channel(client, setup.alert_channel, f"{drill_prefix(plan)}-alerts",
+                                           [m for role in plan.roles.values() for m in role.members])
+        runtime = drill_runtime(settings, drill_plan(plan, alert_channel), client)
+        clock = DrillClock(real_now().replace(second=0, microsecond=0), setup.speed)
+        app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+        try:
+            with running_on(clock), serve_app(runtime, host="0.0.0.0", port=settings.port,  # noqa: S104
+                                              socket_mode_token=app_token) as app_url:
+                run = DrillRun(runtime, app_url, setup, clock, ingest_token=ingest_token,
+                               progress=drill_progress(setup) if progress else None)
+                say(f"drill: alerts go to <#{alert_channel}>; Slack's requests to this process "
+                    + ("over Socket Mode" if app_token else f"on port {settings.port}"))
+                try:
+                    run.run_to_end()
+                    if _unresolved(runtime):
+                        say("\ndrill: the stream is over; it ends when every drill incident is resolved "
+                            "(Ctrl-C ends it now)")
+                    while _unresolved(runtime):
+                        run.wait(1)
+                except KeyboardInterrupt:
+                    say("\ndrill: stopped; writing what happened so far")
+                run.finish()
+                scorecard = build_scorecard(runtime, run, time.monotonic() - started)
+                exports = (write_exports(runtime, _incident_id(scorecard), out_dir)
+                           if scorecard.incident is not None else [])
+        finally:
+            runtime.engine.dispose()
+    return DrillResult(scorecard, exports, [], run.problems)
+
+
+def _unresolved(runtime: Runtime) -> bool:
+    with transaction(runtime.sessions) as session:
+        return session.scalar(select(func.count()).select_from(Incident).where(Incident.status != RESOLVED)) != 0
+
+
+# ---- `warroom drill` ------------------------------------------------------------------------------------
+
+
+def _setup(arguments: Any, plan: Plan, plan_file: Path) -> DrillSetup:
+    """The stream and options the command line asked for (a plan drill's name, or a stream file)."""
+    given = Path(arguments.stream)
+    if arguments.stream in plan.drills and not given.exists():
+        setup = plan_drill(plan, arguments.stream, plan_file)
+    elif not given.exists():
+        raise CommandError(f"{given}: no such file, and not a drill in the plan "
+                           f"(its drills: {', '.join(sorted(plan.drills)) or 'none'})")
+    else:
+        defaults = {"platform": arguments.platform} if arguments.platform else {}
+        setup = DrillSetup(load_stream(given, defaults), platform=arguments.platform)
+    overrides = {key: getattr(arguments, key) for key in ("speed", "title", "playbook")
+                 if getattr(arguments, key) is not None}
+    setup = DrillSetup(**{**setup.__dict__, **overrides})
+    if setup.speed <= 0:
+        raise CommandError("--speed: give a number above 0 (60 replays an hour in a minute)")
+    if setup.playbook is not None and setup.playbook not in plan.playbooks:
+        raise CommandError(f"--playbook {setup.playbook}: not a playbook in the plan "
+                           f"(its playbooks: {', '.join(plan.playbooks) or 'none'})")
+    return setup
+
+
+def drill_command(arguments: Any, out: TextIO = sys.stdout) -> int:
+    """`warroom drill`: 0 when the drill ran through, 1 when a step failed, 2 on bad input (CommandError)."""
+    from bot.plan import load_plan, plan_path
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    plan_file = plan_path(settings.warroom_plan)
+    plan = Plan.model_validate_json(sys.stdin.read()) if arguments.plan_from_stdin else load_plan(plan_file)
+    setup = _setup(arguments, plan, plan_file)
+    if arguments.report_to:
+        # `/crisis drill`'s child: the export and scorecard go to Slack, and nothing stays on the server's disk.
+        with tempfile.TemporaryDirectory(prefix="warroom-drill-report-") as folder:
+            return _drill(arguments, setup, plan, settings, Path(folder), out)
+    return _drill(arguments, setup, plan, settings, arguments.out, out)
+
+
+def _drill(arguments: Any, setup: DrillSetup, plan: Plan, settings: Settings, out_dir: Path, out: TextIO) -> int:
+    offline = arguments.offline or settings.slack_bot_token is None
+
+    def say(line: str) -> None:
+        if not arguments.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    where = "offline, with a scripted team" if offline else "in Slack: people respond for real"
+    say(f"drill: {setup.summary()}, {where}")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # the app's INFO logs would break the progress line
+    try:
+        if offline:
+            result = run_offline(setup, plan, out_dir, progress=not arguments.quiet)
+        else:
+            result = run_in_workspace(setup, plan, settings, out_dir, progress=not arguments.quiet, say=say)
+    except Exception as exc:
+        if arguments.report_to:
+            from handlers.drill import post_drill_failure
+
+            post_drill_failure(settings, arguments.report_to, setup.incident_title, exc)
+        raise
+    finally:
+        root.setLevel(level)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scorecard_file = out_dir / "scorecard.txt"
+    scorecard_file.write_text(result.scorecard.text() + "\n", encoding="utf-8")
+    if arguments.report_to:
+        from handlers.drill import post_drill_report
+
+        post_drill_report(settings, arguments.report_to, result.scorecard, result.exports)
+    print(result.scorecard.text(), file=out)
+    for path in [*result.exports, scorecard_file]:
+        print(f"wrote {path}", file=out)
+    for problem in result.missing:
+        print(f"warroom drill: not built yet: {problem}", file=sys.stderr)
+    for problem in result.failed:
+        print(f"warroom drill: {problem}", file=sys.stderr)
+    return 1 if result.failed or result.missing else 0
