@@ -50,7 +50,7 @@ from bot.mentions import (
 from bot.plan import Plan
 from bot.spikes import judge
 from bot.timeline import DIGEST_FAILED, DIGEST_POSTED, record_event
-from models import Digest, Incident, Mention, Rumour
+from models import Digest, Incident, Mention, Rumour, rows_changed
 from models.incidents import OPEN, RUMOUR_OPEN
 
 TOP_POSTS = 5
@@ -431,13 +431,12 @@ def claim_due_digest(session: Session, plan: Plan, incident_id: int, now: dateti
     if due > now:
         return False
     current = Incident.next_digest_at.is_(None) if stored is None else Incident.next_digest_at == stored
-    result = session.execute(
+    return rows_changed(
+        session,
         update(Incident)
         .where(Incident.id == incident_id, Incident.status == OPEN, current)
-        .values(next_digest_at=next_due_after(due, now, cadence))
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+        .values(next_digest_at=next_due_after(due, now, cadence)),
+    ) == 1
 
 
 def summary_line(figures: DigestFigures) -> str:

@@ -13,9 +13,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from sqlalchemy import CursorResult, Result, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,7 @@ from models import (
     KeyMessage,
     Mention,
     RoleAssignment,
+    rows_changed,
     transaction,
     utcnow,
 )
@@ -176,11 +177,6 @@ def _view(draft: Draft) -> DraftView:
         revision=draft.revision,
         edited_by=tuple(r.author for r in draft.revisions if r.kind == "edit"),
     )
-
-
-def _changed(result: Result[Any]) -> bool:
-    """Whether a compare-and-set UPDATE matched its row (rowcount 1): the change is this caller's."""
-    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def _load(session: Session, draft_id: int) -> Draft | None:
@@ -394,12 +390,12 @@ class DraftJob:
 
 def start_attempt(session: Session, draft_id: int, plan: Plan) -> DraftJob | None:
     """Count an attempt and gather its context; None when the draft is not awaiting drafting."""
-    counted = _changed(session.execute(
+    counted = rows_changed(
+        session,
         update(Draft)
         .where(Draft.id == draft_id, Draft.status == REQUESTED)
         .values(attempts=Draft.attempts + 1)
-        .execution_options(synchronize_session=False)
-    ))
+    ) == 1
     if not counted:
         return None
     draft = _load(session, draft_id)
@@ -458,7 +454,8 @@ def record_draft_result(
     draft = _load(session, draft_id)
     assert draft is not None
     limit = (platform_for(draft.platform) or PLATFORMS[DEFAULT_PLATFORM]).limit
-    stored = _changed(session.execute(
+    stored = rows_changed(
+        session,
         update(Draft)
         .where(Draft.id == draft_id, Draft.status == REQUESTED)
         .values(
@@ -467,8 +464,7 @@ def record_draft_result(
             concerns={"model": list(result.concerns), "review": review_concerns(result.text, limit, avoid)},
             model=result.model[:100] if result.model else None, source=result.source, error=None,
         )
-        .execution_options(synchronize_session=False)
-    ))
+    ) == 1
     if stored:
         # The author column holds a Slack user id; the model's name (maybe long) is on the draft itself.
         session.add(DraftRevision(draft_id=draft_id, text=result.text, author=result.source,
@@ -488,12 +484,12 @@ def record_draft_failure(session: Session, draft_id: int, reason: str) -> DraftV
     """Keep the request (requested → failed) with the reason, so *Retry* can pick it up."""
     draft = _load(session, draft_id)
     assert draft is not None
-    failed = _changed(session.execute(
+    failed = rows_changed(
+        session,
         update(Draft)
         .where(Draft.id == draft_id, Draft.status == REQUESTED)
         .values(status=FAILED, error=reason)
-        .execution_options(synchronize_session=False)
-    ))
+    ) == 1
     if failed:
         timeline.record_event(
             session, draft.incident_id, timeline.DRAFT_FAILED, f"Drafting failed: {reason}",
@@ -512,12 +508,12 @@ def retry_draft(session: Session, draft_id: int, user_id: str) -> DraftOutcome:
         return DraftOutcome(None, "not_found")
     if not may_retry(session, _view(draft), user_id):
         return DraftOutcome(_view(draft), "not_allowed", allowed=RETRIERS, requester_may=True)
-    retried = _changed(session.execute(
+    retried = rows_changed(
+        session,
         update(Draft)
         .where(Draft.id == draft_id, Draft.status == FAILED)
         .values(status=REQUESTED)
-        .execution_options(synchronize_session=False)
-    ))
+    ) == 1
     draft = _load(session, draft_id)
     assert draft is not None
     if not retried:
@@ -649,12 +645,12 @@ def _set_if_current(session: Session, draft_id: int, shown: int | None, **values
     One UPDATE, so a concurrent change either commits first (this one then matches nothing: PostgreSQL
     re-checks the WHERE against the row it waited for) or waits for this one.
     """
-    return _changed(session.execute(
+    return rows_changed(
+        session,
         update(Draft)
         .where(Draft.id == draft_id, Draft.status == PENDING, Draft.revision == shown)
         .values(**values)
-        .execution_options(synchronize_session=False)
-    ))
+    ) == 1
 
 
 def _refused(session: Session, draft_id: int, revision: int | None) -> DraftOutcome:

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.commands import usage_lines
+from bot.mrkdwn import truncate
 
 SECTION_LIMIT = 3000
 
 
 def section(text: str) -> SectionBlock:
-    """A mrkdwn section; the caller has escaped untrusted parts and kept within the 3,000 limit."""
-    return SectionBlock(text=MarkdownTextObject(text=text))
+    """A mrkdwn section (the caller has escaped untrusted parts), cut to Slack's 3,000 characters."""
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)))
 
 
 def context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+    """A line of small mrkdwn text, cut to Slack's limit."""
+    return ContextBlock(elements=[MarkdownTextObject(text=truncate(text, SECTION_LIMIT))])
+
+
+def slack_date(moment: datetime | None) -> str:
+    """A time every reader sees in their own zone (Slack's date token), with a UTC fallback."""
+    if moment is None:
+        return "an unknown time"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def usage_blocks(problem: str | None = None) -> list[Block]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -21,7 +20,7 @@ from slack_sdk.models.views import View
 
 from bot.drafts import DraftOutcome, DraftView
 from bot.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, truncate
-from handlers.render.common import SECTION_LIMIT, context, section
+from handlers.render.common import SECTION_LIMIT, context, section, slack_date
 from models.drafts import APPROVED, FAILED, PENDING, REJECTED, REQUESTED, SUPERSEDED
 
 # Action ids: the draft message's buttons (value = draft_ref: the draft and the revision the message shows);
@@ -54,14 +53,6 @@ def parse_draft_ref(value: str) -> tuple[int, int | None] | None:
         return int(head), (int(tail) if colon else None)
     except ValueError:
         return None
-
-
-def slack_date(moment: datetime | None) -> str:
-    """A time every reader sees in their own zone, with a UTC fallback."""
-    if moment is None:
-        return "an unknown time"
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def _quote(text: str, limit: int = QUOTE_LIMIT) -> str:

@@ -17,7 +17,6 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ContextBlock,
     DividerBlock,
     HeaderBlock,
     InputBlock,
@@ -35,7 +34,7 @@ from bot.mrkdwn import escape_team_text, truncate
 from bot.plan import SEVERITIES, Plan
 from bot.roles import Assignment, RoleHolders
 from bot.room import Entry, RumourView, StatusSummary
-from handlers.render.common import SECTION_LIMIT
+from handlers.render.common import SECTION_LIMIT, context, section, slack_date
 from models.incidents import CONFIRMED, DISMISSED, OPEN, OPENING, REFUTED, RESOLVED
 
 HEADER_LIMIT = 150
@@ -84,14 +83,6 @@ def team_text(text: str, limit: int = SECTION_LIMIT) -> str:
     return cut.rstrip() + "…"
 
 
-def section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_LIMIT)))
-
-
-def context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=truncate(text, SECTION_LIMIT))])
-
-
 def plain(text: str, limit: int) -> PlainTextObject:
     return PlainTextObject(text=truncate(" ".join(text.split()) or "-", limit), emoji=True)
 
@@ -100,12 +91,6 @@ def button(text: str, action_id: str, value: str = "", style: str | None = None)
     return ButtonElement(
         text=plain(text, BUTTON_TEXT_LIMIT), action_id=action_id, value=value or None, style=style
     )
-
-
-def slack_date(at: datetime) -> str:
-    """A time every reader sees in their own zone (Slack's date token), with a UTC fallback."""
-    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def format_duration(delta: timedelta) -> str:
