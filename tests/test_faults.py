@@ -17,12 +17,13 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.queue import jobs
 from bot.runtime import Runtime
-from bot.timeline import DECISION_LOGGED, FACT_ADDED, MESSAGE_ADDED, RUMOUR_TRACKED
+from bot.timeline import DECISION_LOGGED, DRAFT_REQUESTED, FACT_ADDED, MESSAGE_ADDED, RUMOUR_TRACKED
 from handlers.render.drafts import APPROVE, REASON_INPUT, REJECT, REJECT_VIEW
 from models import (
     Decision,
@@ -38,14 +39,16 @@ from models import (
     utcnow,
 )
 from models.incidents import OPEN, OPENING
+from models.jobs import DONE, RUNNING
 from tests.conftest import BOT_TOKEN, DRAFTER, LEAD, SIGNING_SECRET
-from tests.fixtures_drafts import action_ids, draft_message, open_war_room, wait_for_draft
+from tests.fixtures_drafts import action_ids, draft_message, message_text, open_war_room, wait_for_draft
 from tests.fixtures_lifecycle import incidents, open_incident, rows, wait_until
 from tests.fixtures_reliability import (  # noqa: F401 - provides fresh_database
     fresh_database_fixture,
     hold_job_writes,
     settle,
 )
+from tests.openai_server import FakeOpenAI
 
 # The longest pause between two calls while the Slack client backs off (0.5 s, then 1 s; Retry-After 1 s).
 RETRY_GAP_SECONDS = 1.6
@@ -254,7 +257,8 @@ def _free_port() -> int:
 class ServeProcess:
     """`warroom serve` (scheduler in-process) as a real process on a free port."""
 
-    def __init__(self, database_url: str, emulator: SlackEmulator, folder: Path) -> None:
+    def __init__(self, database_url: str, emulator: SlackEmulator, folder: Path,
+                 env_extra: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / f"serve-{self.port}.log"
@@ -263,6 +267,7 @@ class ServeProcess:
         env.update(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
                    SLACK_API_URL=emulator.api_url, DATABASE_URL=database_url, PORT=str(self.port),
                    WARROOM_LOG_LEVEL="INFO")
+        env.update(env_extra or {})
         with open(self.log_path, "wb") as log_file:
             self.process = subprocess.Popen([str(Path(sys.executable).with_name("warroom")), "serve",
                                              "--host", "127.0.0.1"], env=env, cwd=folder, stdout=log_file,
@@ -281,6 +286,21 @@ class ServeProcess:
     def kill_9(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+    def kill_9_all(self) -> None:
+        """`kill -9` the serve and every process under it (its worker child) at the same instant: all are
+        stopped first, so none sees another die (the worker would hand its jobs back when its parent goes,
+        and the serve would start a new worker when its child goes)."""
+        pids = [self.process.pid]
+        for pid in pids:  # grows as it goes: children of children too
+            pids += _children(pid)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        # The children are reparented and reaped by init; gone, or dead and awaiting that.
+        wait_until(lambda: all(_dead(pid) for pid in pids[1:]), what="every process of the serve to die")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -430,6 +450,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _dead(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def test_serve_runs_its_worker_child_niced_so_acks_come_first(
     emulator: SlackEmulator, tmp_path: Path, fresh_database: str
 ) -> None:
@@ -450,3 +477,80 @@ def test_serve_runs_its_worker_child_niced_so_acks_come_first(
         assert os.getpriority(os.PRIO_PROCESS, child) - os.getpriority(os.PRIO_PROCESS, 0) == expected
     finally:
         serve.stop()
+
+
+@pytest.mark.slow
+def test_kill_9_of_every_process_mid_llm_call_then_restart_finishes_the_draft_once(
+    emulator: SlackEmulator, tmp_path: Path, fresh_database: str
+) -> None:
+    """Issue 14: after a kill -9 of every process and a restart, work in flight is taken up again within
+    2 minutes, exactly once. A `/crisis draft` whose LLM call hangs when the serve and its worker are
+    killed is finished by the restarted worker: one draft, one message, one timeline event."""
+    # The promise, from the constants: a dead worker's job is stale after STALE_AFTER, and a running
+    # worker sweeps every SWEEP_SECONDS (and as it starts).
+    assert jobs.STALE_AFTER.total_seconds() + jobs.SWEEP_SECONDS <= 120
+    database_url = fresh_database
+    engine = make_engine(database_url)
+    llm = FakeOpenAI(api_key="sk-test", timeout_delay=120.0).start()  # a "timeout" fault stalls the call
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": llm.base_url}
+    first = ServeProcess(database_url, emulator, tmp_path, env)
+    second: ServeProcess | None = None
+    try:
+        body, headers = _slash(emulator, "open sev2 Crash mid draft")
+        assert httpx.post(f"{first.url}/slack/events", content=body, headers=headers).status_code == 200
+
+        def opened() -> Incident | None:
+            with engine.connect() as connection:
+                return connection.execute(select(Incident).where(Incident.status == OPEN)).first()  # type: ignore[return-value]
+
+        incident = wait_until(opened, what="the incident to open", timeout=20)
+        settle(emulator)
+        llm.fail_next("timeout")
+        body, headers = _slash(emulator, "draft twitter Where is my bag, Acme?", channel_id=incident.channel_id)
+        assert httpx.post(f"{first.url}/slack/events", content=body, headers=headers).status_code == 200
+        wait_until(llm.generation_requests, what="the draft's LLM call to be in flight", timeout=30)
+
+        def running_job() -> Job | None:
+            with Session(engine) as session:
+                found = session.scalars(select(Job).where(Job.status == RUNNING)).all()
+            return found[0] if len(found) == 1 and found[0].heartbeat_at is not None else None
+
+        job = running_job()
+        assert job is not None and job.attempts == 1, "the draft's job is running, with a heartbeat"
+        first.kill_9_all()
+        with Session(engine) as session:
+            dead = session.get_one(Job, job.id)
+            assert (dead.status, dead.claimed_by) == (RUNNING, job.claimed_by), "nothing was handed back"
+            # What 60 s without a heartbeat leaves: the job's worker is known dead.
+            session.execute(update(Job).where(Job.id == job.id).values(
+                heartbeat_at=utcnow() - jobs.STALE_AFTER - timedelta(seconds=1)))
+            session.commit()
+
+        second = ServeProcess(database_url, emulator, tmp_path, env)  # the LLM answers normally now
+
+        def job_done() -> Job | None:
+            with Session(engine) as session:
+                found = session.get_one(Job, job.id)
+            return found if found.status == DONE else None
+
+        done = wait_until(job_done, what="the restarted worker to finish the job", timeout=30)
+        assert done.attempts == 2
+        with Session(engine) as session:
+            drafts = session.scalars(select(Draft).where(Draft.incident_id == incident.id)).all()
+            events = session.scalars(select(TimelineEvent).where(
+                TimelineEvent.incident_id == incident.id, TimelineEvent.kind == DRAFT_REQUESTED)).all()
+        assert [draft.status for draft in drafts] == ["pending"]
+        assert [event.request_key for event in events] == [f"job:{job.id}:{DRAFT_REQUESTED}"]
+        [draft] = drafts
+        shown = [message for message in emulator.messages(incident.channel_id)
+                 if "Where is my bag, Acme?" in message_text(message)]
+        assert [message["ts"] for message in shown] == [draft.slack_ts], "the draft's message, posted once"
+        assert APPROVE in action_ids(draft_message(emulator, draft))
+        assert len(llm.generation_requests()) == 2, "the call cut off by the kill, and the one that made it"
+        assert "Traceback" not in second.log_path.read_text()
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        llm.stop()
+        engine.dispose()
