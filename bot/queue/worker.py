@@ -59,7 +59,7 @@ class Worker:
         self._heart = threading.Thread(target=self._beat_forever, name="worker-heartbeat", daemon=True)
         self._in_hand: dict[int, jobs.ClaimedJob] = {}
         self._in_hand_lock = threading.Lock()
-        self._last_sweep = 0.0
+        self._last_sweep = float("-inf")  # the first loop sweeps at once, whatever the host's uptime
         self._sweep_lock = threading.Lock()
 
     def start(self) -> Worker:
