@@ -1,15 +1,13 @@
 """Thin Bolt listeners, one module per capability; `render/` turns domain results into Block Kit.
 
-Every module here that defines `register(app, runtime)` is wired in by `register` below, and every
-module's `JOBS` (kind → runner) serves `run_job`, so a new capability is one new module and no
-edit to a shared list.
+`handlers/tables.py` lists every `/crisis` subcommand, queued interaction, module's listeners and job
+kind in one place; a new capability is a new module plus its lines there. The app and the worker are
+built with the three functions below. They import the tables when called, so importing one handler
+module (say `handlers.render.drill` from bot/) does not import them all.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from types import ModuleType
 from typing import Any
 
 from slack_bolt import App
@@ -17,38 +15,22 @@ from slack_bolt import App
 from bot.runtime import Runtime
 
 
-def _modules() -> list[ModuleType]:
-    return [
-        importlib.import_module(f"{__name__}.{info.name}")
-        for info in sorted(pkgutil.iter_modules(__path__), key=lambda module: module.name)
-        if not info.ispkg
-    ]
-
-
 def register(app: App, runtime: Runtime) -> None:
-    """Attach every handler module's listeners to `app`."""
-    for module in _modules():
-        attach = getattr(module, "register", None)
-        if attach is not None:
-            attach(app, runtime)
+    """Attach every module's listeners to `app` (the listener table)."""
+    from handlers import tables
+
+    tables.register(app, runtime)
 
 
 def run_job(runtime: Runtime, kind: str, payload: dict[str, Any]) -> None:
-    """Run a queued job with the handler module that declared its kind (a module's `JOBS` mapping)."""
-    for module in _modules():
-        runner = getattr(module, "JOBS", {}).get(kind)
-        if runner is not None:
-            runner(runtime, payload)
-            return
-    raise LookupError(f"no handler runs jobs of kind {kind!r}")
+    """Run a queued job with its kind's runner (the job table); the worker calls this."""
+    from handlers import tables
+
+    tables.run_job(runtime, kind, payload)
 
 
 def tell_job_failed(runtime: Runtime, kind: str, payload: dict[str, Any], reason: str) -> None:
     """Tell the requester of a job that failed for good (the worker's failure policy calls this)."""
-    from handlers.commands import CRISIS_JOB, tell_crisis_failed
-    from handlers.queued import INTERACTION_JOB, tell_interaction_failed
+    from handlers import tables
 
-    if kind == CRISIS_JOB:
-        tell_crisis_failed(runtime, payload, reason)
-    elif kind == INTERACTION_JOB:
-        tell_interaction_failed(runtime, payload, reason)
+    tables.tell_job_failed(runtime, kind, payload, reason)

@@ -1,16 +1,20 @@
-"""The `/crisis` slash command: parse, ack at once, dispatch to the capability that owns the subcommand."""
+"""The `/crisis` slash command: parse, ack at once, dispatch to the capability that owns the subcommand.
+
+Which handler owns which subcommand is the subcommand table in `handlers/tables.py`; the listener and
+its job runner get it as an argument.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.commands import COMMANDS, form_of, parse_command, usage_text
+from bot.commands import form_of, parse_command, usage_text
 from bot.errors import describe
 from bot.incidents import find_incident_by_channel, open_incident_channels
 from bot.logs import about_incident
@@ -46,10 +50,13 @@ class CommandRequest:
 
 @dataclass(frozen=True)
 class Subcommand:
+    """A `/crisis <name>` handler. It runs after the ack (in a worker, from the job queue) with the
+    channel's incident resolved."""
+
     name: str
     handler: Callable[[CommandRequest], None]
-    needs_incident: bool
-    when_resolved: bool
+    needs_incident: bool = True
+    when_resolved: bool = False
     # When true for the arguments, the subcommand runs in the listener instead of the queue.
     inline_when: Callable[[str, Runtime], bool] | None = None
     # When true for the arguments, the subcommand only reads, and its answer is the ack itself: a
@@ -57,28 +64,7 @@ class Subcommand:
     answers_in_ack: Callable[[str], bool] | None = None
 
 
-SUBCOMMANDS: dict[str, Subcommand] = {}
-
-
-def subcommand(
-    name: str,
-    *,
-    needs_incident: bool = True,
-    when_resolved: bool = False,
-    inline_when: Callable[[str, Runtime], bool] | None = None,
-    answers_in_ack: Callable[[str], bool] | None = None,
-) -> Callable[[Callable[[CommandRequest], None]], Callable[[CommandRequest], None]]:
-    """Register a `/crisis <name>` handler. It runs after the ack (in a worker, from the job queue)
-    with the channel's incident resolved; `inline_when(args, runtime)` true runs it in the listener."""
-    known = {command for command, _, _ in COMMANDS}
-    if name not in known:
-        raise ValueError(f"/crisis {name} is not in PRODUCT.md's command table")
-
-    def decorate(handler: Callable[[CommandRequest], None]) -> Callable[[CommandRequest], None]:
-        SUBCOMMANDS[name] = Subcommand(name, handler, needs_incident, when_resolved, inline_when, answers_in_ack)
-        return handler
-
-    return decorate
+SubcommandTable = Mapping[str, Subcommand]
 
 
 def _where_to_run(runtime: Runtime, name: str, user_id: str) -> str:
@@ -95,14 +81,15 @@ CRISIS_JOB = "crisis"
 
 
 def handle_crisis(
-    ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, runtime: Runtime
+    ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, runtime: Runtime,
+    subcommands: SubcommandTable,
 ) -> None:
     """The /crisis listener: answer help at once; queue everything else durably, then ack."""
     parsed = parse_command(command.get("text", ""))
     if parsed.name in ("", "help"):
         ack(response_type="ephemeral", text=usage_text(), blocks=usage_blocks())
         return
-    spec = SUBCOMMANDS.get(parsed.name)
+    spec = subcommands.get(parsed.name)
     if spec is None:
         problem = f"`{escape_mrkdwn(parsed.name[:40])}` is not a /crisis command."
         ack(response_type="ephemeral", text=problem + "\n" + usage_text(), blocks=usage_blocks(problem))
@@ -114,7 +101,7 @@ def handle_crisis(
         # It opens a modal: Slack's trigger_id is good for 3 seconds, too short to queue.
         ack()
         try:
-            run_subcommand(runtime, command, respond, client)
+            run_subcommand(runtime, spec, command, respond, client)
         except Exception as exc:
             log.exception("/crisis %s failed", spec.name)
             tell_crisis_failed(runtime, command, describe(exc))
@@ -142,7 +129,7 @@ def _answer_in_ack(ack: Ack, command: dict[str, Any], respond: Respond, client: 
         ack(**message)
 
     try:
-        run_subcommand(runtime, command, answer, client)  # type: ignore[arg-type]
+        run_subcommand(runtime, spec, command, answer, client)  # type: ignore[arg-type]
     except Exception as exc:
         log.exception("/crisis %s failed", spec.name)
         if not acked:
@@ -153,10 +140,11 @@ def _answer_in_ack(ack: Ack, command: dict[str, Any], respond: Respond, client: 
         ack()
 
 
-def run_crisis_job(runtime: Runtime, command: dict[str, Any]) -> None:
+def run_crisis_job(runtime: Runtime, subcommands: SubcommandTable, command: dict[str, Any]) -> None:
     """A queued /crisis command, run by a worker: answers go to the command's response_url. A failure
     is raised to the worker, whose failure policy retries or tells (`tell_crisis_failed`)."""
-    run_subcommand(runtime, command, Respond(response_url=command.get("response_url")), runtime.slack)
+    spec = subcommands[parse_command(command.get("text", "")).name]
+    run_subcommand(runtime, spec, command, Respond(response_url=command.get("response_url")), runtime.slack)
 
 
 def tell_crisis_failed(runtime: Runtime, command: dict[str, Any], reason: str) -> None:
@@ -167,10 +155,11 @@ def tell_crisis_failed(runtime: Runtime, command: dict[str, Any], reason: str) -
         response_type="ephemeral", text=problem, blocks=error_blocks(problem, form_of(name)))
 
 
-def run_subcommand(runtime: Runtime, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-    """Find the channel's incident, check the subcommand may run there, and run it."""
+def run_subcommand(
+    runtime: Runtime, spec: Subcommand, command: dict[str, Any], respond: Respond, client: WebClient
+) -> None:
+    """Find the channel's incident, check the subcommand `spec` may run there, and run it."""
     parsed = parse_command(command.get("text", ""))
-    spec = SUBCOMMANDS[parsed.name]
     channel_id = command.get("channel_id", "")
     with transaction(runtime.sessions) as session:
         incident = find_incident_by_channel(session, channel_id)
@@ -203,10 +192,7 @@ def run_subcommand(runtime: Runtime, command: dict[str, Any], respond: Respond, 
         )
 
 
-JOBS = {CRISIS_JOB: run_crisis_job}
-
-
-def register(app: App, runtime: Runtime) -> None:
+def register(app: App, runtime: Runtime, subcommands: SubcommandTable) -> None:
     @app.command("/crisis")
     def crisis(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        handle_crisis(ack, command, respond, client, runtime)
+        handle_crisis(ack, command, respond, client, runtime, subcommands)

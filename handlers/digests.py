@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bot.charts import render_chart
 from bot.digests import compute_digest, record_digest, record_digest_failure, summary_line
 from bot.runtime import Runtime
-from handlers.commands import CommandRequest, subcommand
+from handlers.commands import CommandRequest
 from handlers.render.digest import render_digest
 from models import Incident, transaction, utcnow
 
@@ -63,7 +63,6 @@ def post_digest(runtime: Runtime, incident_id: int, *, kind: str = SCHEDULED, re
         return digest.id
 
 
-@subcommand("digest")
 def digest_command(request: CommandRequest) -> None:
     """`/crisis digest`: post a digest of the severity's window now."""
     assert request.incident_id is not None

@@ -23,8 +23,8 @@ from bot.incidents import find_incident_by_channel
 from bot.llm import DraftFailed, draft_reply, runtime_llm_client
 from bot.prompts import PromptError, build_messages
 from bot.runtime import Runtime
-from handlers.commands import CommandRequest, subcommand
-from handlers.queued import enqueue_listener, queued, submit_or_refuse
+from handlers.commands import CommandRequest
+from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
 from models import transaction
 from models.drafts import REQUESTED
@@ -96,7 +96,8 @@ def _draft_link(runtime: Runtime, client: WebClient, draft_id: int) -> str | Non
 def _post_placeholder(runtime: Runtime, client: WebClient, draft: DraftView) -> None:
     text, blocks = render.drafting_message(draft)
     try:
-        posted = client.chat_postMessage(channel=draft.channel_id, text=text, blocks=blocks)
+        # No channel is refused by Slack like a wrong one (slack_sdk drops a None argument).
+        posted = client.chat_postMessage(channel=draft.channel_id or "", text=text, blocks=blocks)
     except SlackApiError:
         # The request is kept; the result is posted as a new message once drafted (see _sync_message).
         log.exception("could not post the drafting placeholder for draft %s", draft.id)
@@ -162,7 +163,6 @@ def _sync_message(runtime: Runtime, client: WebClient, draft_id: int) -> DraftVi
 # ----------------------------------------------------------------------------------- /crisis draft
 
 
-@subcommand("draft")
 def draft_command(req: CommandRequest) -> None:
     """`/crisis draft [platform] <what to reply to>`."""
     try:
@@ -171,10 +171,12 @@ def draft_command(req: CommandRequest) -> None:
         req.reply(str(exc), form=form_of("draft"))
         return
     assert req.incident_id is not None
+
+    def tell(text: str) -> None:
+        req.respond(response_type="ephemeral", text=text, blocks=render.notice(text)[1])
+
     start_draft(req.runtime, req.client, incident_id=req.incident_id, platform=platform, request=request,
-                user_id=req.user_id, channel_id=req.channel_id,
-                tell=lambda text: req.respond(response_type="ephemeral", text=text,
-                                              blocks=render.notice(text)[1]))
+                user_id=req.user_id, channel_id=req.channel_id, tell=tell)
 
 
 # ----------------------------------------------------------------------------------- buttons and modals
@@ -375,30 +377,28 @@ def _submitted_ref(body: dict[str, Any]) -> tuple[int, int | None] | None:
     return render.parse_draft_ref(str(body.get("view", {}).get("private_metadata") or ""))
 
 
-def on_edit_submitted(ack: Ack, body: dict[str, Any], runtime: Runtime) -> None:
-    _on_text_submitted(ack, body, runtime, render.EDIT_INPUT, "The reply cannot be empty.", SAVE_EDIT)
+def on_edit_submitted(ack: Ack, body: dict[str, Any], submit: Submit) -> None:
+    _on_text_submitted(ack, body, render.EDIT_INPUT, "The reply cannot be empty.", submit)
 
 
-def on_reject_submitted(ack: Ack, body: dict[str, Any], runtime: Runtime) -> None:
-    _on_text_submitted(ack, body, runtime, render.REASON_INPUT, "Say why the draft is rejected.", SAVE_REJECTION)
+def on_reject_submitted(ack: Ack, body: dict[str, Any], submit: Submit) -> None:
+    _on_text_submitted(ack, body, render.REASON_INPUT, "Say why the draft is rejected.", submit)
 
 
-def _on_text_submitted(
-    ack: Ack, body: dict[str, Any], runtime: Runtime, input_id: str, empty_error: str, work: str
-) -> None:
+def _on_text_submitted(ack: Ack, body: dict[str, Any], input_id: str, empty_error: str, submit: Submit) -> None:
     """A draft modal with one required text: an empty one is refused inline, otherwise the save is
-    queued and the modal closes."""
+    queued (`submit`) and the modal closes."""
     if not _submitted(body, input_id).strip():
         ack(response_action="errors", errors={input_id: empty_error})
         return
     if _submitted_ref(body) is None:
         ack()
         return
-    submit_or_refuse(ack, runtime, work, body, input_id)
+    submit(ack, body, input_id)
 
 
 @_surfaced("Saving the edit")
-def _save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+def save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     avoid = tuple(runtime.plan.tone.avoid)
     _decide_from_modal(runtime, body, client, render.EDIT_INPUT, "edit",
                        lambda session, draft_id, user_id, text, revision: drafts.edit_draft(
@@ -406,7 +406,7 @@ def _save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> Non
 
 
 @_surfaced("Rejecting the draft")
-def _save_rejection(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+def save_rejection(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     four_eyes = runtime.plan.approval.four_eyes
     _decide_from_modal(runtime, body, client, render.REASON_INPUT, "reject",
                        lambda session, draft_id, user_id, text, revision: drafts.reject_draft(
@@ -443,34 +443,34 @@ def _acking(
     return handle
 
 
-def _queue_work(name: str, what: str, listener: Callable[[Runtime, dict[str, Any], WebClient], None]) -> str:
-    queued(name, what)(lambda runtime, body, client, _respond: listener(runtime, body, client))
-    return name
+def queued_work(listener: Callable[[Runtime, dict[str, Any], WebClient], None]) -> Work:
+    """`listener` as queued work (the work table's entries): it answers through the client, not `respond`."""
+    return lambda runtime, body, client, _respond: listener(runtime, body, client)
 
 
-# Buttons whose work runs from the job queue (committed before the ack), and the modals' saves.
-QUEUED_BUTTONS = {
-    render.DRAFT_REPLY: _queue_work("draft:reply", "drafting a reply", on_draft_reply),
-    render.APPROVE: _queue_work("draft:approve", "approving the draft", on_approve),
-    render.REGENERATE: _queue_work("draft:regenerate", "regenerating the draft", on_regenerate),
-    render.RETRY: _queue_work("draft:retry", "retrying the draft", on_retry),
-}
-SAVE_EDIT = _queue_work("draft:save-edit", "saving the edit", _save_edit)
-SAVE_REJECTION = _queue_work("draft:save-rejection", "rejecting the draft", _save_rejection)
+# Buttons whose work runs from the job queue (committed before the ack), and the modals' saves: the
+# names of their queued work (the work table, handlers/tables.py, says what runs under each).
+REPLY, APPROVE, REGENERATE, RETRY = "draft:reply", "draft:approve", "draft:regenerate", "draft:retry"
+QUEUED_BUTTONS = {render.DRAFT_REPLY: REPLY, render.APPROVE: APPROVE, render.REGENERATE: REGENERATE,
+                  render.RETRY: RETRY}
+SAVE_EDIT = "draft:save-edit"
+SAVE_REJECTION = "draft:save-rejection"
 
 
-def register(app: App, runtime: Runtime) -> None:
-    """Attach the draft buttons and modals (the `/crisis draft` subcommand registers on import)."""
-    for action_id, work in QUEUED_BUTTONS.items():
-        app.action(action_id)(enqueue_listener(runtime, work))
+def register(app: App, runtime: Runtime, work: WorkTable) -> None:
+    """Attach the draft buttons and modals."""
+    for action_id, name in QUEUED_BUTTONS.items():
+        app.action(action_id)(enqueue_listener(runtime, work, name))
     # Edit and Reject open a modal at once.
     app.action(render.EDIT)(_acking(on_edit, runtime))
     app.action(render.REJECT)(_acking(on_reject, runtime))
+    submit_edit = submit_or_refuse(runtime, work, SAVE_EDIT)
+    submit_rejection = submit_or_refuse(runtime, work, SAVE_REJECTION)
 
     @app.view(render.EDIT_VIEW)
     def edit_submitted(ack: Ack, body: dict[str, Any]) -> None:
-        on_edit_submitted(ack, body, runtime)
+        on_edit_submitted(ack, body, submit_edit)
 
     @app.view(render.REJECT_VIEW)
     def reject_submitted(ack: Ack, body: dict[str, Any]) -> None:
-        on_reject_submitted(ack, body, runtime)
+        on_reject_submitted(ack, body, submit_rejection)

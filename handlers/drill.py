@@ -31,7 +31,7 @@ from bot.commands import form_of
 from bot.errors import CommandError
 from bot.mrkdwn import escape_mrkdwn
 from bot.plan import plan_path
-from handlers.commands import CommandRequest, subcommand
+from handlers.commands import CommandRequest
 from handlers.render.common import section
 from handlers.render.drill import DRILL, drill_blocks, drill_line
 
@@ -128,7 +128,6 @@ def _drill_names(names: Iterable[str]) -> str:
     return ", ".join(f"`{name}`" for name in sorted(names))
 
 
-@subcommand("drill", needs_incident=False)
 def drill_command(request: CommandRequest) -> None:
     """`/crisis drill <name>`: validate the plan's drill, start it in a child process, say so here."""
     from bot.demo.drill import plan_drill

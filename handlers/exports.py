@@ -13,7 +13,7 @@ from bot.commands import form_of
 from bot.exports import FORMATS, export_filename, write_export
 from bot.mrkdwn import escape_mrkdwn
 from bot.runtime import Runtime
-from handlers.commands import CommandRequest, subcommand
+from handlers.commands import CommandRequest
 from models import Incident, transaction
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ def upload_export(runtime: Runtime, client: WebClient, incident_id: int, fmt: st
     log.info("incident %s: %s export uploaded (%d bytes)", incident_id, fmt, size)
 
 
-@subcommand("export", when_resolved=True)
 def export(request: CommandRequest) -> None:
     """`/crisis export [md|html|json|csv]`, Markdown when no format is given."""
     words = request.args.split()

@@ -34,9 +34,9 @@ from bot.plan import SEVERITIES
 from bot.roles import RoleError
 from bot.room import RoomError, clean_text, record_status_update, status_summary
 from bot.runtime import Runtime
-from handlers.commands import CommandRequest, subcommand
+from handlers.commands import CommandRequest
 from handlers.exports import upload_export
-from handlers.queued import queued, submit_or_refuse
+from handlers.queued import Submit, WorkTable, submit_or_refuse
 from handlers.render.incident import (
     FORM_TITLE,
     OPEN_ACTION,
@@ -130,7 +130,6 @@ def opens_the_form(args: str, runtime: Runtime) -> bool:
         return False
 
 
-@subcommand("open", needs_incident=False, inline_when=opens_the_form)
 def open_command(request: CommandRequest) -> None:
     """`/crisis open [sev1-4] [playbook] <title>`; with no title, the form."""
     plan = request.runtime.plan
@@ -201,8 +200,9 @@ def show_open_form(
         )
 
 
-def handle_open_submission(ack: Ack, body: dict[str, Any], runtime: Runtime) -> None:
-    """The form was submitted: problems go back inline; otherwise the open is queued and the modal closes."""
+def handle_open_submission(ack: Ack, body: dict[str, Any], runtime: Runtime, submit: Submit) -> None:
+    """The form was submitted: problems go back inline; otherwise the open is queued (`submit`, for
+    `OPEN_FROM_FORM`) and the modal closes."""
     values = read_open_form(body.get("view") or {})
     problems = validate_open(
         runtime.plan,
@@ -214,13 +214,12 @@ def handle_open_submission(ack: Ack, body: dict[str, Any], runtime: Runtime) -> 
     if problems:
         ack(response_action="errors", errors=problems)
         return
-    submit_or_refuse(ack, runtime, OPEN_FROM_FORM, body, FORM_TITLE)
+    submit(ack, body, FORM_TITLE)
 
 
 OPEN_FROM_FORM = "incidents:open-from-form"
 
 
-@queued(OPEN_FROM_FORM, "opening the incident")
 def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _respond: Respond) -> None:
     """A validated open form (run from the queue): open the incident, telling the opener how it went."""
     view = body.get("view") or {}
@@ -267,7 +266,6 @@ def handle_open_button(
 # ---------------------------------------------------------------------------------------------
 
 
-@subcommand("severity")
 def severity_command(request: CommandRequest) -> None:
     """`/crisis severity <sev1-4>`."""
     words = request.args.split()
@@ -296,7 +294,6 @@ def severity_command(request: CommandRequest) -> None:
         request.reply(f"Severity changed, but Slack would not update {', '.join(problems)}.")
 
 
-@subcommand("status", when_resolved=True, answers_in_ack=lambda args: not args.strip())
 def status_command(request: CommandRequest) -> None:
     """`/crisis status` shows the state (ephemeral); `/crisis status <text>` posts a status update."""
     assert request.incident_id is not None
@@ -324,7 +321,6 @@ def status_command(request: CommandRequest) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@subcommand("resolve")
 def resolve_command(request: CommandRequest) -> None:
     """`/crisis resolve [summary]`, by the lead only."""
     assert request.incident_id is not None
@@ -357,10 +353,12 @@ def after_resolve(runtime: Runtime, client: WebClient, incident_id: int, actor: 
     return []
 
 
-def register(app: App, runtime: Runtime) -> None:
+def register(app: App, runtime: Runtime, work: WorkTable) -> None:
+    submit_open = submit_or_refuse(runtime, work, OPEN_FROM_FORM)
+
     @app.view(OPEN_CALLBACK)
     def open_submitted(ack: Ack, body: dict[str, Any]) -> None:
-        handle_open_submission(ack, body, runtime)
+        handle_open_submission(ack, body, runtime, submit_open)
 
     @app.action(OPEN_ACTION)
     def open_clicked(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:

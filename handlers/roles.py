@@ -15,9 +15,9 @@ from bot.incidents import IncidentError
 from bot.mrkdwn import escape_team_text
 from bot.roles import Assignment, RoleError, assign_role
 from bot.runtime import Runtime
-from handlers.commands import CommandRequest, subcommand
+from handlers.commands import CommandRequest
 from handlers.incidents import post_in_room, refresh_room, slack_error, snapshot
-from handlers.queued import enqueue_listener, queued
+from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
     CLAIM_ACTION_PREFIX,
     assignment_text,
@@ -30,6 +30,7 @@ from models import transaction
 from models.incidents import RESOLVED
 
 log = logging.getLogger(__name__)
+CLAIM = "roles:claim"  # the queued work's name (handlers/tables.py says what runs under it)
 
 
 def welcome_holder(runtime: Runtime, client: WebClient, assignment: Assignment, actor: str) -> list[str]:
@@ -84,7 +85,6 @@ def _assign(
         tell(f"<@{user_id}> is now {assignment.title}, but Slack would not do: {'; '.join(problems)}.", None)
 
 
-@subcommand("assign")
 def assign_command(request: CommandRequest) -> None:
     """`/crisis assign <role> @user`."""
     words = request.args.split()
@@ -116,7 +116,6 @@ def assign_command(request: CommandRequest) -> None:
     )
 
 
-@subcommand("roles", answers_in_ack=lambda args: True)
 def roles_command(request: CommandRequest) -> None:
     """`/crisis roles`: who holds which role, which are empty."""
     if request.args:
@@ -127,7 +126,6 @@ def roles_command(request: CommandRequest) -> None:
     request.respond(response_type="ephemeral", text="Roles", blocks=roles_blocks(incident))
 
 
-@queued("roles:claim", "claiming the role")
 def handle_claim(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
     """A *Claim* button on the brief (run from the queue): the clicker takes the empty role."""
     action = (body.get("actions") or [{}])[0]
@@ -150,5 +148,5 @@ def handle_claim(runtime: Runtime, body: dict[str, Any], client: WebClient, resp
     _assign(runtime, client, tell, incident_id, role, user_id, user_id, claim=True)
 
 
-def register(app: App, runtime: Runtime) -> None:
-    app.action(re.compile("^" + re.escape(CLAIM_ACTION_PREFIX)))(enqueue_listener(runtime, "roles:claim"))
+def register(app: App, runtime: Runtime, work: WorkTable) -> None:
+    app.action(re.compile("^" + re.escape(CLAIM_ACTION_PREFIX)))(enqueue_listener(runtime, work, CLAIM))

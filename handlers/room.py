@@ -26,9 +26,9 @@ from bot.room import (
     track_rumour,
 )
 from bot.runtime import Runtime
-from handlers.commands import CommandRequest, subcommand
+from handlers.commands import CommandRequest
 from handlers.incidents import post_in_room, slack_error
-from handlers.queued import enqueue_listener, queued
+from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
     RUMOUR_ACTION_PREFIX,
     entry_blocks,
@@ -42,6 +42,9 @@ from models import transaction
 
 log = logging.getLogger(__name__)
 TIMELINE_SHORTCUT = "add_to_timeline"
+# Names of the queued work (the work table, handlers/tables.py, says what runs under each).
+RUMOUR_OUTCOME = "room:rumour-outcome"
+ADD_TO_TIMELINE = "room:add-to-timeline"
 
 
 def _record_and_echo(
@@ -68,13 +71,11 @@ def _record_and_echo(
     )
 
 
-@subcommand("fact")
 def fact_command(request: CommandRequest) -> None:
     """`/crisis fact <text>`: a confirmed fact drafts may rely on."""
     _record_and_echo(request, "fact", "fact", "Fact", ":white_check_mark:", add_fact)
 
 
-@subcommand("message")
 def message_command(request: CommandRequest) -> None:
     """`/crisis message <text>`: agreed wording for consistent replies."""
     _record_and_echo(
@@ -82,13 +83,11 @@ def message_command(request: CommandRequest) -> None:
     )
 
 
-@subcommand("decide", when_resolved=True)
 def decide_command(request: CommandRequest) -> None:
     """`/crisis decide <text>`: a decision, with who and when."""
     _record_and_echo(request, "decide", "decision", "Decision", ":scales:", record_decision)
 
 
-@subcommand("rumor")
 def rumor_command(request: CommandRequest) -> None:
     """`/crisis rumor <claim>`: tracked with *Refuted*, *Confirmed* and *Dismiss* buttons."""
     assert request.incident_id is not None
@@ -107,7 +106,6 @@ def rumor_command(request: CommandRequest) -> None:
         set_rumour_message(session, rumour.id, ts)
 
 
-@queued("room:rumour-outcome", "recording the rumour's outcome")
 def handle_rumour_outcome(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
     """A rumour button (run from the queue): the first outcome sticks; the message loses its buttons
     and says who decided."""
@@ -140,7 +138,6 @@ def handle_rumour_outcome(runtime: Runtime, body: dict[str, Any], client: WebCli
         tell(f"The outcome is recorded, but the message could not be updated: {slack_error(exc)}.", None)
 
 
-@queued("room:add-to-timeline", "adding the message to the timeline")
 def handle_add_to_timeline(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
     """The *Add to timeline* message shortcut (run from the queue): logs the message, its author and
     its own time."""
@@ -176,7 +173,7 @@ def handle_add_to_timeline(runtime: Runtime, body: dict[str, Any], client: WebCl
     tell(timeline_logged_text(entry), None)
 
 
-def register(app: App, runtime: Runtime) -> None:
+def register(app: App, runtime: Runtime, work: WorkTable) -> None:
     rumour_buttons = re.compile("^" + re.escape(RUMOUR_ACTION_PREFIX) + "(refuted|confirmed|dismissed)$")
-    app.action(rumour_buttons)(enqueue_listener(runtime, "room:rumour-outcome"))
-    app.shortcut(TIMELINE_SHORTCUT)(enqueue_listener(runtime, "room:add-to-timeline"))
+    app.action(rumour_buttons)(enqueue_listener(runtime, work, RUMOUR_OUTCOME))
+    app.shortcut(TIMELINE_SHORTCUT)(enqueue_listener(runtime, work, ADD_TO_TIMELINE))

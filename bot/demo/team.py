@@ -83,7 +83,7 @@ class Team:
             return bool(session.scalar(waiting))
 
     def has(self, subcommand: str) -> bool:
-        from handlers.commands import SUBCOMMANDS
+        from handlers.tables import SUBCOMMANDS
 
         if subcommand not in SUBCOMMANDS:
             self.missing.append(f"/crisis {subcommand}")
