@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
+    from bot.flows.port import SlackPort
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def run_while_leader(
         lock.release()
 
 
-def lead_scheduler(runtime: Runtime, stop: threading.Event) -> None:
+def lead_scheduler(runtime: Runtime, port: SlackPort, stop: threading.Event) -> None:
     """Run `runtime`'s scheduler jobs only while this process holds the scheduler lock; blocks until `stop`.
 
     A fresh `Scheduler` is built for every term of leadership, since its jobs are re-derived from the
@@ -274,7 +275,7 @@ def lead_scheduler(runtime: Runtime, stop: threading.Event) -> None:
     from bot.scheduler import Scheduler
 
     def start() -> Callable[[], None]:
-        scheduler = Scheduler(runtime)
+        scheduler = Scheduler(runtime, port)
         scheduler.start()
         runtime.scheduler = scheduler
 
@@ -287,11 +288,11 @@ def lead_scheduler(runtime: Runtime, stop: threading.Event) -> None:
     run_while_leader(LeaderLock(runtime.settings.database_url), stop, start)
 
 
-def start_leader_thread(runtime: Runtime) -> tuple[threading.Thread, threading.Event]:
+def start_leader_thread(runtime: Runtime, port: SlackPort) -> tuple[threading.Thread, threading.Event]:
     """`lead_scheduler` on a daemon thread (for `warroom serve` with its scheduler on); set the event to stop
     (the thread then stops the jobs and releases the lock)."""
     stop = threading.Event()
-    thread = threading.Thread(target=lead_scheduler, args=(runtime, stop), name="scheduler-leader",
+    thread = threading.Thread(target=lead_scheduler, args=(runtime, port, stop), name="scheduler-leader",
                               daemon=True)
     thread.start()
     return thread, stop

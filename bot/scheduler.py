@@ -15,8 +15,8 @@ that opened an incident in another process loses nothing.
 clock, so a job added there fires in drills too.
 
 The job bodies (`run_due_digests`, `run_digest`, `poll_feeds`, `check_spikes`) take `now` and can be
-called directly, so tests never wait on the clock. Slack posting lives in `handlers.digests` and
-`handlers.alerts`, imported when a job first posts.
+called directly, so tests never wait on the clock. They post through the flows `bot.flows.digests`
+and `bot.flows.alerts`, on the Slack port the composition root hands the scheduler.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
 from bot.digests import claim_due_digest, digest_due_times
+from bot.flows.alerts import post_spike_alert
+from bot.flows.digests import post_digest
+from bot.flows.port import SlackPort
 from bot.logs import about_incident
 from bot.runtime import Runtime
 from models import Incident, transaction, utcnow
@@ -52,8 +55,9 @@ class PeriodicJob:
 
 
 class Scheduler:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, port: SlackPort) -> None:
         self.runtime = runtime
+        self.port = port
         # misfire_grace_time=None: a job that runs late (a busy or suspended process) still runs.
         self._scheduler = BackgroundScheduler(
             timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
@@ -117,9 +121,7 @@ class Scheduler:
                 claimed = claim_due_digest(session, self.runtime.plan, incident_id, now)
             if not claimed:
                 return None
-            from handlers.digests import post_digest
-
-            return post_digest(self.runtime, incident_id, now=now)
+            return post_digest(self.runtime, self.port, incident_id, now=now)
 
     def run_due_digests(self, now: datetime) -> list[int]:
         """Post every open incident's due digest; the ids of the digests posted."""
@@ -151,9 +153,7 @@ class Scheduler:
             alert_id = alert.id if alert is not None else None
         if alert_id is None:
             return None
-        from handlers.alerts import post_spike_alert
-
-        return post_spike_alert(self.runtime, alert_id, verdict)
+        return post_spike_alert(self.runtime, self.port, alert_id, verdict)
 
     # ---- APScheduler entry points: log, never raise into the scheduler thread --------------------
 

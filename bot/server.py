@@ -211,9 +211,11 @@ def serve(
     settings.require("slack_bot_token")
     if not settings.socket_mode:
         settings.require("slack_signing_secret")
+    from handlers.slack_gateway import job_gateway
+
     runtime = prepare_runtime(settings)
     bolt_app = create_bolt_app(runtime)
-    leader_stop = start_leader_thread(runtime)[1] if scheduler else None
+    leader_stop = start_leader_thread(runtime, job_gateway(runtime))[1] if scheduler else None
     worker = WorkerChild(worker_threads).start() if worker_threads > 0 else None
     web_app = create_web_app(runtime, None if settings.socket_mode else bolt_app)
     if settings.socket_mode:
@@ -252,7 +254,9 @@ def run_scheduler(settings: Settings) -> None:
     """Run only the scheduler, until SIGTERM or SIGINT. Of several, one leads and the others stand by."""
     settings.require("slack_bot_token")
     runtime = prepare_runtime(settings)
-    lead_scheduler(runtime, _stop_on_signals())
+    from handlers.slack_gateway import job_gateway
+
+    lead_scheduler(runtime, job_gateway(runtime), _stop_on_signals())
 
 
 def run_worker(settings: Settings, *, threads: int, niceness: int, parent_pid: int | None) -> None:

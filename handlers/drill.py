@@ -187,17 +187,17 @@ def start_drill_process(request: CommandRequest, arguments: list[str]) -> None:
 def open_alert_channel(client: DrillSlackClient, reference: str | None, name: str, members: list[str]) -> str:
     """The drill's alert channel: the plan's drill `alert_channel`, else `name`, created (or found, from an
     earlier drill) and with the plan's people invited. Its id; the drill may write there."""
-    from handlers.alerts import resolve_channel
+    from handlers.slack_gateway import find_channel
 
     if reference is not None:
-        channel = resolve_channel(client, reference)
+        channel = find_channel(client, reference)
     else:
         try:
             channel = str(client.conversations_create(name=name)["channel"]["id"])
         except SlackApiError as exc:
             if exc.response.get("error") != "name_taken":
                 raise
-            channel = resolve_channel(client, f"#{name}")
+            channel = find_channel(client, f"#{name}")
     if channel.startswith("#"):
         raise CommandError(f"the drill's alert channel {channel} was not found (is the bot in it?)")
     client.allow(channel)

@@ -13,10 +13,23 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import Block
 
+from bot.digests import summary_line
 from bot.errors import TRANSIENT_SLACK_ERRORS
-from bot.flows.port import Brief, Channel, Message, Notice, Opened, OpenFailed, SlackFailure
+from bot.flows.port import (
+    Brief,
+    Channel,
+    DigestMessage,
+    Message,
+    Notice,
+    Opened,
+    OpenFailed,
+    SlackFailure,
+    SpikeAlertMessage,
+)
 from bot.incidents import IncidentSnapshot
 from bot.runtime import Runtime
+from handlers.render.alerts import render_spike_alert
+from handlers.render.digest import render_digest
 from handlers.render.incident import (
     brief_blocks,
     brief_text,
@@ -46,7 +59,17 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
             return f"Incident opened: <#{incident.channel_id}>", opened_blocks(incident)
         case OpenFailed(title=title, step=step, problem=problem):
             return open_failed_text(title, step, problem), None
+        case DigestMessage(figures=figures, brand=brand):
+            return summary_line(figures), render_digest(figures, brand)
+        case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity):
+            text = f"Mention spike: {verdict.count} mentions in {verdict.minutes} minutes"
+            return text, render_spike_alert(brand, verdict, severity)
     raise TypeError(f"no rendering for {type(message).__name__}")
+
+
+def unfurls(message: Message) -> bool:
+    """Whether Slack may unfurl the message's links (a digest's quoted posts would bury its figures)."""
+    return not isinstance(message, DigestMessage)
 
 
 def respond_teller(respond: Respond) -> Tell:
@@ -98,6 +121,25 @@ def bot_user_id(runtime: Runtime, client: WebClient) -> str | None:
             return None
         runtime.extras["bot_user_id"] = cached
     return str(cached) or None
+
+
+def find_channel(client: WebClient, reference: str) -> str:
+    """A channel id for `C…` or `#name` (looked up with conversations.list; the name itself if not listed)."""
+    if not reference.startswith("#"):
+        return reference
+    name = reference[1:]
+    cursor: str | None = None
+    while True:
+        page = client.conversations_list(types="public_channel,private_channel", exclude_archived=True,
+                                         limit=200, cursor=cursor)
+        channels: list[dict[str, str]] = page.get("channels") or []
+        for channel in channels:
+            if channel.get("name") == name:
+                return str(channel["id"])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            # chat.postMessage also accepts a channel name; let Slack answer if it is wrong.
+            return reference
 
 
 def invite(client: WebClient, channel_id: str, users: Sequence[str]) -> list[str]:
@@ -166,11 +208,23 @@ class SlackGateway:
         with slack_call("conversations.setPurpose"):
             self.client.conversations_setPurpose(channel=incident.channel_id, purpose=purpose_text(incident))
 
+    def find_channel(self, reference: str) -> str:
+        with slack_call("conversations.list"):
+            return find_channel(self.client, reference)
+
     def post(self, channel_id: str, message: Message) -> str:
         text, blocks = render(message)
+        unfurl = None if unfurls(message) else False  # None: Slack's default (the client drops None)
         with slack_call("chat.postMessage"):
-            answer = self.client.chat_postMessage(channel=channel_id, text=text, blocks=blocks)
+            answer = self.client.chat_postMessage(channel=channel_id, text=text, blocks=blocks,
+                                                  unfurl_links=unfurl, unfurl_media=unfurl)
         return str(answer["ts"])
+
+    def upload(self, channel_id: str, *, content: bytes, filename: str, title: str, alt_text: str,
+               thread_ts: str | None = None) -> None:
+        with slack_call("files.uploadV2"):
+            self.client.files_upload_v2(channel=channel_id, thread_ts=thread_ts, file=content, filename=filename,
+                                        title=title, alt_txt=alt_text)
 
     def pin(self, channel_id: str, ts: str) -> None:
         try:
@@ -183,3 +237,13 @@ class SlackGateway:
     def tell(self, message: Message) -> None:
         text, blocks = render(message)
         self.teller(text, blocks)
+
+
+def job_gateway(runtime: Runtime) -> SlackGateway:
+    """The gateway for scheduled jobs, on the runtime's client (a drill's marks every message DRILL).
+    Nobody asked, so there is no one to tell: a `tell` is only logged."""
+
+    def log_only(text: str, blocks: Sequence[Block] | None = None) -> None:
+        log.warning("a scheduled job had something to tell, and nobody asked: %s", text)
+
+    return SlackGateway(runtime, runtime.slack, log_only)

@@ -283,6 +283,9 @@ def test_crisis_digest_posts_figures_buttons_and_chart(
     ]
     assert 1 <= len(buttons) <= 5
     assert all(int(button["value"]) in ids for button in buttons)
+    *_, post = [call for call in emulator.calls_to("chat.postMessage")
+                if call.args.get("channel") == incident.channel_id and call.args.get("blocks")]
+    assert (post.args.get("unfurl_links"), post.args.get("unfurl_media")) == (False, False)  # quoted posts stay small
     chart = emulator.wait_for(lambda emu: emu.files[0], timeout=30)  # first matplotlib import is slow
     assert chart["bytes"].startswith(b"\x89PNG")
     assert chart["channel"] == incident.channel_id and chart["thread_ts"] == message["ts"]

@@ -30,6 +30,7 @@ from bot.html_text import html_to_text
 from bot.plan import Feeds, MastodonFeed, Plan, RssFeed
 from bot.runtime import Runtime, build_runtime
 from bot.scheduler import Scheduler
+from handlers.slack_gateway import job_gateway
 from models import FeedCursor, Mention, transaction, utcnow
 from tests.conftest import make_settings, make_test_plan
 
@@ -647,7 +648,7 @@ def test_the_scheduler_polls_with_the_allowance_of_its_settings_and_none_by_defa
     runtime = build_runtime(make_settings(database_url, emulator, warroom_feed_allow_hosts=value),
                             rss_plan(servers, "/status.rss"))
     try:
-        accepted = Scheduler(runtime).poll_feeds(utcnow())
+        accepted = Scheduler(runtime, job_gateway(runtime)).poll_feeds(utcnow())
         error = cursor(runtime, rss_key(runtime.plan.feeds.rss[0])).error
     finally:
         runtime.engine.dispose()

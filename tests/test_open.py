@@ -14,6 +14,7 @@ from bot.incidents import STALE_OPEN
 from bot.plan import ChannelSettings
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
+from handlers.slack_gateway import job_gateway
 from models import Incident, RoleAssignment, transaction, utcnow
 from models.incidents import OPEN, OPENING
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR, make_test_plan
@@ -32,7 +33,7 @@ class CountingScheduler(Scheduler):
     """The real scheduler, never started, counting the syncs the lifecycle asks for."""
 
     def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime)
+        super().__init__(runtime, job_gateway(runtime))
         self.syncs = 0
 
     def sync(self) -> None:

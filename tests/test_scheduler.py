@@ -12,6 +12,7 @@ from bot.demo.slack_emulator import SlackEmulator
 from bot.runtime import Runtime, build_runtime
 from bot.scheduler import Scheduler
 from bot.settings import Settings
+from handlers.slack_gateway import job_gateway
 from models import Digest, Incident, transaction, utcnow
 from models.incidents import RESOLVED
 from tests.fixtures_mentions import add_mentions, make_incident
@@ -36,7 +37,7 @@ def test_a_digest_missed_for_several_windows_is_posted_once(
     due = now - timedelta(minutes=95)  # sev2: every 30 min, so three windows were missed
     incident = make_incident(runtime, emulator, next_digest_at=due)
     add_mentions(runtime, [{"text": "acme air delayed", "created_at": now - timedelta(minutes=5)}])
-    scheduler = Scheduler(runtime)
+    scheduler = Scheduler(runtime, job_gateway(runtime))
 
     posted = scheduler.run_due_digests(now)
     assert len(posted) == 1
@@ -55,7 +56,7 @@ def test_two_schedulers_racing_for_one_digest_post_it_once(
     other = build_runtime(settings, runtime.plan)
     results: list[int | None] = []
     try:
-        schedulers = [Scheduler(runtime), Scheduler(other)]
+        schedulers = [Scheduler(runtime, job_gateway(runtime)), Scheduler(other, job_gateway(other))]
         threads = [
             threading.Thread(target=lambda s=s: results.append(s.run_digest(incident.id, now)))
             for s in schedulers
@@ -82,7 +83,7 @@ def test_restart_re_registers_jobs_and_posts_a_due_digest_once(
         assert row is not None
         row.status = RESOLVED
 
-    first = Scheduler(runtime)
+    first = Scheduler(runtime, job_gateway(runtime))
     first.start()
     try:
         emulator.wait_for(lambda _: digest_count(runtime) == 1)
@@ -96,7 +97,7 @@ def test_restart_re_registers_jobs_and_posts_a_due_digest_once(
 
     # A new process on the same database: the job comes back from the table, nothing is re-posted.
     restarted_runtime = build_runtime(settings, runtime.plan)
-    restarted = Scheduler(restarted_runtime)
+    restarted = Scheduler(restarted_runtime, job_gateway(restarted_runtime))
     restarted.start()
     try:
         job = restarted._scheduler.get_job(f"digest:{incident.id}")
@@ -113,7 +114,7 @@ def test_restart_re_registers_jobs_and_posts_a_due_digest_once(
 def test_sync_follows_incidents_opened_and_resolved_elsewhere(
     runtime: Runtime, emulator: SlackEmulator
 ) -> None:
-    scheduler = Scheduler(runtime)
+    scheduler = Scheduler(runtime, job_gateway(runtime))
     scheduler.sync()
     assert not any(job.startswith("digest:") for job in scheduler.job_ids())
     incident = make_incident(runtime, emulator, next_digest_at=utcnow() + timedelta(minutes=30))

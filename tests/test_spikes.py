@@ -7,15 +7,16 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
 from bot.demo.slack_emulator import SlackEmulator
+from bot.errors import SlackFailure
 from bot.plan import SpikeThresholds
 from bot.runtime import Runtime, build_runtime
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.spikes import judge
+from handlers.slack_gateway import job_gateway
 from models import SpikeAlert, transaction, utcnow
 from tests.conftest import make_test_plan
 from tests.fixtures_mentions import add_mentions
@@ -61,7 +62,7 @@ def test_spike_alert_fires_once_per_cooldown(settings: Settings, emulator: Slack
     try:
         now = utcnow().replace(second=30)
         seed_spike(runtime, now.replace(second=0))
-        scheduler = Scheduler(runtime)
+        scheduler = Scheduler(runtime, job_gateway(runtime))
         ts = scheduler.check_spikes(now)
         assert ts is not None
         [message] = emulator.messages(channel)
@@ -99,7 +100,7 @@ def test_two_processes_checking_at_once_alert_once(settings: Settings, emulator:
 
         def check(runtime: Runtime, offset: int) -> None:
             barrier.wait()
-            results.append(Scheduler(runtime).check_spikes(now + timedelta(minutes=offset)))
+            results.append(Scheduler(runtime, job_gateway(runtime)).check_spikes(now + timedelta(minutes=offset)))
 
         # Two processes, two different minutes each: only the cooldown can stop the second window.
         threads = [threading.Thread(target=check, args=(r, o)) for r in runtimes for o in (0, 1)]
@@ -120,7 +121,7 @@ def test_no_alert_channel_means_logged_only(settings: Settings, emulator: SlackE
     try:
         now = utcnow()
         seed_spike(runtime, now.replace(second=0))
-        assert Scheduler(runtime).check_spikes(now) is None
+        assert Scheduler(runtime, job_gateway(runtime)).check_spikes(now) is None
         assert alerts(runtime) == 1  # the spike is still recorded, so the cooldown holds
         assert emulator.calls_to("chat.postMessage") == []
     finally:
@@ -135,9 +136,9 @@ def test_an_alert_slack_refused_does_not_silence_the_next_check(
     try:
         now = utcnow().replace(second=30)
         seed_spike(runtime, now.replace(second=0))
-        scheduler = Scheduler(runtime)
+        scheduler = Scheduler(runtime, job_gateway(runtime))
         emulator.fail("chat.postMessage", error="channel_not_found")
-        with pytest.raises(SlackApiError):
+        with pytest.raises(SlackFailure):
             scheduler.check_spikes(now)
         assert alerts(runtime) == 0
         assert scheduler.check_spikes(now + timedelta(minutes=1)) is not None

@@ -172,7 +172,10 @@ class DrillRun:
         self.began = self.posts[0].created_at
         self.end = self.posts[-1].created_at
         self.delivered = 0
-        self.scheduler = Scheduler(runtime)  # never started: the drill calls its job bodies itself
+        from handlers.slack_gateway import job_gateway
+
+        # Never started: the drill calls its job bodies itself. On the drill's client, so DRILL on every post.
+        self.scheduler = Scheduler(runtime, job_gateway(runtime))
         self.http = httpx.Client(timeout=60)  # one connection pool: a client per post costs ~50 ms
         self.jobs = [(job, self.began if job.at_start else self.began + job.every)
                      for job in self.scheduler.periodic_jobs()]

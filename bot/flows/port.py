@@ -11,10 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.digests import DigestFigures
 from bot.errors import SlackFailure
 from bot.incidents import IncidentSnapshot
+from bot.spikes import SpikeVerdict
 
-__all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed"]
+__all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
+           "DigestMessage", "SpikeAlertMessage"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -51,7 +54,24 @@ class OpenFailed:
     problem: str
 
 
-Message = Notice | Brief | Opened | OpenFailed
+@dataclass(frozen=True)
+class DigestMessage:
+    """An incident's digest, posted in its channel."""
+
+    figures: DigestFigures
+    brand: str
+
+
+@dataclass(frozen=True)
+class SpikeAlertMessage:
+    """A brand-wide mention spike, posted in the plan's alert channel, with the severity it suggests."""
+
+    brand: str
+    verdict: SpikeVerdict
+    severity: str
+
+
+Message = Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
 
 
 @dataclass(frozen=True)
@@ -84,8 +104,17 @@ class SlackPort(Protocol):
         """Set the incident channel's topic and purpose from the incident."""
         ...
 
+    def find_channel(self, reference: str) -> str:
+        """A channel id for `C…` or `#name` (the reference itself when no channel has that name)."""
+        ...
+
     def post(self, channel_id: str, message: Message) -> str:
         """Post a message in a channel; its ts."""
+        ...
+
+    def upload(self, channel_id: str, *, content: bytes, filename: str, title: str, alt_text: str,
+               thread_ts: str | None = None) -> None:
+        """Upload a file into a channel (into a message's thread when `thread_ts` is given)."""
         ...
 
     def pin(self, channel_id: str, ts: str) -> None:
