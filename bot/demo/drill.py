@@ -535,8 +535,13 @@ def _drill(arguments: Any, setup: DrillSetup, plan: Plan, settings: Settings, ou
     print(result.scorecard.text(), file=out)
     for path in [*result.exports, scorecard_file]:
         print(f"wrote {path}", file=out)
+    return exit_code(result, "warroom drill")
+
+
+def exit_code(result: DrillResult, program: str) -> int:
+    """Say on stderr what the scripted team could not do (a step not built, a step that failed); 1 if any."""
     for problem in result.missing:
-        print(f"warroom drill: not built yet: {problem}", file=sys.stderr)
+        print(f"{program}: not built yet: {problem}", file=sys.stderr)
     for problem in result.failed:
-        print(f"warroom drill: {problem}", file=sys.stderr)
+        print(f"{program}: {problem}", file=sys.stderr)
     return 1 if result.failed or result.missing else 0

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.clock import now as clock_now
-from bot.demo.drill import BUNDLED_STREAMS, DrillRun, DrillSetup, run_offline
+from bot.demo.drill import BUNDLED_STREAMS, DrillRun, DrillSetup, exit_code, run_offline
 from bot.demo.signed_slack import find_button
 from bot.demo.slack_emulator import SlackEmulator
 from bot.demo.stream import load_stream
@@ -327,8 +327,4 @@ def run_demo(out_dir: Path, quiet: bool) -> int:
         print(f"wrote {path}", file=out)
     if not quiet:
         print(f"demo finished in {elapsed:.1f} s", file=out)
-    for problem in result.missing:
-        print(f"warroom demo: not built yet: {problem}", file=sys.stderr)
-    for problem in result.failed:
-        print(f"warroom demo: {problem}", file=sys.stderr)
-    return 1 if result.missing or result.failed else 0
+    return exit_code(result, "warroom demo")
