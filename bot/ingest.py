@@ -9,7 +9,6 @@ raises RecursionError about a thousand deep); a field nested deeper is named in 
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 from array import array
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
+from bot.bearer import bearer_matches
 from bot.mentions import FieldError, NewMention, json_int, store_mentions, validate_mention
 from bot.metrics import count_refused_mentions
 from bot.runtime import Runtime
@@ -34,13 +34,6 @@ _NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
 _TOKEN = re.compile(rf"({_STRING})(\s*:)?|[\[{{]+|[\]}}]+|,", re.DOTALL)
 # {"mentions": [{"field": ...}]}: the levels that name a mention's field.
 _FIELD_LEVELS = 3
-
-
-def _authorised(authorization: str, expected: bytes) -> bool:
-    scheme, _, given = authorization.partition(" ")
-    # compare_digest takes as long for a near miss as for a far one, so the token cannot be guessed by timing.
-    matches = hmac.compare_digest(given.strip().encode(), expected)
-    return scheme.lower() == "bearer" and matches
 
 
 def nesting_depth(text: str) -> int:
@@ -145,7 +138,7 @@ def handle_ingest_request(
     token = runtime.settings.warroom_ingest_token
     if token is None:
         return 503, {"error": "mention ingest is disabled: WARROOM_INGEST_TOKEN is not set"}
-    if not _authorised(authorization, token.get_secret_value().encode()):
+    if not bearer_matches(authorization, token):
         return 401, {"error": "missing or wrong bearer token"}
     mentions, status, problem = parse_ingest_body(read_body())
     if mentions is None:

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.bearer import bearer_matches
 from bot.clock import real_now
 from models import Job, transaction
 from models.jobs import QUEUED, RUNNING
@@ -156,13 +157,10 @@ def exposition(sessions: sessionmaker[Session]) -> bytes:
 def metrics_response(runtime: Runtime, authorization: str) -> tuple[int, bytes, dict[str, str]]:
     """GET /metrics as (HTTP status, body, headers): 404 while WARROOM_METRICS_TOKEN is unset, 401 for a
     missing or wrong bearer token (as POST /mentions answers), else the metrics."""
-    # Imported here: bot.ingest imports bot.mentions, which counts into this module.
-    from bot.ingest import _authorised
-
     token = runtime.settings.warroom_metrics_token
     json_type = {"Content-Type": "application/json"}
     if token is None:
         return 404, b'{"error": "metrics are off: WARROOM_METRICS_TOKEN is not set"}', json_type
-    if not _authorised(authorization, token.get_secret_value().encode()):
+    if not bearer_matches(authorization, token):
         return 401, b'{"error": "missing or wrong bearer token"}', {**json_type, "WWW-Authenticate": "Bearer"}
     return 200, exposition(runtime.sessions), {"Content-Type": CONTENT_TYPE_LATEST}
