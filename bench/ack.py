@@ -53,9 +53,9 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from bot import database
 from bot.demo.slack_emulator import SlackEmulator
-from bot.settings import normalise_database_url
+from bot.infra import database
+from bot.infra.settings import normalise_database_url
 from handlers.render.drafts import draft_ref
 from models import Draft, Incident, Job, make_engine
 from models.drafts import PENDING

@@ -31,8 +31,8 @@ from slack_sdk import WebClient
 from sqlalchemy import Column, Integer, MetaData, Table, Text
 
 from bot.app import LISTENER_THREADS
+from bot.infra.settings import normalise_database_url
 from bot.server import WEB_THREADS, run_web_server
-from bot.settings import normalise_database_url
 from models import make_engine
 
 ACKS = Table("bench_acks", MetaData(), Column("id", Integer, primary_key=True), Column("body", Text))

@@ -27,9 +27,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.digests import compute_digest, record_digest
-from bot.plan import BUNDLED_PLAN, load_plan
-from bot.settings import normalise_database_url
+from bot.crisis.plan import BUNDLED_PLAN, load_plan
+from bot.infra.settings import normalise_database_url
+from bot.listening.digests import compute_digest, record_digest
 from models import Base, Incident, Rumour, make_engine, make_session_factory, transaction
 
 BRAND = ["Acme Air", "acmeair", "@AcmeAir", "ACME AIR"]

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert  # noqa: E402
 
-from bot import timeline  # noqa: E402
+from bot.crisis import timeline  # noqa: E402
+from bot.crisis.plan import BUNDLED_PLAN, load_plan  # noqa: E402
 from bot.exports import FORMATS, stream_export  # noqa: E402
-from bot.plan import BUNDLED_PLAN, load_plan  # noqa: E402
 from models import Base, Incident, Mention, TimelineEvent, make_engine, make_session_factory, transaction  # noqa: E402
 
 REPEATS = 3  # best of three: the machine may be busy with other work

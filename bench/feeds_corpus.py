@@ -41,8 +41,8 @@ from typing import Any
 import feedparser
 from sqlalchemy import create_engine, func, select
 
-from bot.feeds import poll_feeds
-from bot.plan import BUNDLED_PLAN, Feeds, RssFeed, load_plan
+from bot.crisis.plan import BUNDLED_PLAN, Feeds, RssFeed, load_plan
+from bot.listening.feeds import poll_feeds
 from models import Base, Mention, make_engine, make_session_factory
 
 HEADER = re.compile(rb"^Header:\s+([^:]+):(.+)$", re.MULTILINE)
@@ -149,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = CorpusServer(root.parent)  # the corpus's redirects name /tests/...
     threading.Thread(target=server.serve_forever, daemon=True).start()
     skips = SkipCounter()
-    logging.getLogger("bot.feeds").addHandler(skips)
-    logging.getLogger("bot.feeds").setLevel(logging.INFO)
-    logging.getLogger("bot.feeds").propagate = False
+    logging.getLogger("bot.listening.feeds").addHandler(skips)
+    logging.getLogger("bot.listening.feeds").setLevel(logging.INFO)
+    logging.getLogger("bot.listening.feeds").propagate = False
 
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/corpus.db"

@@ -36,7 +36,7 @@ TAIL = b"</description></item></channel></rss>"
 
 def body(case: str) -> tuple[bytes, dict[str, str]]:
     """The bytes on the wire and the headers of a case."""
-    from bot.feed_http import MAX_BODY_BYTES
+    from bot.listening.feed_http import MAX_BODY_BYTES
 
     if case == "gzip-bomb-1GiB":
         compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -87,8 +87,8 @@ def poll_once(url: str, port: int) -> dict[str, Any]:
     """Poll one feed in a fresh database; runs in a child process, so VmHWM is this poll's alone."""
     from sqlalchemy import create_engine
 
-    from bot.feeds import poll_feeds
-    from bot.plan import BUNDLED_PLAN, Feeds, RssFeed, load_plan
+    from bot.crisis.plan import BUNDLED_PLAN, Feeds, RssFeed, load_plan
+    from bot.listening.feeds import poll_feeds
     from models import Base, make_engine, make_session_factory
 
     with tempfile.TemporaryDirectory() as folder:

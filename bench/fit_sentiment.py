@@ -8,7 +8,7 @@ test fold. The script prints k-fold cross-validated figures for Sanders (never t
 then fits on all of it and writes the model. `--check` writes nothing and fails if the shipped
 file differs from what this script produces.
 
-The model is a multinomial logistic regression over `bot.sentiment.FEATURE_NAMES`, fitted by
+The model is a multinomial logistic regression over `bot.listening.sentiment.FEATURE_NAMES`, fitted by
 Newton's method on standardised features with an L2 penalty, then folded back to raw-feature
 weights so scoring needs no numpy. Class weights are balanced, and negatives are weighted up by a
 further factor: a crisis team would rather see a false alarm than miss a complaint, and a brand
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.sentiment import FEATURE_NAMES, LABELS, MODEL_PATH, extract_features
+from bot.listening.sentiment import FEATURE_NAMES, LABELS, MODEL_PATH, extract_features
 
 TRAINING_FILE = "sanders_twitter_sentiment.csv"
 BOOST_GRID = (1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0)
@@ -108,7 +108,7 @@ def fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray, l2: float) -> tuple[n
 
 
 def predict(x: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Label indices with the same tie-break as `bot.sentiment` (negative, then positive)."""
+    """Label indices with the same tie-break as `bot.listening.sentiment` (negative, then positive)."""
     logits = x @ weights.T + bias
     neg, neu, pos = logits[:, 0], logits[:, 1], logits[:, 2]
     return np.where((neg >= neu) & (neg >= pos), 0, np.where(pos > neu, 2, 1))
@@ -169,9 +169,9 @@ def shipped_boost() -> float:
 def model_document(
     weights: np.ndarray, bias: np.ndarray, boost: float, cv: dict[str, float], rows: int, k: int
 ) -> dict:
-    """The JSON document `bot.sentiment` loads."""
+    """The JSON document `bot.listening.sentiment` loads."""
     return {
-        "about": "War Room sentiment: logistic regression over bot.sentiment features. "
+        "about": "War Room sentiment: logistic regression over bot.listening.sentiment features. "
         "Written by bench/fit_sentiment.py; do not edit by hand.",
         "trained_on": f"{TRAINING_FILE} (Sanders Twitter Sentiment Corpus v0.2, labels free for commercial "
         f"use), {rows} de-duplicated posts",

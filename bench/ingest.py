@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, delete
 
-from bot.settings import normalise_database_url
+from bot.infra.settings import normalise_database_url
 from models import Mention
 
 TOKEN = "bench-ingest-token"

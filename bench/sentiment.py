@@ -4,7 +4,7 @@
 
 For each CSV (columns `text` and `label`: negative / neutral / positive) and for all files pooled,
 prints rows, accuracy, macro-F1, negative recall, negative precision and posts per second, for
-`bot.sentiment` ("ours") and for VADER 3.3.2 with its usual thresholds (compound >= 0.05 positive,
+`bot.listening.sentiment` ("ours") and for VADER 3.3.2 with its usual thresholds (compound >= 0.05 positive,
 <= -0.05 negative). Metrics are computed here from a confusion matrix; no sklearn.
 
 Honesty rules the table follows:
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from bot import sentiment
+from bot.listening import sentiment
 
 LABELS = ("negative", "neutral", "positive")
 TRAINING_FILE = "sanders_twitter_sentiment.csv"
@@ -100,7 +100,7 @@ def timed(score: Callable[[list[str]], list[str]], texts: list[str], repeat: int
 
 
 def ours(texts: list[str]) -> list[str]:
-    """Labels from `bot.sentiment`."""
+    """Labels from `bot.listening.sentiment`."""
     return [s.label for s in sentiment.score_texts(texts)]
 
 

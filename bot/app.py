@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
 
 log = logging.getLogger(__name__)
 LISTENER_THREADS = 32

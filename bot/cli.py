@@ -11,11 +11,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.database import SchemaNotReady
-from bot.errors import CommandError
-from bot.logs import configure_logging
-from bot.plan import PlanError, load_plan, plan_path
-from bot.settings import Settings, SettingsError, load_log_settings, load_settings
+from bot.crisis.plan import PlanError, load_plan, plan_path
+from bot.infra.database import SchemaNotReady
+from bot.infra.errors import CommandError
+from bot.infra.logs import configure_logging
+from bot.infra.settings import Settings, SettingsError, load_log_settings, load_settings
 
 EXIT_USAGE = 2
 
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_demo(out_dir=args.out, quiet=args.quiet)
     if args.command == "mentions" and args.mentions_command == "score":
-        from bot.mention_import import score_csv
+        from bot.listening.mention_import import score_csv
 
         return score_csv(args.file, sys.stdout)
 
@@ -135,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "db":
         return _db(settings, args)
     if args.command == "mentions":
-        from bot.mention_import import import_csv
+        from bot.listening.mention_import import import_csv
 
         return import_csv(settings, args.file)
     if args.command == "export":
@@ -147,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _share_metrics_between_processes(settings: Settings) -> str | None:
     """`serve` acks in this process and runs jobs in a worker child, so with /metrics on both write their
-    metrics to one directory and a scrape sums them (prometheus_client's multiprocess mode, bot/metrics.py).
+    metrics to one directory and a scrape sums them (prometheus_client's multiprocess mode, bot/infra/metrics.py).
     An operator's PROMETHEUS_MULTIPROC_DIR (several processes on one host) is used as it is; otherwise a
     new one is made here, before prometheus_client is imported (it reads the variable once, on import),
     inherited by the worker child, and returned so that it is removed when `serve` ends."""
@@ -168,7 +168,7 @@ def _share_metrics_between_processes(settings: Settings) -> str | None:
 def _db(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from bot import database
+    from bot.infra import database
     from models import make_engine
 
     try:

@@ -17,12 +17,12 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.app import create_bolt_app
-from bot.database import ensure_schema
-from bot.leader import lead_scheduler, start_leader_thread
-from bot.plan import load_plan, plan_path
+from bot.background.leader import lead_scheduler, start_leader_thread
+from bot.background.runtime import Runtime, build_runtime
+from bot.crisis.plan import load_plan, plan_path
+from bot.infra.database import ensure_schema
+from bot.infra.settings import Settings
 from bot.queue.worker import Worker, run_worker_process
-from bot.runtime import Runtime, build_runtime
-from bot.settings import Settings
 from bot.web import MAX_SERVER_BODY, create_web_app
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.metrics import metrics_response, observe_ack
-from bot.replay import ReplayGuard
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
+from bot.infra.metrics import metrics_response, observe_ack
+from bot.infra.replay import ReplayGuard
 from models import ping
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
 
     @web.post("/mentions")
     def mentions() -> ResponseReturnValue:
-        from bot.ingest import handle_ingest_request
+        from bot.listening.ingest import handle_ingest_request
 
         status, payload = handle_ingest_request(
             runtime,

@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
 
 
 def register(app: App, runtime: Runtime) -> None:

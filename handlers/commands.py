@@ -14,12 +14,12 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.commands import form_of, parse_command, usage_text
-from bot.errors import describe
-from bot.incidents import find_incident_by_channel, open_incident_channels
-from bot.logs import about_incident
-from bot.mrkdwn import escape_mrkdwn
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
+from bot.crisis.commands import form_of, parse_command, usage_text
+from bot.crisis.incidents import find_incident_by_channel, open_incident_channels
+from bot.infra.errors import describe
+from bot.infra.logs import about_incident
+from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.queued import NOT_ACCEPTED, accept_job, job_body
 from handlers.render.common import error_blocks, usage_blocks
 from models import transaction

@@ -15,14 +15,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
-from bot import drafts
-from bot.commands import form_of
-from bot.drafts import DraftInputError, DraftView, Platform
-from bot.errors import AlreadyTold, is_transient
-from bot.incidents import find_incident_by_channel
-from bot.llm import DraftFailed, draft_reply, runtime_llm_client
-from bot.prompts import PromptError, build_messages
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
+from bot.crisis.commands import form_of
+from bot.crisis.incidents import find_incident_by_channel
+from bot.drafting import drafts
+from bot.drafting.drafts import DraftInputError, DraftView, Platform
+from bot.drafting.llm import DraftFailed, draft_reply, runtime_llm_client
+from bot.drafting.prompts import PromptError, build_messages
+from bot.infra.errors import AlreadyTold, is_transient
 from handlers.commands import CommandRequest
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render

@@ -27,17 +27,17 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
-from bot.commands import form_of
-from bot.errors import CommandError
-from bot.mrkdwn import escape_mrkdwn
-from bot.plan import plan_path
+from bot.crisis.commands import form_of
+from bot.crisis.plan import plan_path
+from bot.infra.errors import CommandError
+from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.commands import CommandRequest
 from handlers.render.common import section
 from handlers.render.drill import DRILL, drill_blocks, drill_line
 
 if TYPE_CHECKING:
     from bot.demo.scorecard import Scorecard
-    from bot.settings import Settings
+    from bot.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def open_alert_channel(client: DrillSlackClient, reference: str | None, name: st
 
 
 def _report_client(settings: Settings, channel: str) -> DrillSlackClient:
-    from bot.runtime import make_slack_client
+    from bot.background.runtime import make_slack_client
 
     return DrillSlackClient.like(make_slack_client(settings), allowed=[channel])
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from slack_sdk import WebClient
 
-from bot import timeline
-from bot.commands import form_of
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
+from bot.crisis.commands import form_of
 from bot.exports import FORMATS, export_filename, write_export
-from bot.mrkdwn import escape_mrkdwn
-from bot.runtime import Runtime
+from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.commands import CommandRequest
 from models import Incident, transaction
 

@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.incidents import home_incidents
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
+from bot.crisis.incidents import home_incidents
 from handlers.render.home import home_view
 from models import transaction, utcnow
 

@@ -15,10 +15,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import Block
 
-from bot.commands import form_of
-from bot.errors import is_transient
-from bot.flows import opening
-from bot.incidents import (
+from bot.background.runtime import Runtime
+from bot.crisis.commands import form_of
+from bot.crisis.incidents import (
     IncidentError,
     IncidentSnapshot,
     OpenArgs,
@@ -29,11 +28,12 @@ from bot.incidents import (
     resolve_summary,
     validate_open,
 )
-from bot.mrkdwn import escape_mrkdwn
-from bot.plan import SEVERITIES
-from bot.roles import RoleError
-from bot.room import RoomError, clean_text, record_status_update, status_summary
-from bot.runtime import Runtime
+from bot.crisis.plan import SEVERITIES
+from bot.crisis.roles import RoleError
+from bot.crisis.room import RoomError, clean_text, record_status_update, status_summary
+from bot.flows import opening
+from bot.infra.errors import is_transient
+from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.commands import CommandRequest
 from handlers.exports import upload_export
 from handlers.queued import Submit, WorkTable, submit_or_refuse

@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
-from bot.mrkdwn import escape_mrkdwn
+from bot.background.runtime import Runtime
+from bot.infra.mrkdwn import escape_mrkdwn
 from bot.queue.intake import JobNotAccepted
-from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

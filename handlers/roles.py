@@ -10,11 +10,11 @@ from slack_bolt import App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.commands import form_of, parse_user_ref
-from bot.incidents import IncidentError
-from bot.mrkdwn import escape_team_text
-from bot.roles import Assignment, RoleError, assign_role
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
+from bot.crisis.commands import form_of, parse_user_ref
+from bot.crisis.incidents import IncidentError
+from bot.crisis.roles import Assignment, RoleError, assign_role
+from bot.infra.mrkdwn import escape_team_text
 from handlers.commands import CommandRequest
 from handlers.incidents import post_in_room, refresh_room, slack_error, snapshot
 from handlers.queued import WorkTable, enqueue_listener

@@ -12,9 +12,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
-from bot.commands import form_of
-from bot.incidents import find_incident_by_channel
-from bot.room import (
+from bot.background.runtime import Runtime
+from bot.crisis.commands import form_of
+from bot.crisis.incidents import find_incident_by_channel
+from bot.crisis.room import (
     Entry,
     RoomError,
     add_fact,
@@ -25,7 +26,6 @@ from bot.room import (
     set_rumour_outcome,
     track_rumour,
 )
-from bot.runtime import Runtime
 from handlers.commands import CommandRequest
 from handlers.incidents import post_in_room, slack_error
 from handlers.queued import WorkTable, enqueue_listener

@@ -13,8 +13,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import Block
 
-from bot.digests import summary_line
-from bot.errors import TRANSIENT_SLACK_ERRORS
+from bot.background.runtime import Runtime
+from bot.crisis.incidents import IncidentSnapshot
 from bot.flows.port import (
     Brief,
     Channel,
@@ -26,8 +26,8 @@ from bot.flows.port import (
     SlackFailure,
     SpikeAlertMessage,
 )
-from bot.incidents import IncidentSnapshot
-from bot.runtime import Runtime
+from bot.infra.errors import TRANSIENT_SLACK_ERRORS
+from bot.listening.digests import summary_line
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
 from handlers.render.incident import (

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from slack_bolt import App
 
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
 from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_crisis_job, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed

@@ -19,7 +19,7 @@ def _url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return str(url)
-    from bot.settings import load_settings
+    from bot.infra.settings import load_settings
 
     return load_settings().database_url
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from bot import clock
+from bot.infra import clock
 
 # Stable constraint names, so migrations can drop what they created on every backend.
 NAMING = {
@@ -24,7 +24,7 @@ NAMING = {
 
 
 def utcnow() -> datetime:
-    """Now on the bot's one clock (`bot.clock`): real time, or a drill's simulated time."""
+    """Now on the bot's one clock (`bot.infra.clock`): real time, or a drill's simulated time."""
     return clock.now()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.clock import real_now
+from bot.infra.clock import real_now
 from models.base import Base
 
 # Job.status values: queued → running → done, or back to queued (retry, or its worker died), or failed.

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.clock import ManualClock, running_on
+from bot.background.runtime import Runtime, build_runtime
+from bot.crisis.plan import BUNDLED_PLAN, Plan, load_plan
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.plan import BUNDLED_PLAN, Plan, load_plan
-from bot.runtime import Runtime, build_runtime
+from bot.infra.clock import ManualClock, running_on
+from bot.infra.settings import Settings, normalise_database_url
 from bot.server import InProcessApp
-from bot.settings import Settings, normalise_database_url
 from models import Base
 
 SIGNING_SECRET = "test-signing-secret"

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
-from bot import timeline
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime
 from models import (
     Draft,
     Fact,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import timeline
+from bot.crisis import timeline
 from models import (
     Decision,
     Draft,

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from bot.background.runtime import Runtime
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime
 from models import Incident, TimelineEvent, transaction
 from models.incidents import OPEN
 from tests.conftest import LEAD

@@ -6,8 +6,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.background.runtime import Runtime
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime
 from models import Incident, Mention, transaction, utcnow
 from models.incidents import OPEN
 from tests.conftest import LEAD

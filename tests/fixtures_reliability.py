@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot import database
 from bot.demo.slack_emulator import SlackEmulator
-from bot.settings import normalise_database_url
+from bot.infra import database
+from bot.infra.settings import normalise_database_url
 from tests.conftest import BACKENDS, POSTGRES_URL
 
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bot.background.runtime import build_runtime
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import build_runtime
 from tests.conftest import BYSTANDER, AppServer, make_settings
 
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from bot.app import create_bolt_app
+from bot.background.runtime import Runtime
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime
 from bot.web import create_web_app
 from tests.conftest import INGEST_TOKEN, AppServer
 from tests.fixtures_reliability import fresh_database_fixture  # noqa: F401 - provides fresh_database

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.channel_names import CHANNEL_NAME_MAX, channel_name, normalise_title, open_request_key, slugify
-from bot.incidents import IncidentError, IncidentSnapshot, choose_severity, parse_open_args, validate_open
-from bot.roles import RoleHolders
+from bot.crisis.channel_names import CHANNEL_NAME_MAX, channel_name, normalise_title, open_request_key, slugify
+from bot.crisis.incidents import IncidentError, IncidentSnapshot, choose_severity, parse_open_args, validate_open
+from bot.crisis.roles import RoleHolders
 from handlers.render.incident import format_duration, purpose_text, topic_text
 from tests.conftest import make_test_plan
 

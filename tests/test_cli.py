@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.database import head_revision
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
+from bot.infra.database import head_revision
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.test_settings import DATABASE_PASSWORD, MALFORMED_DATABASE_URLS
 

@@ -1,4 +1,4 @@
-"""The one clock: nothing reads the system clock for domain time but `bot.clock`, and the rows a
+"""The one clock: nothing reads the system clock for domain time but `bot.infra.clock`, and the rows a
 command writes carry the clock's time (so a drill's timeline is in simulated minutes)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import timeline
-from bot.clock import ManualClock, SimulatedClock, SystemClock, now, running_on
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime
+from bot.infra.clock import ManualClock, SimulatedClock, SystemClock, now, running_on
 from models import Fact
 from tests.conftest import MONITOR
 from tests.fixtures_lifecycle import events, open_incident, rows, wait_until
@@ -22,7 +22,7 @@ from tests.fixtures_lifecycle import events, open_incident, rows, wait_until
 ROOT = Path(__file__).resolve().parents[1]
 # Reading the system clock is allowed here only, each for a reason that is not domain time.
 ALLOWED = {
-    "bot/clock.py": "the clock itself",
+    "bot/infra/clock.py": "the clock itself",
     "bot/demo/slack_emulator.py": "Slack's own clock (message ts, trigger ids), not the bot's",
     "bot/demo/signed_slack.py": "signing requests as Slack does needs the real time in X-Slack-Request-Timestamp",
 }
@@ -48,7 +48,7 @@ def test_nothing_but_the_clock_reads_the_system_clock() -> None:
         if str(path.relative_to(ROOT)) not in ALLOWED
         for line in _system_clock_reads(path)
     ]
-    assert offenders == [], "read the time from bot.clock instead:\n" + "\n".join(offenders)
+    assert offenders == [], "read the time from bot.infra.clock instead:\n" + "\n".join(offenders)
 
 
 def test_the_rule_sees_a_direct_read(tmp_path: Path) -> None:

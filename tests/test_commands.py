@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import ParsedCommand, form_of, parse_command, parse_user_ref
+from bot.crisis.commands import ParsedCommand, form_of, parse_command, parse_user_ref
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\t\n", "\u00a0", None])

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
+from bot.background.runtime import Runtime
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.digests import compute_digest, record_digest, rising_terms
-from bot.mentions import STOP_WORDS, incident_keywords, significant_words
-from bot.runtime import Runtime
+from bot.listening.digests import compute_digest, record_digest, rising_terms
+from bot.listening.mentions import STOP_WORDS, incident_keywords, significant_words
 from handlers.render.digest import render_digest
 from models import Digest, Rumour, TimelineEvent, transaction, utcnow
 from tests.conftest import LEAD

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bot import timeline
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
+from bot.crisis.plan import Plan
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.drafts import (
+from bot.drafting.drafts import (
     GENERIC_HOLDING_STATEMENT,
     PLATFORMS,
     DraftInputError,
@@ -30,8 +32,6 @@ from bot.drafts import (
     review_concerns,
     template_reply,
 )
-from bot.plan import Plan
-from bot.runtime import Runtime
 from handlers.render.drafts import APPROVE, DRAFT_REPLY, EDIT, EDIT_VIEW, REGENERATE, REJECT, REJECT_VIEW
 from models import Decision, Draft, DraftRevision, RoleAssignment, transaction, utcnow
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD

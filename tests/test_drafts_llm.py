@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bot import timeline
+from bot.background.runtime import Runtime, build_runtime
+from bot.crisis import timeline
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.prompts import POST_CLOSE, POST_OPEN, fenced_post
-from bot.runtime import Runtime, build_runtime
+from bot.drafting.prompts import POST_CLOSE, POST_OPEN, fenced_post
 from handlers.render.drafts import APPROVE, DRAFT_REPLY, EDIT, EDIT_VIEW, REGENERATE, REJECT, RETRY
 from models import Draft
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, MONITOR, AppServer, make_settings, make_test_plan

@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 from slack_sdk.errors import SlackClientError
 
+from bot.background.runtime import Runtime
 from bot.cli import main
-from bot.clock import DrillClock, ManualClock
+from bot.crisis.plan import BUNDLED_PLAN, Drill, Plan, PlanError, load_plan, parse_plan
 from bot.demo.drill import DRILL_KEEPS, DRILL_REPLACES, DrillResult, DrillSetup, drill_plan, run_offline
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.demo.stream import StreamError, load_stream
 from bot.demo.team import PEOPLE
 from bot.exports.report import build_report
-from bot.plan import BUNDLED_PLAN, Drill, Plan, PlanError, load_plan, parse_plan
-from bot.runtime import Runtime
+from bot.infra.clock import DrillClock, ManualClock
 from handlers.drill import DrillBoundaryError, DrillSlackClient
 from handlers.render.drill import DRILL_NOTE
 from models import transaction

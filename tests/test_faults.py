@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.background.runtime import Runtime
+from bot.crisis.timeline import DECISION_LOGGED, DRAFT_REQUESTED, FACT_ADDED, MESSAGE_ADDED, RUMOUR_TRACKED
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.queue import jobs
-from bot.runtime import Runtime
-from bot.timeline import DECISION_LOGGED, DRAFT_REQUESTED, FACT_ADDED, MESSAGE_ADDED, RUMOUR_TRACKED
 from handlers.render.drafts import APPROVE, REASON_INPUT, REJECT, REJECT_VIEW
 from models import (
     Decision,

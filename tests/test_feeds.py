@@ -23,13 +23,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import event, select
 
+from bot.background.runtime import Runtime, build_runtime
+from bot.background.scheduler import Scheduler
+from bot.crisis.plan import Feeds, MastodonFeed, Plan, RssFeed
 from bot.demo.slack_emulator import SlackEmulator
-from bot.feed_http import MAX_BODY_BYTES, MAX_WIRE_BYTES
-from bot.feeds import mastodon_key, poll_feeds, rss_key
-from bot.html_text import html_to_text
-from bot.plan import Feeds, MastodonFeed, Plan, RssFeed
-from bot.runtime import Runtime, build_runtime
-from bot.scheduler import Scheduler
+from bot.listening.feed_http import MAX_BODY_BYTES, MAX_WIRE_BYTES
+from bot.listening.feeds import mastodon_key, poll_feeds, rss_key
+from bot.listening.html_text import html_to_text
 from handlers.slack_gateway import job_gateway
 from models import FeedCursor, Mention, transaction, utcnow
 from tests.conftest import make_settings, make_test_plan
@@ -496,7 +496,7 @@ def test_an_item_with_an_impossible_date_is_skipped_and_logged_and_the_others_st
          + entry(4, "2024-05-01T11:00:00+02:00")
          + "</feed>").encode(), content_type="application/atom+xml")
     plan = rss_plan(servers, "/dates.atom")
-    with caplog.at_level(logging.WARNING, logger="bot.feeds"):
+    with caplog.at_level(logging.WARNING, logger="bot.listening.feeds"):
         [result] = poll(runtime, servers, plan)
     assert result.error is None and result.accepted == 2
     assert {m.external_id: m.created_at for m in mentions(runtime, "rss")} == {

@@ -11,6 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from bot.background.runtime import Runtime
+from bot.crisis.incidents import IncidentSnapshot
 from bot.demo.slack_emulator import SlackEmulator
 from bot.flows import alerts, digests, opening
 from bot.flows.port import (
@@ -24,9 +26,7 @@ from bot.flows.port import (
     SlackFailure,
     SpikeAlertMessage,
 )
-from bot.incidents import IncidentSnapshot
-from bot.runtime import Runtime
-from bot.spikes import SpikeVerdict, record_spike_alert
+from bot.listening.spikes import SpikeVerdict, record_spike_alert
 from models import Digest, Incident, SpikeAlert, TimelineEvent, transaction, utcnow
 from tests.conftest import APPROVER, DRAFTER, LEAD, MONITOR, MONITOR_GROUP
 from tests.fixtures_mentions import add_mentions, make_incident

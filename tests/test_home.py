@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bot.background.runtime import Runtime
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR
 from tests.fixtures_drafts import open_war_room
 from tests.fixtures_lifecycle import all_text, incident, open_incident, wait_until

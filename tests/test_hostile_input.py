@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.commands import parse_command, parse_user_ref
+from bot.background.runtime import Runtime
+from bot.crisis.commands import parse_command, parse_user_ref
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, truncate
-from bot.runtime import Runtime
+from bot.infra.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, truncate
 from models import Mention, transaction
 from tests.conftest import INGEST_TOKEN, LEAD, AppServer
 from tests.fixtures_lifecycle import open_incident

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bot.background.runtime import Runtime, build_runtime
 from bot.demo.slack_emulator import SlackEmulator
-from bot.digests import compute_digest
-from bot.mentions import MAX_COUNT
-from bot.runtime import Runtime, build_runtime
+from bot.listening.digests import compute_digest
+from bot.listening.mentions import MAX_COUNT
 from models import Mention, transaction, utcnow
 from tests.conftest import INGEST_TOKEN, AppServer, make_settings, make_test_plan
 from tests.fixtures_mentions import make_incident, with_raw_field

@@ -15,12 +15,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
 import handlers
+from bot.background.runtime import Runtime, build_runtime
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.queue import intake as intake_module
 from bot.queue import jobs
 from bot.queue.worker import Worker
-from bot.runtime import Runtime, build_runtime
 from bot.server import InProcessApp
 from models import Fact, Job, transaction, utcnow
 from models.jobs import DONE, FAILED, QUEUED, RUNNING

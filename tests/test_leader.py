@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.leader import APPLICATION_NAME_PREFIX, LeaderLock, run_while_leader
+from bot.background.leader import APPLICATION_NAME_PREFIX, LeaderLock, run_while_leader
 from tests.conftest import BACKENDS
 
 TAKEOVER_SECONDS = 5.0
@@ -175,7 +175,7 @@ def test_repr_hides_the_database_url() -> None:
 
 _HOLDER = """
 import sys, time
-from bot.leader import LeaderLock
+from bot.background.leader import LeaderLock
 lock = LeaderLock(sys.argv[1], key=int(sys.argv[2]))
 assert lock.try_acquire()
 print("held", flush=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from bot.llm import (
+from bot.drafting.llm import (
     LLM_MAX_RETRIES,
     LLM_TIMEOUT_SECONDS,
     STRATEGIES,
@@ -16,7 +16,7 @@ from bot.llm import (
     draft_reply,
     make_llm_client,
 )
-from bot.settings import Settings
+from bot.infra.settings import Settings
 from tests.openai_server import FakeOpenAI
 
 MODEL = "gpt-4o-mini"

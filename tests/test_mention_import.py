@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from bot.cli import main
-from bot.settings import normalise_database_url
+from bot.infra.settings import normalise_database_url
 from models import Mention
 from tests.conftest import SHARED_DATA
 

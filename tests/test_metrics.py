@@ -21,16 +21,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, select, update
 
-from bot.clock import real_now
+from bot.background.runtime import Runtime, build_runtime
+from bot.crisis.plan import Plan
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.logs import JsonFormatter, about_incident
-from bot.metrics import slack_surface
-from bot.plan import Plan
+from bot.infra.clock import real_now
+from bot.infra.logs import JsonFormatter, about_incident
+from bot.infra.metrics import slack_surface
+from bot.infra.settings import Settings
 from bot.queue import jobs
-from bot.runtime import Runtime, build_runtime
 from bot.server import ThreadedServer
-from bot.settings import Settings
 from bot.web import create_web_app
 from models import Incident, Job, transaction
 from tests.conftest import BOT_TOKEN, DRAFTER, INGEST_TOKEN, LEAD, SIGNING_SECRET, AppServer, make_settings
@@ -291,7 +291,7 @@ def test_a_json_log_line_names_the_job_and_incident_only_where_known() -> None:
 
 def test_warnings_and_uncaught_exceptions_are_json_lines_too(tmp_path: Path) -> None:
     program = ("import threading, warnings\n"
-               "from bot.logs import configure_logging\n"
+               "from bot.infra.logs import configure_logging\n"
                "configure_logging('INFO', 'json')\n"
                "warnings.warn('a deprecation')\n"
                "thread = threading.Thread(target=lambda: 1 / 0, name='doomed')\n"

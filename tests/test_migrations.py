@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from bot.database import current_revision, downgrade, ensure_schema, head_revision, schema_differences, upgrade
-from bot.settings import normalise_database_url
+from bot.infra.database import current_revision, downgrade, ensure_schema, head_revision, schema_differences, upgrade
+from bot.infra.settings import normalise_database_url
 from models import Base, make_engine
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.background.leader import APPLICATION_NAME_PREFIX, SCHEDULER_LOCK_KEY
 from bot.demo.slack_emulator import SlackEmulator
-from bot.leader import APPLICATION_NAME_PREFIX, SCHEDULER_LOCK_KEY
 from tests.conftest import BOT_TOKEN
 from tests.fixtures_lifecycle import wait_until
 from tests.fixtures_reliability import fresh_database_fixture  # noqa: F401 - provides fresh_database

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot import timeline
+from bot.background.runtime import Runtime
+from bot.background.scheduler import Scheduler
+from bot.crisis import timeline
+from bot.crisis.incidents import STALE_OPEN
+from bot.crisis.plan import ChannelSettings
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.incidents import STALE_OPEN
-from bot.plan import ChannelSettings
-from bot.runtime import Runtime
-from bot.scheduler import Scheduler
 from handlers.slack_gateway import job_gateway
 from models import Incident, RoleAssignment, transaction, utcnow
 from models.incidents import OPEN, OPENING
@@ -353,7 +353,7 @@ def test_the_home_button_with_no_value_opens_an_empty_form(
 
 
 def test_an_incident_row_is_all_there_is_before_slack_answers(runtime: Runtime) -> None:
-    from bot.incidents import CREATED, IN_PROGRESS, start_open
+    from bot.crisis.incidents import CREATED, IN_PROGRESS, start_open
 
     first = start_open(
         runtime.sessions, runtime.plan, opener=LEAD, title="Flights delayed", severity=None, playbook="outage"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.plan import BUNDLED_PLAN, PlanError, load_plan, parse_plan, plan_path
+from bot.crisis.plan import BUNDLED_PLAN, PlanError, load_plan, parse_plan, plan_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,11 +24,11 @@ import pytest
 from sqlalchemy import select
 
 import handlers
-from bot import database
+from bot.background.runtime import build_runtime
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
+from bot.infra import database
 from bot.queue.worker import Worker
-from bot.runtime import build_runtime
 from bot.server import InProcessApp
 from models import Fact, transaction
 from tests.conftest import LEAD, MONITOR, SIGNING_SECRET, make_settings, make_test_plan

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.prompts import (
+from bot.drafting.prompts import (
     MAX_POST_CHARS,
     POST_CLOSE,
     POST_OPEN,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot import timeline
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime
 from models.incidents import OPEN, RESOLVED
 from tests.conftest import APPROVER, LEAD, MONITOR
 from tests.fixtures_lifecycle import all_text, events, incident, open_incident, wait_until

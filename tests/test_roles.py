@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bot import timeline
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
+from bot.crisis.plan import Plan, Role
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.plan import Plan, Role
-from bot.runtime import Runtime
 from models import Job, RoleAssignment, transaction, utcnow
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR, make_test_plan
 from tests.fixtures_lifecycle import all_text, events, incident, open_incident, rows, wait_until

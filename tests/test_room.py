@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot import timeline
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime
 from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, transaction, utcnow
 from models.incidents import CONFIRMED, REFUTED
 from tests.conftest import BYSTANDER, LEAD, MONITOR

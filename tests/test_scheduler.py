@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from bot.background.runtime import Runtime, build_runtime
+from bot.background.scheduler import Scheduler
 from bot.demo.slack_emulator import SlackEmulator
-from bot.runtime import Runtime, build_runtime
-from bot.scheduler import Scheduler
-from bot.settings import Settings
+from bot.infra.settings import Settings
 from handlers.slack_gateway import job_gateway
 from models import Digest, Incident, transaction, utcnow
 from models.incidents import RESOLVED

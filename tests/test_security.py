@@ -13,13 +13,13 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot import timeline
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from bot.replay import SIGNATURE_WINDOW_SECONDS as WINDOW
-from bot.replay import ReplayGuard
-from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.infra.replay import SIGNATURE_WINDOW_SECONDS as WINDOW
+from bot.infra.replay import ReplayGuard
+from bot.infra.settings import Settings
 from handlers.render.drafts import APPROVE, REASON_INPUT, REJECT, REJECT_VIEW
 from models import Decision, Draft, RoleAssignment
 from models.incidents import OPEN, RESOLVED

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.sentiment import Sentiment, score_text, score_texts
+from bot.listening.sentiment import Sentiment, score_text, score_texts
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -164,7 +164,7 @@ def test_thread_safe() -> None:
 
 def test_nothing_is_loaded_at_import_time() -> None:
     code = (
-        "import bot.sentiment as s\n"
+        "import bot.listening.sentiment as s\n"
         "assert s._lexicon_cache is None and s._model_cache is None\n"
         "s.score_text('hello')\n"
         "assert s._lexicon_cache is not None and s._model_cache is not None\n"

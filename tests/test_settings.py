@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.settings import Settings, SettingsError, load_log_settings, load_settings, normalise_database_url
+from bot.infra.settings import Settings, SettingsError, load_log_settings, load_settings, normalise_database_url
 
 
 @pytest.fixture(autouse=True)

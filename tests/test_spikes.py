@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from bot.background.runtime import Runtime, build_runtime
+from bot.background.scheduler import Scheduler
+from bot.crisis.plan import SpikeThresholds
 from bot.demo.slack_emulator import SlackEmulator
-from bot.errors import SlackFailure
-from bot.plan import SpikeThresholds
-from bot.runtime import Runtime, build_runtime
-from bot.scheduler import Scheduler
-from bot.settings import Settings
-from bot.spikes import judge
+from bot.infra.errors import SlackFailure
+from bot.infra.settings import Settings
+from bot.listening.spikes import judge
 from handlers.slack_gateway import job_gateway
 from models import SpikeAlert, transaction, utcnow
 from tests.conftest import make_test_plan

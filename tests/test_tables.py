@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 from slack_bolt import App
 
-from bot.commands import ANYWHERE, COMMANDS
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
+from bot.crisis.commands import ANYWHERE, COMMANDS
 from handlers import tables
 from handlers.commands import CRISIS_JOB
 from handlers.queued import INTERACTION_JOB, Queued
 
 
 def test_every_subcommand_is_in_the_command_table_and_every_command_has_one() -> None:
-    # bot/commands.py COMMANDS is PRODUCT.md's table of what is built (help and usage are drawn from it).
+    # bot/crisis/commands.py COMMANDS is PRODUCT.md's table of what is built (help and usage are drawn from it).
     assert list(tables.SUBCOMMANDS) == [name for name, _, _ in COMMANDS]
     assert all(name == spec.name for name, spec in tables.SUBCOMMANDS.items())
 

@@ -1,7 +1,8 @@
 """`warroom drill`: a recorded mention stream replayed into a practice incident on a simulated clock.
 
 The stream is read and validated whole first (`bot.demo.stream`). Its times are shifted so its first
-post is "now" (to the minute), and the drill's clock (`bot.clock.DrillClock`) runs N× faster than real time. The real
+post is "now" (to the minute), and the drill's clock (`bot.infra.clock.DrillClock`) runs N× faster
+than real time. The real
 app runs on its own temporary database, so a drill never meets a real incident, its mentions never
 reach a real digest or spike check, and what it leaves behind is its export and its scorecard.
 
@@ -43,19 +44,19 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.clock import DrillClock, real_now, running_on
+from bot.background.runtime import Runtime, build_runtime
+from bot.background.scheduler import Scheduler
+from bot.crisis.plan import ChannelSettings, Feeds, Plan
 from bot.demo.scorecard import Scorecard, build_scorecard
 from bot.demo.slack_emulator import SlackEmulator
 from bot.demo.stream import Stream, load_stream, webhook_item
 from bot.demo.team import PEOPLE, SIGNING_SECRET, TEAM_ROLES, Team
-from bot.errors import CommandError
 from bot.exports.report import duration_text
-from bot.mention_import import ProgressBar
-from bot.mentions import NewMention
-from bot.plan import ChannelSettings, Feeds, Plan
-from bot.runtime import Runtime, build_runtime
-from bot.scheduler import Scheduler
-from bot.settings import DEFAULT_LLM_MODEL, Settings
+from bot.infra.clock import DrillClock, real_now, running_on
+from bot.infra.errors import CommandError
+from bot.infra.settings import DEFAULT_LLM_MODEL, Settings
+from bot.listening.mention_import import ProgressBar
+from bot.listening.mentions import NewMention
 from models import Base, Incident, SpikeAlert, transaction
 from models.incidents import RESOLVED
 
@@ -200,7 +201,7 @@ class DrillRun:
         return self.began + DELIVERY * steps
 
     def _next_digest(self) -> datetime | None:
-        from bot.digests import digest_due_times
+        from bot.listening.digests import digest_due_times
 
         with transaction(self.runtime.sessions) as session:
             due = digest_due_times(session, self.runtime.plan).values()
@@ -333,7 +334,7 @@ def offline_settings(database_url: str, api_url: str, ingest_token: str) -> Sett
 
 def drill_client(settings: Settings, allowed: list[str]) -> DrillSlackClient:
     """The drill's Slack client: it marks every message DRILL and writes only to the drill's own channels."""
-    from bot.runtime import make_slack_client
+    from bot.background.runtime import make_slack_client
     from handlers.drill import DrillSlackClient
 
     return DrillSlackClient.like(make_slack_client(settings), allowed)
@@ -486,8 +487,8 @@ def _setup(arguments: Any, plan: Plan, plan_file: Path) -> DrillSetup:
 
 def drill_command(arguments: Any, out: TextIO = sys.stdout) -> int:
     """`warroom drill`: 0 when the drill ran through, 1 when a step failed, 2 on bad input (CommandError)."""
-    from bot.plan import load_plan, plan_path
-    from bot.settings import load_settings
+    from bot.crisis.plan import load_plan, plan_path
+    from bot.infra.settings import load_settings
 
     settings = load_settings()
     plan_file = plan_path(settings.warroom_plan)

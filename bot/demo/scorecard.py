@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from bot import timeline
+from bot.background.runtime import Runtime
+from bot.crisis import timeline
 from bot.exports.report import SLOW_ACKNOWLEDGEMENT, SLOW_STATEMENT, build_report, duration_text
-from bot.runtime import Runtime
 from models import Digest, Incident, SpikeAlert, TimelineEvent, transaction
 
 if TYPE_CHECKING:

@@ -23,13 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.clock import now as clock_now
+from bot.crisis.plan import BUNDLED_PLAN, Plan, load_plan
 from bot.demo.drill import BUNDLED_STREAMS, DrillRun, DrillSetup, exit_code, run_offline
 from bot.demo.signed_slack import find_button
 from bot.demo.slack_emulator import SlackEmulator
 from bot.demo.stream import load_stream
 from bot.demo.team import APPROVER, DRAFTER, LEAD, LIAISON, MONITOR, PEOPLE, Team
-from bot.plan import BUNDLED_PLAN, Plan, load_plan
+from bot.infra.clock import now as clock_now
 from handlers.render.drill import DRILL_NOTE
 
 __all__ = ["find_button", "plain", "render_message", "run_demo"]

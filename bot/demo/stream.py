@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.errors import CommandError
-from bot.mention_import import read_mentions
-from bot.mentions import NewMention, validate_mention
+from bot.infra.errors import CommandError
+from bot.listening.mention_import import read_mentions
+from bot.listening.mentions import NewMention, validate_mention
 
 MAX_REPORTED_PROBLEMS = 20
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".json")

@@ -19,15 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.errors import CommandError
+from bot.crisis.plan import Plan
 from bot.exports.as_csv import render_csv
 from bot.exports.as_html import render_html
 from bot.exports.as_json import render_json
 from bot.exports.as_markdown import render_markdown
 from bot.exports.names import incident_user_ids, resolve_names
 from bot.exports.report import Clock, IncidentNotFound, TimelineRow, build_report, timeline_rows
-from bot.plan import Plan
-from bot.settings import Settings
+from bot.infra.errors import CommandError
+from bot.infra.settings import Settings
 from models import Incident, transaction, utcnow
 
 Renderer = Callable[[dict[str, Any], Iterator[TimelineRow], Clock, dict[str, str]], Iterator[str]]
@@ -118,8 +118,8 @@ def write_export(
 
 def export_command(settings: Settings, incident: str, fmt: str, output: Path | None) -> int:
     """`warroom export INCIDENT --format FMT [-o FILE]`: write the export to FILE or stdout."""
-    from bot.plan import load_plan, plan_path
-    from bot.runtime import make_slack_client
+    from bot.background.runtime import make_slack_client
+    from bot.crisis.plan import load_plan, plan_path
     from models import make_engine, make_session_factory
 
     if fmt not in FORMATS:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from bot.background.runtime import Runtime
 from bot.flows.port import SlackFailure, SlackPort, SpikeAlertMessage
-from bot.runtime import Runtime
-from bot.spikes import SpikeVerdict, alert_severity, mark_alert_posted, withdraw_alert
+from bot.listening.spikes import SpikeVerdict, alert_severity, mark_alert_posted, withdraw_alert
 from models import transaction
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from bot.charts import render_chart
-from bot.digests import compute_digest, record_digest, record_digest_failure
+from bot.background.runtime import Runtime
+from bot.exports.charts import render_chart
 from bot.flows.port import DigestMessage, SlackFailure, SlackPort
-from bot.runtime import Runtime
+from bot.listening.digests import compute_digest, record_digest, record_digest_failure
 from models import Incident, transaction, utcnow
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.channel_names import channel_name
-from bot.flows.port import Brief, Notice, Opened, OpenFailed, SlackFailure, SlackPort
-from bot.incidents import (
+from bot.background.runtime import Runtime
+from bot.crisis.channel_names import channel_name
+from bot.crisis.incidents import (
     ALREADY_OPEN,
     IN_PROGRESS,
     STEP_BRIEF,
@@ -31,8 +31,8 @@ from bot.incidents import (
     record_step,
     start_open,
 )
-from bot.roles import add_holders
-from bot.runtime import Runtime
+from bot.crisis.roles import add_holders
+from bot.flows.port import Brief, Notice, Opened, OpenFailed, SlackFailure, SlackPort
 from models import transaction
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.digests import DigestFigures
-from bot.errors import SlackFailure
-from bot.incidents import IncidentSnapshot
-from bot.spikes import SpikeVerdict
+from bot.crisis.incidents import IncidentSnapshot
+from bot.infra.errors import SlackFailure
+from bot.listening.digests import DigestFigures
+from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
            "DigestMessage", "SpikeAlertMessage"]

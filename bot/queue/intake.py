@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from bot.clock import real_now
+from bot.infra.clock import real_now
 from models import Job
 from models.jobs import QUEUED
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.clock import real_now
+from bot.infra.clock import real_now
 from models import Job, rows_changed
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 

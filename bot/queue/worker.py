@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import AlreadyTold, describe, is_transient
-from bot.metrics import JOB_OUTCOMES
+from bot.background.runtime import Runtime
+from bot.infra.errors import AlreadyTold, describe, is_transient
+from bot.infra.metrics import JOB_OUTCOMES
 from bot.queue import jobs
-from bot.runtime import Runtime
 from models import transaction
 from models.jobs import FAILED
 

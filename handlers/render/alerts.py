@@ -6,8 +6,8 @@ import json
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBlock
 
-from bot.mrkdwn import escape_and_truncate
-from bot.spikes import SpikeVerdict
+from bot.infra.mrkdwn import escape_and_truncate
+from bot.listening.spikes import SpikeVerdict
 from handlers.render.common import context, section
 
 OPEN_INCIDENT_ACTION = "open_incident"

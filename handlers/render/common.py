@@ -6,8 +6,8 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.commands import usage_lines
-from bot.mrkdwn import truncate
+from bot.crisis.commands import usage_lines
+from bot.infra.mrkdwn import truncate
 
 SECTION_LIMIT = 3000
 

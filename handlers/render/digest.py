@@ -13,8 +13,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.digests import DigestFigures, RumourMatch, TopPost, Voice, summary_line
-from bot.mrkdwn import escape_and_truncate
+from bot.infra.mrkdwn import escape_and_truncate
+from bot.listening.digests import DigestFigures, RumourMatch, TopPost, Voice, summary_line
 from handlers.render.common import context, section
 
 DRAFT_REPLY_ACTION = "draft_reply"

@@ -18,8 +18,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.drafts import DraftOutcome, DraftView
-from bot.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, truncate
+from bot.drafting.drafts import DraftOutcome, DraftView
+from bot.infra.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, truncate
 from handlers.render.common import SECTION_LIMIT, context, section, slack_date
 from models.drafts import APPROVED, FAILED, PENDING, REJECTED, REQUESTED, SUPERSEDED
 

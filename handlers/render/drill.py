@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from bot.mrkdwn import escape_and_truncate, truncate
+from bot.infra.mrkdwn import escape_and_truncate, truncate
 from handlers.render.common import context, section
 
 DRILL = "DRILL"

@@ -7,7 +7,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock
 from slack_sdk.models.views import View
 
-from bot.incidents import IncidentLine
+from bot.crisis.incidents import IncidentLine
 from handlers.render.incident import (
     context,
     format_duration,

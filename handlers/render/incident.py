@@ -29,11 +29,11 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.incidents import DESCRIPTION_MAX, TITLE_MAX, IncidentSnapshot, ResolveSummary
-from bot.mrkdwn import escape_team_text, truncate
-from bot.plan import SEVERITIES, Plan
-from bot.roles import Assignment, RoleHolders
-from bot.room import Entry, RumourView, StatusSummary
+from bot.crisis.incidents import DESCRIPTION_MAX, TITLE_MAX, IncidentSnapshot, ResolveSummary
+from bot.crisis.plan import SEVERITIES, Plan
+from bot.crisis.roles import Assignment, RoleHolders
+from bot.crisis.room import Entry, RumourView, StatusSummary
+from bot.infra.mrkdwn import escape_team_text, truncate
 from handlers.render.common import SECTION_LIMIT, context, section, slack_date
 from models.incidents import CONFIRMED, DISMISSED, OPEN, OPENING, REFUTED, RESOLVED
 

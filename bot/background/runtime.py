@@ -19,14 +19,14 @@ from slack_sdk.web import SlackResponse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.metrics import count_slack_error
-from bot.plan import Plan
+from bot.crisis.plan import Plan
+from bot.infra.metrics import count_slack_error
+from bot.infra.settings import Settings
 from bot.queue.intake import JobIntake
-from bot.settings import Settings
 from models import make_engine, make_session_factory
 
 if TYPE_CHECKING:
-    from bot.scheduler import Scheduler
+    from bot.background.scheduler import Scheduler
 
 SLACK_TIMEOUT_SECONDS = 15
 

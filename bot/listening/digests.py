@@ -2,14 +2,14 @@
 
 A digest covers the `window_minutes` before `window_end` (the severity's cadence) and shows:
 
-- volume of the incident's mentions (see `bot.mentions`) and its change against the window before;
+- volume of the incident's mentions (see `bot.listening.mentions`) and its change against the window before;
 - the sentiment split;
 - a spike flag: the plan's spike thresholds applied to this window's volume against the
-  `baseline_windows` series buckets before it (`bot.spikes.judge`);
-- the five most influential posts (`bot.mentions.influence`: log10(1+reach) + log10(1+engagement));
+  `baseline_windows` series buckets before it (`bot.listening.spikes.judge`);
+- the five most influential posts (`bot.listening.mentions.influence`: log10(1+reach) + log10(1+engagement));
 - top influencers (authors by reach) and top detractors (authors of negative posts ranked by
   (1 + reach) × number of negative posts);
-- matches of the incident's open rumours (`bot.mentions.rumour_condition`): new in the window, and in
+- matches of the incident's open rumours (`bot.listening.mentions.rumour_condition`): new in the window, and in
   total since the incident's mentions begin (lookback before opening);
 - rising terms: words whose share of posts rose against the previous window (document frequency, at
   most TERM_SAMPLE newest posts per window, stop words and brand words removed, ≥ MIN_TERM_POSTS
@@ -36,7 +36,9 @@ from typing import Any
 from sqlalchemy import Float, Integer, and_, bindparam, case, cast, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.mentions import (
+from bot.crisis.plan import Plan
+from bot.crisis.timeline import DIGEST_FAILED, DIGEST_POSTED, record_event
+from bot.listening.mentions import (
     STOP_WORDS,
     IncidentScope,
     contains_any,
@@ -47,9 +49,7 @@ from bot.mentions import (
     significant_words,
     words_of,
 )
-from bot.plan import Plan
-from bot.spikes import judge
-from bot.timeline import DIGEST_FAILED, DIGEST_POSTED, record_event
+from bot.listening.spikes import judge
 from models import Digest, Incident, Mention, Rumour, rows_changed
 from models.incidents import OPEN, RUMOUR_OPEN
 

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
-from bot.bearer import bearer_matches
-from bot.mentions import FieldError, NewMention, json_int, store_mentions, validate_mention
-from bot.metrics import count_refused_mentions
-from bot.runtime import Runtime
+from bot.background.runtime import Runtime
+from bot.infra.bearer import bearer_matches
+from bot.infra.metrics import count_refused_mentions
+from bot.listening.mentions import FieldError, NewMention, json_int, store_mentions, validate_mention
 from models import transaction
 
 MAX_BATCH = 1000

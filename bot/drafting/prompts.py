@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 SYSTEM_TEMPLATE = "system.md"
 REQUEST_TEMPLATE = "request.md"
 POST_OPEN, POST_CLOSE = "<<<POST", "POST>>>"

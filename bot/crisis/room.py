@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.incidents import IncidentError, IncidentSnapshot, incident_snapshot
-from bot.plan import Plan
-from bot.timeline import (
+from bot.crisis.incidents import IncidentError, IncidentSnapshot, incident_snapshot
+from bot.crisis.plan import Plan
+from bot.crisis.timeline import (
     DECISION_LOGGED,
     FACT_ADDED,
     MESSAGE_ADDED,

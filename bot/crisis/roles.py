@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.mrkdwn import escape_mrkdwn
-from bot.plan import Plan
-from bot.timeline import ROLE_ASSIGNED, ROLE_ENDED, record_event
+from bot.crisis.plan import Plan
+from bot.crisis.timeline import ROLE_ASSIGNED, ROLE_ENDED, record_event
+from bot.infra.mrkdwn import escape_mrkdwn
 from models import Incident, RoleAssignment, utcnow
 
 LEAD = "lead"

@@ -12,11 +12,10 @@ from sqlalchemy import ColumnElement, func, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.channel_names import open_request_key
-from bot.mrkdwn import escape_mrkdwn
-from bot.plan import SEVERITIES, Plan
-from bot.roles import LEAD, RoleError, RoleHolders, add_holders, lead_of, plan_holders, role_table
-from bot.timeline import (
+from bot.crisis.channel_names import open_request_key
+from bot.crisis.plan import SEVERITIES, Plan
+from bot.crisis.roles import LEAD, RoleError, RoleHolders, add_holders, lead_of, plan_holders, role_table
+from bot.crisis.timeline import (
     INCIDENT_OPEN_FAILED,
     INCIDENT_OPEN_STEP,
     INCIDENT_OPENED,
@@ -25,6 +24,7 @@ from bot.timeline import (
     SEVERITY_CHANGED,
     record_event,
 )
+from bot.infra.mrkdwn import escape_mrkdwn
 from models import (
     Decision,
     Fact,

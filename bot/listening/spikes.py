@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Integer, case, delete, false, func, select, text, update
 from sqlalchemy.orm import Session
 
-from bot.plan import SpikeThresholds
+from bot.crisis.plan import SpikeThresholds
 from models import Mention, SpikeAlert
 
 # Any fixed number: the key of the advisory lock that serialises spike checks on PostgreSQL.

@@ -47,9 +47,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.metrics import MENTIONS_INGESTED
-from bot.plan import Plan
-from bot.sentiment import score_texts
+from bot.crisis.plan import Plan
+from bot.infra.metrics import MENTIONS_INGESTED
+from bot.listening.sentiment import score_texts
 from models import Incident, Mention, utcnow
 
 MAX_TEXT_CHARS = 20_000

@@ -19,10 +19,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import timeline
-from bot.llm import DraftResult
-from bot.plan import Plan
-from bot.prompts import PromptContext
+from bot.crisis import timeline
+from bot.crisis.plan import Plan
+from bot.drafting.llm import DraftResult
+from bot.drafting.prompts import PromptContext
 from models import (
     Decision,
     Draft,

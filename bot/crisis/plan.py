@@ -21,7 +21,7 @@ USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 CHANNEL_REF = re.compile(r"^([CG][A-Z0-9]{2,}|#[a-z0-9_-]{1,80})$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
-BUNDLED_PLAN = Path(__file__).with_name("plan.example.yml")
+BUNDLED_PLAN = Path(__file__).resolve().parents[1] / "plan.example.yml"
 
 
 class PlanError(Exception):

@@ -30,12 +30,12 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
-from bot.digests import claim_due_digest, digest_due_times
+from bot.background.runtime import Runtime
 from bot.flows.alerts import post_spike_alert
 from bot.flows.digests import post_digest
 from bot.flows.port import SlackPort
-from bot.logs import about_incident
-from bot.runtime import Runtime
+from bot.infra.logs import about_incident
+from bot.listening.digests import claim_due_digest, digest_due_times
 from models import Incident, transaction, utcnow
 from models.incidents import OPEN
 
@@ -136,7 +136,7 @@ class Scheduler:
 
     def poll_feeds(self, now: datetime) -> int:
         """Poll every feed of the plan once; how many new mentions were stored."""
-        from bot.feeds import poll_feeds
+        from bot.listening.feeds import poll_feeds
 
         results = poll_feeds(self.runtime.sessions, self.runtime.plan, now,
                              allow=self.runtime.settings.feed_allow_hosts)
@@ -144,7 +144,7 @@ class Scheduler:
 
     def check_spikes(self, now: datetime) -> str | None:
         """Check for a brand-wide spike and alert once per cooldown; the alert's message ts."""
-        from bot.spikes import evaluate, record_spike_alert
+        from bot.listening.spikes import evaluate, record_spike_alert
 
         thresholds = self.runtime.plan.spike
         with transaction(self.runtime.sessions) as session:

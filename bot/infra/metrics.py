@@ -27,13 +27,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.bearer import bearer_matches
-from bot.clock import real_now
+from bot.infra.bearer import bearer_matches
+from bot.infra.clock import real_now
 from models import Job, transaction
 from models.jobs import QUEUED, RUNNING
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.background.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

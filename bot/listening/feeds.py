@@ -12,8 +12,8 @@
   (`/api/v2/search?type=statuses` without a token returns no statuses), and War Room holds no
   Mastodon token. Use a tag, or push such posts through POST /mentions.
 
-Every request goes through `bot.feed_http` (public addresses only, every redirect hop checked,
-body and inflated size capped). Feed HTML becomes plain text (`bot.html_text`). An item that cannot
+Every request goes through `bot.listening.feed_http` (public addresses only, every redirect hop checked,
+body and inflated size capped). Feed HTML becomes plain text (`bot.listening.html_text`). An item that cannot
 be stored is skipped and logged with its reason; a feed's failure, whatever it is, is stored on
 its cursor and logged, and never stops the other feeds.
 """
@@ -37,10 +37,10 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.feed_http import AllowedAddresses, FeedFetchError, Fetched, feed_client, fetch
-from bot.html_text import html_to_text
-from bot.mentions import MAX_TEXT_CHARS, NewMention, store_mentions, validate_mention
-from bot.plan import MastodonFeed, Plan, RssFeed
+from bot.crisis.plan import MastodonFeed, Plan, RssFeed
+from bot.listening.feed_http import AllowedAddresses, FeedFetchError, Fetched, feed_client, fetch
+from bot.listening.html_text import html_to_text
+from bot.listening.mentions import MAX_TEXT_CHARS, NewMention, store_mentions, validate_mention
 from models import FeedCursor, transaction
 
 log = logging.getLogger(__name__)

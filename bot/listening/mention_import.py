@@ -17,10 +17,10 @@ from typing import IO, TextIO
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from bot.errors import CommandError
-from bot.mentions import REQUIRED_FIELDS, NewMention, store_mentions, validate_mention
-from bot.sentiment import score_texts
-from bot.settings import Settings
+from bot.infra.errors import CommandError
+from bot.infra.settings import Settings
+from bot.listening.mentions import REQUIRED_FIELDS, NewMention, store_mentions, validate_mention
+from bot.listening.sentiment import score_texts
 from models import make_engine, make_session_factory, transaction
 
 MAX_REPORTED_ERRORS = 20

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.digests import SeriesPoint
+from bot.listening.digests import SeriesPoint
 
 _LOCK = threading.Lock()
 MAX_BARS = 96

@@ -302,7 +302,7 @@ def _build_lexicon() -> _Lexicon:
 def _load_model() -> _Model:
     data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     if tuple(data["features"]) != FEATURE_NAMES or tuple(data["labels"]) != LABELS:
-        raise ValueError(f"{MODEL_PATH} does not match this version of bot.sentiment; refit it")
+        raise ValueError(f"{MODEL_PATH} does not match this version of bot.listening.sentiment; refit it")
     weights, bias = data["weights"], data["bias"]
 
     def relative(label: str) -> tuple[float, ...]:

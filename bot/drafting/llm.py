@@ -11,9 +11,9 @@ import openai
 import pydantic
 from pydantic import BaseModel, Field
 
-from bot.metrics import LLM_ERRORS, LLM_SECONDS
-from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.background.runtime import Runtime
+from bot.infra.metrics import LLM_ERRORS, LLM_SECONDS
+from bot.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
+    from bot.background.runtime import Runtime
     from bot.flows.port import SlackPort
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def lead_scheduler(runtime: Runtime, port: SlackPort, stop: threading.Event) -> 
     A fresh `Scheduler` is built for every term of leadership, since its jobs are re-derived from the
     tables anyway; `runtime.scheduler` is None while standing by.
     """
-    from bot.scheduler import Scheduler
+    from bot.background.scheduler import Scheduler
 
     def start() -> Callable[[], None]:
         scheduler = Scheduler(runtime, port)

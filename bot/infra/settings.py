@@ -8,7 +8,7 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.feed_http import AllowedAddresses, parse_allowed_addresses
+from bot.listening.feed_http import AllowedAddresses, parse_allowed_addresses
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_LLM_MODEL = "gpt-5-mini"
@@ -38,7 +38,7 @@ class LogSettings(BaseSettings):
     # hide_input_in_errors: a ValidationError, should anything print it, never shows a value (passwords).
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
-    # json: one JSON object per log line (bot/logs.py), for platforms that collect logs.
+    # json: one JSON object per log line (bot/infra/logs.py), for platforms that collect logs.
     warroom_log_format: Literal["text", "json"] = "text"
 
     @field_validator("warroom_log_format", mode="before")

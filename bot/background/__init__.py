@@ -1,0 +1,1 @@
+"""Work on a schedule: the runtime, the scheduler and its leadership lock."""

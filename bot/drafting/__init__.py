@@ -1,0 +1,1 @@
+"""Public replies: drafts and their sign-off, the LLM client, prompts."""

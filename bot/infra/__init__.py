@@ -1,0 +1,1 @@
+"""Plumbing every package uses: database, settings, logs, metrics, errors, the clock, escaping."""

@@ -1,0 +1,1 @@
+"""What the internet is saying: mentions, ingest, feeds, sentiment, spikes and digests."""
