@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import timeline
+from bot.crisis import timeline
+from bot.crisis.plan import Plan
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.exports import FORMATS, incident_names, stream_export
 from bot.exports.as_csv import neutralise
 from bot.exports.names import resolve_names
-from bot.plan import Plan
 from models import Incident, SlackUser, TimelineEvent, make_engine, make_session_factory, transaction
 from models.incidents import OPEN
 from tests.conftest import APPROVER, BOT_TOKEN, DRAFTER, LEAD, MONITOR
@@ -321,3 +321,42 @@ def test_crisis_export_with_a_bad_format_says_the_correct_form(
     assert "`pdf` is not an export format" in answer["text"]
     assert "/crisis export [md|html|json|csv]" in json.dumps(answer["blocks"])
     assert emulator.files == [] and _uploads(sessions, seeded.id) == []
+
+
+def test_feature_sections_appear_in_every_format_escaped(
+    sessions: sessionmaker[Session], seeded: SeededIncident, plan: Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feature's section (bot/exports/sections.py) reaches all four formats with its text inert."""
+    from bot.exports import report
+    from bot.exports.sections import Section, SectionContext
+
+    def hostile_section(context: SectionContext) -> Section:
+        return Section(
+            key="checks",
+            title="Checks",
+            intro=f"For incident #{context.incident.id}",
+            columns=("What", "When"),
+            rows=((HOSTILE_SCRIPT, context.time_text(context.incident.opened_at)), ("=1+1", "—")),
+            items=(f"{HOSTILE_PING} item",),
+        )
+
+    def nothing(context: SectionContext) -> None:
+        return None
+
+    monkeypatch.setattr(report, "SECTION_BUILDERS", (hostile_section, nothing))
+
+    document = json.loads(export_text(sessions, seeded.id, "json", plan))
+    jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert document["sections"]["checks"]["rows"][0]["What"] == HOSTILE_SCRIPT
+    assert document["sections"]["checks"]["items"] == [f"{HOSTILE_PING} item"]
+    assert list(document["sections"]) == ["checks"]
+
+    page = export_text(sessions, seeded.id, "html", plan)
+    assert "<h2>Checks</h2>" in page and "<script" not in page and "<!channel>" not in page
+    markdown = export_text(sessions, seeded.id, "md", plan)
+    assert "## Checks" in markdown and "<script" not in markdown and "<!channel>" not in markdown
+    rows = list(csv.DictReader(io.StringIO(export_text(sessions, seeded.id, "csv", plan), newline="")))
+    checks = [row for row in rows if row["kind"] == "checks"]
+    assert len(checks) == 3 and checks[1]["text"].startswith("'=1+1")
+    for row in rows:
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())

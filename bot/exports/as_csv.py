@@ -45,4 +45,13 @@ def render_csv(
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
+    # After the events, one row per row or item of each feature section (`kind` is the section's key).
+    for section in report["sections"]:
+        for row in section.rows:
+            record = dict(zip(section.columns, row, strict=True))
+            text = " · ".join(cell for cell in row if cell)
+            data = json.dumps(record, ensure_ascii=False, sort_keys=True)
+            writer.writerow([neutralise(cell) for cell in ("", "", "", section.key, "", "", text, data)])
+        for item in section.items:
+            writer.writerow([neutralise(cell) for cell in ("", "", "", section.key, "", "", item, "")])
     yield buffer.getvalue()

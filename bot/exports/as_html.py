@@ -8,8 +8,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from bot.charts import render_chart
-from bot.digests import SeriesPoint
+from bot.exports.charts import render_chart
 from bot.exports.report import (
     Cells,
     Clock,
@@ -20,6 +19,7 @@ from bot.exports.report import (
     rumour_rows,
     with_names,
 )
+from bot.listening.digests import SeriesPoint
 
 CHUNK_ROWS = 500
 STYLE = """
@@ -201,6 +201,15 @@ def render_html(
         if report["rumours"]
         else "<p>No rumours were tracked.</p>\n"
     )
+
+    for section in report["sections"]:
+        yield f"<h2>{h(section.title)}</h2>\n" + (f"<p>{h(section.intro, names)}</p>\n" if section.intro else "")
+        if section.is_empty():
+            yield f"<p>{h(section.empty)}</p>\n"
+        if section.rows:
+            yield _table([h(c) for c in section.columns], [[h(c, names) for c in row] for row in section.rows])
+        if section.items:
+            yield "<ul>" + "".join(f"<li>{h(item, names)}</li>" for item in section.items) + "</ul>\n"
 
     yield (
         "<h2>Timeline</h2>\n<table><thead><tr><th>#</th><th>Time (UTC)</th>"

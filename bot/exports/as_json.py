@@ -28,7 +28,8 @@ def render_json(
     report: dict[str, Any], rows: Iterator[TimelineRow], clock: Clock, names: dict[str, str]
 ) -> Iterator[str]:
     """Yield one JSON document in chunks; `timeline` comes last so it can stream."""
-    head = json.dumps(report, ensure_ascii=False, indent=2)
+    sections = {section.key: section.as_json() for section in report["sections"]}
+    head = json.dumps({**report, "sections": sections}, ensure_ascii=False, indent=2)
     # Reopen the object to append the streamed timeline as its last key.
     yield head[: head.rstrip().rfind("}")].rstrip() + ',\n  "timeline": ['
     chunk: list[str] = []

@@ -169,6 +169,15 @@ def render_markdown(
         else "No rumours were tracked.\n\n"
     )
 
+    for section in report["sections"]:
+        yield f"## {md(section.title)}\n\n" + (f"{md(section.intro, names)}\n\n" if section.intro else "")
+        if section.is_empty():
+            yield f"{md(section.empty)}\n\n"
+        if section.rows:
+            yield _table([md(c) for c in section.columns], [[md(c, names) for c in row] for row in section.rows])
+        if section.items:
+            yield "".join(f"- {md(item, names)}\n" for item in section.items) + "\n"
+
     yield (
         "## Timeline\n\n| # | Time (UTC) | Time (" + md(report["time_zone"]) + ") | Who | Event | Details |\n"
         "|---|---|---|---|---|---|\n"

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from bot import timeline
-from bot.mentions import contains_any, incident_keywords
-from bot.plan import Plan
+from bot.crisis import timeline
+from bot.crisis.plan import Plan
+from bot.exports.sections import Section, SectionBuilder, SectionContext
+from bot.listening.mentions import contains_any, incident_keywords
 from models import (
     Decision,
     Draft,
@@ -55,6 +56,10 @@ AUTOMATIC_KINDS = frozenset(
     }
 )
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^<>]*)?>")
+
+
+# Sections features add to the export (bot/exports/sections.py), in the order they are shown.
+SECTION_BUILDERS: tuple[SectionBuilder, ...] = ()
 
 
 class IncidentNotFound(LookupError):
@@ -459,7 +464,18 @@ def build_report(
         "drafts": drafts,
         "rumours": rumours,
         "post_mortem": _post_mortem(metrics, drafts, rumours, incident.resolved_at is not None),
+        "sections": build_sections(session, incident, clock),
     }
+
+
+def build_sections(session: Session, incident: Incident, clock: Clock) -> list[Section]:
+    """The features' sections (`SECTION_BUILDERS`) for this incident; a builder may return None."""
+
+    def time_text(at: datetime | None) -> str:
+        return f"{clock.utc_text(at)} ({clock.local_text(at)})" if at else "—"
+
+    context = SectionContext(session, incident, time_text)
+    return [section for build in SECTION_BUILDERS if (section := build(context)) is not None]
 
 
 class TimelineRow(NamedTuple):
