@@ -27,7 +27,7 @@ _BOLT_LOGGER.addFilter(_TokenFromClient())
 
 def create_bolt_app(runtime: Runtime) -> App:
     """Build the Bolt app. No Slack call is made here: Bolt checks the token lazily on the first request."""
-    import handlers
+    from handlers import tables
 
     settings = runtime.settings
     signing_secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
@@ -52,5 +52,5 @@ def create_bolt_app(runtime: Runtime) -> App:
                       exc_info=error)
         return None
 
-    handlers.register(app, runtime)
+    tables.register(app, runtime)
     return app

@@ -125,7 +125,7 @@ class InProcessApp:
 
     def __init__(self, runtime: Runtime, *, threads: int = 8, worker_threads: int = 4, host: str = "127.0.0.1",
                  port: int = 0, socket_mode_token: str | None = None) -> None:
-        import handlers
+        from handlers import tables
 
         self.runtime = runtime
         self.bolt = create_bolt_app(runtime)
@@ -134,8 +134,8 @@ class InProcessApp:
         self.url = self._server.url
         # Where this process reaches it (a drill served on 0.0.0.0 posts its stream to itself here).
         self.local_url = f"http://127.0.0.1:{self._server.port}"
-        self.worker = Worker(runtime, handlers.run_job, threads=worker_threads, poll_seconds=0.05,
-                             tell_failure=handlers.tell_job_failed)
+        self.worker = Worker(runtime, tables.run_job, threads=worker_threads, poll_seconds=0.05,
+                             tell_failure=tables.tell_job_failed)
         self._socket_mode_token = socket_mode_token
         self._socket_mode: Any = None
 
@@ -261,11 +261,11 @@ def run_scheduler(settings: Settings) -> None:
 
 def run_worker(settings: Settings, *, threads: int, niceness: int, parent_pid: int | None) -> None:
     """Run only a worker (the jobs web processes queued), until SIGTERM or SIGINT."""
-    import handlers
+    from handlers import tables
 
     settings.require("slack_bot_token")
     runtime = prepare_runtime(settings)
     if niceness:
         os.nice(niceness)
-    run_worker_process(runtime, handlers.run_job, threads=threads, stop=_stop_on_signals(),
-                       parent_pid=parent_pid, tell_failure=handlers.tell_job_failed)
+    run_worker_process(runtime, tables.run_job, threads=threads, stop=_stop_on_signals(),
+                       parent_pid=parent_pid, tell_failure=tables.tell_job_failed)

@@ -88,7 +88,9 @@ def create_web_app(runtime: Runtime, bolt_app: App | None) -> Flask:
 
     @web.get("/metrics")
     def metrics() -> ResponseReturnValue:
-        status, body, headers = metrics_response(runtime, request.headers.get("Authorization", ""))
+        status, body, headers = metrics_response(
+            runtime.settings.warroom_metrics_token, runtime.sessions, request.headers.get("Authorization", "")
+        )
         return body, status, headers
 
     return web

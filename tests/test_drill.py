@@ -30,7 +30,7 @@ from bot.demo.stream import StreamError, load_stream
 from bot.demo.team import PEOPLE
 from bot.exports.report import build_report
 from bot.infra.clock import DrillClock, ManualClock
-from handlers.drill import DrillBoundaryError, DrillSlackClient
+from handlers.drill_slack import DrillBoundaryError, DrillSlackClient
 from handlers.render.drill import DRILL_NOTE
 from models import transaction
 from tests.conftest import BOT_TOKEN, LEAD, MONITOR, SHARED_DATA, SIGNING_SECRET, make_test_plan

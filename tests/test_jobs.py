@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 
-import handlers
 from bot.background.runtime import Runtime, build_runtime
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
@@ -22,6 +21,7 @@ from bot.queue import intake as intake_module
 from bot.queue import jobs
 from bot.queue.worker import Worker
 from bot.server import InProcessApp
+from handlers import tables
 from models import Fact, Job, transaction, utcnow
 from models.jobs import DONE, FAILED, QUEUED, RUNNING
 from tests.conftest import LEAD, MONITOR, SIGNING_SECRET, make_settings
@@ -259,7 +259,7 @@ def test_an_acknowledged_command_survives_a_worker_that_is_down(
             assert jobs.pending_count(session) == 1
             assert session.scalars(select(Fact)).all() == []
 
-        replacement = Worker(runtime, handlers.run_job, threads=1, poll_seconds=0.05).start()
+        replacement = Worker(runtime, tables.run_job, threads=1, poll_seconds=0.05).start()
         try:
             wait_until(lambda: _facts(runtime) == ["Flights resume at 14:00"], what="the fact recorded")
         finally:

@@ -23,13 +23,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-import handlers
 from bot.background.runtime import build_runtime
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.infra import database
 from bot.queue.worker import Worker
 from bot.server import InProcessApp
+from handlers import tables
 from models import Fact, transaction
 from tests.conftest import LEAD, MONITOR, SIGNING_SECRET, make_settings, make_test_plan
 from tests.fixtures_lifecycle import open_incident, wait_until
@@ -110,7 +110,7 @@ def test_postgres_stopped_and_started_mid_run(private_postgres: PrivatePostgres,
         private_postgres.start()
         wait_until(lambda: httpx.get(f"{app.url}/healthz", timeout=5).status_code == 200,
                    what="/healthz after the restart", timeout=20)
-        replacement = Worker(runtime, handlers.run_job, threads=2, poll_seconds=0.05).start()
+        replacement = Worker(runtime, tables.run_job, threads=2, poll_seconds=0.05).start()
         after = slack.command("fact Sent after the restart", user_id=LEAD, channel_id=room.channel_id)
         assert after.status_code == 200 and not after.content, after.text
         wait_until(lambda: _facts(runtime) == ["Acknowledged before the stop", "Sent after the restart"],

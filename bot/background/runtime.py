@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -24,9 +24,6 @@ from bot.infra.metrics import count_slack_error
 from bot.infra.settings import Settings
 from bot.queue.intake import JobIntake
 from models import make_engine, make_session_factory
-
-if TYPE_CHECKING:
-    from bot.background.scheduler import Scheduler
 
 SLACK_TIMEOUT_SECONDS = 15
 
@@ -64,6 +61,13 @@ def make_slack_client(settings: Settings) -> WebClient:
     )
 
 
+class Rescheduling(Protocol):
+    """What the rest of the process asks of a running scheduler (bot.background.scheduler.Scheduler)."""
+
+    def sync(self) -> None:
+        """Re-read the tables now (an incident opened or resolved), not at the next periodic re-read."""
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -71,7 +75,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     slack: WebClient
-    scheduler: Scheduler | None = None
+    scheduler: Rescheduling | None = None  # the scheduler, while this process leads
     # Set when this process queues a job, so in-process worker threads start on it at once.
     work_available: threading.Event = field(default_factory=threading.Event)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -17,7 +17,7 @@ The drill runs on a plan made from the one in force (`drill_plan`): channels are
 spike alerts go to the drill's own alert channel (`<prefix>-drill-alerts`, or the drill's
 `alert_channel` when the plan names one), there are no feeds, and plan keys not known to be safe in
 a drill (a publishing account, say) are left out. Its Slack client marks every message DRILL and
-writes only to the drill's own channels (`handlers.drill.DrillSlackClient`).
+writes only to the drill's own channels (`handlers.drill_slack.DrillSlackClient`).
 
 - Offline (no workspace configured, or `--offline`): Slack is the in-process emulator and a scripted
   team plays the plan's roles, like `warroom demo`.
@@ -25,8 +25,6 @@ writes only to the drill's own channels (`handlers.drill.DrillSlackClient`).
   $PORT (or Socket Mode with SLACK_APP_TOKEN), and people respond for real. Point a practice Slack app
   at it: the live bot's app would send its requests to the live bot instead.
 """
-
-from __future__ import annotations
 
 import logging
 import secrets
@@ -36,251 +34,43 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import httpx
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.background.runtime import Runtime, build_runtime
-from bot.background.scheduler import Scheduler
-from bot.crisis.plan import ChannelSettings, Feeds, Plan
+from bot.crisis.plan import Plan
+from bot.demo.drill_setup import (  # noqa: F401 - re-exported: the drill's public names
+    BUNDLED_STREAMS,
+    DEFAULT_SPEED,
+    DRILL_KEEPS,
+    DRILL_REPLACES,
+    DrillSetup,
+    drill_plan,
+    drill_prefix,
+    plan_drill,
+    stream_file,
+)
+from bot.demo.replay import DrillRun
 from bot.demo.scorecard import Scorecard, build_scorecard
 from bot.demo.slack_emulator import SlackEmulator
-from bot.demo.stream import Stream, load_stream, webhook_item
+from bot.demo.stream import load_stream
 from bot.demo.team import PEOPLE, SIGNING_SECRET, TEAM_ROLES, Team
-from bot.exports.report import duration_text
 from bot.infra.clock import DrillClock, real_now, running_on
 from bot.infra.errors import CommandError
 from bot.infra.settings import DEFAULT_LLM_MODEL, Settings
 from bot.listening.mention_import import ProgressBar
-from bot.listening.mentions import NewMention
-from models import Base, Incident, SpikeAlert, transaction
+from handlers.drill_slack import DrillSlackClient, open_alert_channel, post_drill_failure, post_drill_report
+from models import Base, Incident, transaction
 from models.incidents import RESOLVED
-
-if TYPE_CHECKING:
-    from handlers.drill import DrillSlackClient
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPEED = 60.0
-# A monitoring tool pushes what it saw every so often; the drill delivers each minute's posts together.
-DELIVERY = timedelta(minutes=1)
-BUNDLED_STREAMS = Path(__file__).with_name("data")
 BOT_TOKEN = "xoxb-drill-token"  # noqa: S105
-INGEST_BATCH = 1000
-
-# Plan keys a drill runs with as they are. The rest are replaced (`drill_plan`) or left out; a key added
-# to the plan later stays out of drills until it is listed here (tests/test_drill.py keeps the lists whole).
-DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "severities", "roles", "playbooks", "tone", "mentions",
-                         "approval", "drills"})
-DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds"})
-
-# ---- what to replay ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DrillSetup:
-    """A validated stream and how to replay it."""
-
-    stream: Stream
-    speed: float = DEFAULT_SPEED
-    title: str | None = None
-    playbook: str | None = None
-    alert_channel: str | None = None
-    platform: str | None = None
-
-    @property
-    def incident_title(self) -> str:
-        return self.title or f"Drill: {self.stream.path.stem.replace('_', ' ')}"[:150]
-
-    def summary(self) -> str:
-        """`301 posts over 5 h 24 min, replayed at 60× (about 5 min)`."""
-        span = self.stream.span.total_seconds()
-        return (f"{len(self.stream.posts):,} posts over {duration_text(span)}, replayed at {self.speed:g}× "
-                f"(about {duration_text(span / self.speed)})")
-
-    def command(self, *, report_to: str) -> list[str]:
-        """`warroom drill` arguments that replay this offline and report to `report_to`."""
-        arguments = [str(self.stream.path.resolve()), "--speed", f"{self.speed:g}", "--offline", "--quiet",
-                     "--report-to", report_to]
-        for flag, value in (("--title", self.title), ("--playbook", self.playbook), ("--platform", self.platform)):
-            if value:
-                arguments += [flag, value]
-        return arguments
-
-
-def stream_file(name: str, plan_file: Path) -> Path:
-    """A plan drill's `file`: relative to the plan's folder, else one of the streams bundled with War Room."""
-    path = Path(name).expanduser()
-    if path.is_absolute():
-        return path
-    beside = plan_file.parent / path
-    bundled = BUNDLED_STREAMS / path
-    return bundled if not beside.exists() and bundled.exists() else beside
-
-
-def plan_drill(plan: Plan, name: str, plan_file: Path) -> DrillSetup:
-    """The plan's drill `name`, its stream read and validated (CommandError says what is wrong)."""
-    drill = plan.drills.get(name)
-    if drill is None:
-        known = ", ".join(sorted(plan.drills)) or "none"
-        raise CommandError(f"no drill {name!r} in the plan (its drills: {known})")
-    defaults = {"platform": drill.platform} if drill.platform else {}
-    stream = load_stream(stream_file(drill.file, plan_file), defaults)
-    return DrillSetup(stream, drill.speed, drill.title, drill.playbook, drill.alert_channel, drill.platform)
-
-
-def drill_prefix(plan: Plan) -> str:
-    """The channel prefix of a drill: the plan's, plus `-drill` (within the 20 characters a prefix may have)."""
-    return f"{plan.channel.prefix[:14]}-drill"
-
-
-def drill_plan(plan: Plan, alert_channel: str, team: dict[str, str] | None = None) -> Plan:
-    """The plan a drill runs on: `<prefix>-drill` channels, alerts to `alert_channel`, no feeds, only the keys
-    known to be safe in a drill; with `team` (role → user), those people in those roles and nobody else."""
-    values: dict[str, Any] = {name: getattr(plan, name) for name in DRILL_KEEPS}
-    values["channel"] = ChannelSettings(prefix=drill_prefix(plan), private=plan.channel.private)
-    values["alert_channel"] = alert_channel
-    values["feeds"] = Feeds(poll_minutes=plan.feeds.poll_minutes)
-    if team is not None:
-        values["roles"] = {
-            name: role.model_copy(update={"members": [team[name]] if name in team else [], "usergroup": None})
-            for name, role in plan.roles.items()
-        }
-    return Plan.model_validate(values)
-
-
-# ---- the replay ---------------------------------------------------------------------------------------
-
-
-class DrillRun:
-    """Feeds the stream to the app and runs the scheduler's jobs, on the drill's clock."""
-
-    def __init__(self, runtime: Runtime, app_url: str, setup: DrillSetup, clock: DrillClock, *,
-                 ingest_token: str, progress: ProgressBar | None = None,
-                 on_event: Callable[[], None] | None = None) -> None:
-        self.runtime = runtime
-        self.app_url = app_url
-        self.setup = setup
-        self.clock = clock
-        self.ingest_token = ingest_token
-        self.progress = progress
-        self.on_event = on_event
-        self.posts = setup.stream.shifted(clock.now())
-        self.began = self.posts[0].created_at
-        self.end = self.posts[-1].created_at
-        self.delivered = 0
-        from handlers.slack_gateway import job_gateway
-
-        # Never started: the drill calls its job bodies itself. On the drill's client, so DRILL on every post.
-        self.scheduler = Scheduler(runtime, job_gateway(runtime))
-        self.http = httpx.Client(timeout=60)  # one connection pool: a client per post costs ~50 ms
-        self.jobs = [(job, self.began if job.at_start else self.began + job.every)
-                     for job in self.scheduler.periodic_jobs()]
-        self.problems: list[str] = []
-
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    def alerts(self) -> int:
-        with transaction(self.runtime.sessions) as session:
-            return int(session.scalar(select(func.count()).select_from(SpikeAlert)) or 0)
-
-    def last_alert(self) -> datetime | None:
-        with transaction(self.runtime.sessions) as session:
-            return session.scalar(select(func.max(SpikeAlert.fired_at)))
-
-    def _next_delivery(self) -> datetime | None:
-        if self.delivered >= len(self.posts):
-            return None
-        late = self.posts[self.delivered].created_at - self.began
-        steps = -(-late // DELIVERY)  # the first delivery at or after the post
-        return self.began + DELIVERY * steps
-
-    def _next_digest(self) -> datetime | None:
-        from bot.listening.digests import digest_due_times
-
-        with transaction(self.runtime.sessions) as session:
-            due = digest_due_times(session, self.runtime.plan).values()
-        return min(due, default=None)
-
-    def run_until(self, when: datetime, stop: Callable[[], bool] | None = None) -> bool:
-        """Replay up to `when`; with `stop`, until it says so after an event. True when `stop` ended it."""
-        while True:
-            candidates = [when, self._next_delivery(), self._next_digest(), *(at for _, at in self.jobs)]
-            at = max(min(moment for moment in candidates if moment is not None), self.now())
-            self.clock.sleep_until(at)
-            self._deliver(at)
-            for index, (job, due) in enumerate(self.jobs):
-                if due <= at:
-                    self._guarded(job.name, job.run, at)
-                    self.jobs[index] = (job, due + job.every)
-            self._guarded("digests", self.scheduler.run_due_digests, at)
-            self._draw()
-            if self.on_event is not None:
-                self.on_event()
-            if stop is not None and stop():
-                return True
-            if at >= when:
-                return False
-
-    def wait(self, minutes: float) -> None:
-        """Let `minutes` of simulated time pass (the stream and the jobs carry on)."""
-        self.run_until(self.now() + timedelta(minutes=minutes))
-
-    @property
-    def stream_over(self) -> datetime:
-        """When the last post has been delivered."""
-        return self.end + DELIVERY
-
-    def run_until_alert(self) -> bool:
-        """Replay until a spike alert fires; False when the stream ended without one."""
-        before = self.alerts()
-        return self.run_until(self.stream_over, stop=lambda: self.alerts() > before)
-
-    def run_to_end(self) -> None:
-        """Replay the rest of the stream."""
-        self.run_until(max(self.stream_over, self.now()))
-
-    def finish(self) -> None:
-        self.http.close()
-        if self.progress is not None:
-            self.progress(self.delivered, self._note, force=True)
-            self.progress.finish()
-
-    def _guarded(self, what: str, job: Callable[[datetime], object], at: datetime) -> None:
-        # Like the scheduler's own threads: a failing job is logged and the drill carries on.
-        try:
-            job(at)
-        except Exception as exc:
-            log.exception("drill: %s failed", what)
-            self.problems.append(f"{what} failed at {self.now():%H:%M} UTC: {exc}")
-
-    def _deliver(self, at: datetime) -> None:
-        due: list[NewMention] = []
-        while self.delivered + len(due) < len(self.posts) and self.posts[self.delivered + len(due)].created_at <= at:
-            due.append(self.posts[self.delivered + len(due)])
-        for start in range(0, len(due), INGEST_BATCH):
-            batch = due[start : start + INGEST_BATCH]
-            response = self.http.post(f"{self.app_url}/mentions", json={"mentions": [webhook_item(p) for p in batch]},
-                                      headers={"Authorization": f"Bearer {self.ingest_token}"})
-            if response.status_code != 202:
-                raise RuntimeError(f"POST /mentions answered {response.status_code}: "
-                                   f"{' '.join(response.text.split())[:200]}")
-        self.delivered += len(due)
-
-    def _note(self) -> str:
-        now = self.now()
-        alerts = self.alerts()
-        return (f" posts · {now:%d %b %H:%M} UTC, +{duration_text((now - self.began).total_seconds())} · "
-                f"{alerts} alert{'s' if alerts != 1 else ''}")
-
-    def _draw(self) -> None:
-        if self.progress is not None:
-            self.progress(self.delivered, self._note)
 
 
 # ---- running a drill ------------------------------------------------------------------------------------
@@ -335,7 +125,6 @@ def offline_settings(database_url: str, api_url: str, ingest_token: str) -> Sett
 def drill_client(settings: Settings, allowed: list[str]) -> DrillSlackClient:
     """The drill's Slack client: it marks every message DRILL and writes only to the drill's own channels."""
     from bot.background.runtime import make_slack_client
-    from handlers.drill import DrillSlackClient
 
     return DrillSlackClient.like(make_slack_client(settings), allowed)
 
@@ -414,7 +203,6 @@ def run_in_workspace(setup: DrillSetup, plan: Plan, settings: Settings, out_dir:
                      say: Callable[[str], None]) -> DrillResult:
     """The drill in a real workspace: this process is the bot until the drill ends, people respond for
     real. It ends when the stream is over and every incident it opened is resolved (or at Ctrl-C)."""
-    from handlers.drill import open_alert_channel
 
     settings.require("slack_bot_token")
     if not settings.socket_mode:
@@ -520,7 +308,6 @@ def _drill(arguments: Any, setup: DrillSetup, plan: Plan, settings: Settings, ou
             result = run_in_workspace(setup, plan, settings, out_dir, progress=not arguments.quiet, say=say)
     except Exception as exc:
         if arguments.report_to:
-            from handlers.drill import post_drill_failure
 
             post_drill_failure(settings, arguments.report_to, setup.incident_title, exc)
         raise
@@ -530,7 +317,6 @@ def _drill(arguments: Any, setup: DrillSetup, plan: Plan, settings: Settings, ou
     scorecard_file = out_dir / "scorecard.txt"
     scorecard_file.write_text(result.scorecard.text() + "\n", encoding="utf-8")
     if arguments.report_to:
-        from handlers.drill import post_drill_report
 
         post_drill_report(settings, arguments.report_to, result.scorecard, result.exports)
     print(result.scorecard.text(), file=out)

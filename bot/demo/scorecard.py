@@ -15,7 +15,8 @@ from bot.exports.report import SLOW_ACKNOWLEDGEMENT, SLOW_STATEMENT, build_repor
 from models import Digest, Incident, SpikeAlert, TimelineEvent, transaction
 
 if TYPE_CHECKING:
-    from bot.demo.drill import DrillRun, DrillSetup
+    from bot.demo.drill_setup import DrillSetup
+    from bot.demo.replay import DrillRun
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from models import Job, transaction
 from models.jobs import QUEUED, RUNNING
 
 if TYPE_CHECKING:
-    from bot.demo.drill import DrillRun
+    from bot.demo.replay import DrillRun
 
 SIGNING_SECRET = "drill-signing-secret"  # noqa: S105 - a local, throwaway secret
 STEP_TIMEOUT = 15.0

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,9 +32,6 @@ from bot.infra.bearer import bearer_matches
 from bot.infra.clock import real_now
 from models import Job, transaction
 from models.jobs import QUEUED, RUNNING
-
-if TYPE_CHECKING:
-    from bot.background.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +152,14 @@ def exposition(sessions: sessionmaker[Session]) -> bytes:
     return generate_latest(registry)
 
 
-def metrics_response(runtime: Runtime, authorization: str) -> tuple[int, bytes, dict[str, str]]:
+def metrics_response(
+    token: SecretStr | None, sessions: sessionmaker[Session], authorization: str
+) -> tuple[int, bytes, dict[str, str]]:
     """GET /metrics as (HTTP status, body, headers): 404 while WARROOM_METRICS_TOKEN is unset, 401 for a
     missing or wrong bearer token (as POST /mentions answers), else the metrics."""
-    token = runtime.settings.warroom_metrics_token
     json_type = {"Content-Type": "application/json"}
     if token is None:
         return 404, b'{"error": "metrics are off: WARROOM_METRICS_TOKEN is not set"}', json_type
     if not bearer_matches(authorization, token):
         return 401, b'{"error": "missing or wrong bearer token"}', {**json_type, "WWW-Authenticate": "Bearer"}
-    return 200, exposition(runtime.sessions), {"Content-Type": CONTENT_TYPE_LATEST}
+    return 200, exposition(sessions), {"Content-Type": CONTENT_TYPE_LATEST}
