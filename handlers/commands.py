@@ -95,13 +95,13 @@ def handle_crisis(
         ack(response_type="ephemeral", text=problem + "\n" + usage_text(), blocks=usage_blocks(problem))
         return
     if spec.answers_in_ack is not None and spec.answers_in_ack(parsed.args):
-        _answer_in_ack(ack, command, respond, client, runtime, spec)
+        _answer_in_ack(ack, command, respond, client, runtime, subcommands)
         return
     if spec.inline_when is not None and spec.inline_when(parsed.args, runtime):
         # It opens a modal: Slack's trigger_id is good for 3 seconds, too short to queue.
         ack()
         try:
-            run_subcommand(runtime, spec, command, respond, client)
+            run_subcommand(runtime, subcommands, command, respond, client)
         except Exception as exc:
             log.exception("/crisis %s failed", spec.name)
             tell_crisis_failed(runtime, command, describe(exc))
@@ -115,8 +115,9 @@ def handle_crisis(
 
 
 def _answer_in_ack(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, runtime: Runtime,
-                   spec: Subcommand) -> None:
+                   subcommands: SubcommandTable) -> None:
     """Run a read-only subcommand in the listener and make its (first) answer the ack itself."""
+    name = parse_command(command.get("text", "")).name
     acked = False
 
     def answer(**message: Any) -> None:
@@ -129,22 +130,15 @@ def _answer_in_ack(ack: Ack, command: dict[str, Any], respond: Respond, client: 
         ack(**message)
 
     try:
-        run_subcommand(runtime, spec, command, answer, client)  # type: ignore[arg-type]
+        run_subcommand(runtime, subcommands, command, answer, client)  # type: ignore[arg-type]
     except Exception as exc:
-        log.exception("/crisis %s failed", spec.name)
+        log.exception("/crisis %s failed", name)
         if not acked:
-            problem = f"`/crisis {spec.name}` failed: {escape_mrkdwn(describe(exc))}. Try again."
+            problem = f"`/crisis {name}` failed: {escape_mrkdwn(describe(exc))}. Try again."
             acked = True
-            ack(response_type="ephemeral", text=problem, blocks=error_blocks(problem, form_of(spec.name)))
+            ack(response_type="ephemeral", text=problem, blocks=error_blocks(problem, form_of(name)))
     if not acked:
         ack()
-
-
-def run_crisis_job(runtime: Runtime, subcommands: SubcommandTable, command: dict[str, Any]) -> None:
-    """A queued /crisis command, run by a worker: answers go to the command's response_url. A failure
-    is raised to the worker, whose failure policy retries or tells (`tell_crisis_failed`)."""
-    spec = subcommands[parse_command(command.get("text", "")).name]
-    run_subcommand(runtime, spec, command, Respond(response_url=command.get("response_url")), runtime.slack)
 
 
 def tell_crisis_failed(runtime: Runtime, command: dict[str, Any], reason: str) -> None:
@@ -156,10 +150,17 @@ def tell_crisis_failed(runtime: Runtime, command: dict[str, Any], reason: str) -
 
 
 def run_subcommand(
-    runtime: Runtime, spec: Subcommand, command: dict[str, Any], respond: Respond, client: WebClient
+    runtime: Runtime, subcommands: SubcommandTable, command: dict[str, Any], respond: Respond | None = None,
+    client: WebClient | None = None,
 ) -> None:
-    """Find the channel's incident, check the subcommand `spec` may run there, and run it."""
+    """Find the channel's incident, check the subcommand may run there, and run it. The worker calls this
+    for a queued /crisis job (answers go to the command's response_url, Slack calls to the runtime's
+    client; a failure is raised to the worker, whose failure policy retries or tells the person); the
+    listener calls it for the subcommands it answers itself."""
     parsed = parse_command(command.get("text", ""))
+    spec = subcommands[parsed.name]
+    respond = respond or Respond(response_url=command.get("response_url"))
+    client = client or runtime.slack
     channel_id = command.get("channel_id", "")
     with transaction(runtime.sessions) as session:
         incident = find_incident_by_channel(session, channel_id)

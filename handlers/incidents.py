@@ -32,7 +32,7 @@ from bot.crisis.plan import SEVERITIES
 from bot.crisis.roles import RoleError
 from bot.crisis.room import RoomError, clean_text, record_status_update, status_summary
 from bot.flows import opening
-from bot.infra.errors import is_transient
+from bot.infra.errors import describe, is_transient
 from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.commands import CommandRequest
 from handlers.exports import upload_export
@@ -60,15 +60,6 @@ from models import transaction, utcnow
 
 log = logging.getLogger(__name__)
 
-
-
-def slack_error(exc: Exception) -> str:
-    """What went wrong with a Slack call, in words for the person who asked."""
-    if isinstance(exc, SlackApiError):
-        return f"Slack answered `{exc.response.get('error', 'an error')}`"
-    if isinstance(exc, SlackClientError | OSError):
-        return "Slack could not be reached"
-    return f"an unexpected error ({type(exc).__name__})"
 
 
 def sync_scheduler(runtime: Runtime) -> None:
@@ -102,12 +93,12 @@ def refresh_room(runtime: Runtime, client: WebClient, incident_id: int) -> list[
             )
         except (SlackApiError, SlackClientError) as exc:
             log.warning("brief update failed for incident %s: %s", incident_id, exc)
-            problems.append(f"the brief ({slack_error(exc)})")
+            problems.append(f"the brief ({describe(exc)})")
     try:
         client.conversations_setTopic(channel=incident.channel_id, topic=topic_text(incident))
     except (SlackApiError, SlackClientError) as exc:
         log.warning("topic update failed for incident %s: %s", incident_id, exc)
-        problems.append(f"the topic ({slack_error(exc)})")
+        problems.append(f"the topic ({describe(exc)})")
     return problems
 
 
@@ -196,7 +187,7 @@ def show_open_form(
         client.views_open(trigger_id=trigger_id, view=view)
     except SlackApiError as exc:
         tell(
-            f"The form could not be opened: {slack_error(exc)}. Try again, or use `{form_of('open')}`.", None
+            f"The form could not be opened: {describe(exc)}. Try again, or use `{form_of('open')}`.", None
         )
 
 
@@ -244,7 +235,7 @@ def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _r
         if is_transient(exc):
             raise  # the worker tries it again; the open resumes from its failed step
         log.exception("open from the form failed")
-        tell(f"Opening the incident failed: {slack_error(exc)}. Nothing was lost; try again.", None)
+        tell(f"Opening the incident failed: {describe(exc)}. Nothing was lost; try again.", None)
 
 
 def handle_open_button(

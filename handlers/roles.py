@@ -14,9 +14,10 @@ from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of, parse_user_ref
 from bot.crisis.incidents import IncidentError
 from bot.crisis.roles import Assignment, RoleError, assign_role
+from bot.infra.errors import describe
 from bot.infra.mrkdwn import escape_team_text
 from handlers.commands import CommandRequest
-from handlers.incidents import post_in_room, refresh_room, slack_error, snapshot
+from handlers.incidents import post_in_room, refresh_room, snapshot
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
     CLAIM_ACTION_PREFIX,
@@ -44,7 +45,7 @@ def welcome_holder(runtime: Runtime, client: WebClient, assignment: Assignment, 
             if refused:
                 problems.append(f"inviting <@{assignment.user_id}>")
         except (SlackApiError, SlackClientError) as exc:
-            problems.append(f"inviting <@{assignment.user_id}> ({slack_error(exc)})")
+            problems.append(f"inviting <@{assignment.user_id}> ({describe(exc)})")
     try:
         client.chat_postMessage(
             channel=assignment.user_id,
@@ -52,7 +53,7 @@ def welcome_holder(runtime: Runtime, client: WebClient, assignment: Assignment, 
             blocks=role_dm_blocks(assignment, incident),
         )
     except (SlackApiError, SlackClientError) as exc:
-        problems.append(f"the DM to <@{assignment.user_id}> ({slack_error(exc)})")
+        problems.append(f"the DM to <@{assignment.user_id}> ({describe(exc)})")
     problems += refresh_room(runtime, client, assignment.incident_id)
     if incident.channel_id:
         text = assignment_text(assignment, actor)

@@ -26,8 +26,9 @@ from bot.crisis.room import (
     set_rumour_outcome,
     track_rumour,
 )
+from bot.infra.errors import describe
 from handlers.commands import CommandRequest
-from handlers.incidents import post_in_room, slack_error
+from handlers.incidents import post_in_room
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
     RUMOUR_ACTION_PREFIX,
@@ -135,7 +136,7 @@ def handle_rumour_outcome(runtime: Runtime, body: dict[str, Any], client: WebCli
             channel=target_channel, ts=ts, text=rumour_text(rumour), blocks=rumour_blocks(rumour)
         )
     except SlackApiError as exc:
-        tell(f"The outcome is recorded, but the message could not be updated: {slack_error(exc)}.", None)
+        tell(f"The outcome is recorded, but the message could not be updated: {describe(exc)}.", None)
 
 
 def handle_add_to_timeline(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:

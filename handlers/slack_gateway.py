@@ -26,7 +26,7 @@ from bot.flows.port import (
     SlackFailure,
     SpikeAlertMessage,
 )
-from bot.infra.errors import TRANSIENT_SLACK_ERRORS
+from bot.infra.errors import is_transient
 from bot.listening.digests import summary_line
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
@@ -104,9 +104,7 @@ def slack_call(method: str) -> Iterator[None]:
         yield
     except SlackApiError as exc:
         code = str(exc.response.get("error") or "an error")
-        status = getattr(exc.response, "status_code", 200)
-        raise SlackFailure(method, code, transient=status == 429 or status >= 500
-                           or code in TRANSIENT_SLACK_ERRORS) from exc
+        raise SlackFailure(method, code, transient=is_transient(exc)) from exc
     except (SlackClientError, OSError) as exc:
         raise SlackFailure(method, "unreachable", transient=True) from exc
 

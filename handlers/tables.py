@@ -13,7 +13,7 @@ from slack_bolt import App
 
 from bot.background.runtime import Runtime
 from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room
-from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_crisis_job, tell_crisis_failed
+from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_subcommand, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
 # /crisis <name> → its handler and where it may run. The order of PRODUCT.md's command table.
@@ -68,7 +68,7 @@ class Job(NamedTuple):
 
 JOBS: dict[str, Job] = {
     CRISIS_JOB: Job(
-        run=lambda runtime, payload: run_crisis_job(runtime, SUBCOMMANDS, payload),
+        run=lambda runtime, payload: run_subcommand(runtime, SUBCOMMANDS, payload),
         tell_failure=tell_crisis_failed,
     ),
     INTERACTION_JOB: Job(

@@ -52,8 +52,10 @@ def describe(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, SlackApiError):
         return f"Slack answered `{exc.response.get('error', 'an error')}`"
+    if isinstance(exc, SlackClientError):
+        return "Slack could not be reached"
     if isinstance(exc, OperationalError):
         return "the database is unavailable right now"
     if isinstance(exc, ConnectionError | TimeoutError):
         return "a connection failed"
-    return type(exc).__name__
+    return f"an unexpected error ({type(exc).__name__})"
