@@ -20,7 +20,7 @@ from bot.crisis.incidents import find_incident_by_channel, open_incident_channel
 from bot.infra.errors import describe
 from bot.infra.logs import about_incident
 from bot.infra.mrkdwn import escape_mrkdwn
-from handlers.queued import NOT_ACCEPTED, accept_job, job_body
+from handlers.queued import NOT_ACCEPTED, job_body
 from handlers.render.common import error_blocks, usage_blocks
 from models import transaction
 from models.incidents import RESOLVED
@@ -108,7 +108,7 @@ def handle_crisis(
         return
     # The job row is committed before the ack, so what Slack was told we accepted survives a crash;
     # if the database cannot take it quickly, the ack says so instead of promising anything.
-    if accept_job(runtime, CRISIS_JOB, job_body(command)):
+    if runtime.intake.accept(CRISIS_JOB, job_body(command)):
         ack()
         return
     ack(response_type="ephemeral", text=NOT_ACCEPTED.format(what=f"`/crisis {spec.name}`", done="run"))

@@ -20,7 +20,6 @@ from slack_sdk import WebClient
 
 from bot.background.runtime import Runtime
 from bot.infra.mrkdwn import escape_mrkdwn
-from bot.queue.intake import JobNotAccepted
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +42,6 @@ class Queued(NamedTuple):
 WorkTable = Mapping[str, Queued]
 
 
-def accept_job(runtime: Runtime, kind: str, payload: dict[str, Any]) -> bool:
-    """Commit a job before the ack (waiting at most `ACK_BUDGET_SECONDS`) and wake the in-process
-    worker; False when the database could not take it, so the ack must say it was not accepted."""
-    try:
-        runtime.intake.submit(kind, payload)
-    except JobNotAccepted as exc:
-        log.warning("could not queue a %s job: %s", kind, exc)
-        return False
-    runtime.work_available.set()
-    return True
-
-
 def job_body(body: dict[str, Any]) -> dict[str, Any]:
     """A Slack payload as it is queued: everything but the (deprecated) verification token."""
     return {key: value for key, value in body.items() if key != "token"}
@@ -66,7 +53,7 @@ def enqueue_listener(runtime: Runtime, work: WorkTable, name: str) -> Callable[[
     what = work[name].what
 
     def listener(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        accepted = accept_job(runtime, INTERACTION_JOB, {"work": name, "body": job_body(body)})
+        accepted = runtime.intake.accept(INTERACTION_JOB, {"work": name, "body": job_body(body)})
         ack()
         if not accepted and body.get("response_url"):
             respond(response_type="ephemeral", replace_original=False, text=NOT_ACCEPTED.format(what=what, done="done"))
@@ -84,7 +71,7 @@ def submit_or_refuse(runtime: Runtime, work: WorkTable, name: str) -> Submit:
     what = work[name].what
 
     def submit(ack: Ack, body: dict[str, Any], input_id: str) -> None:
-        if accept_job(runtime, INTERACTION_JOB, {"work": name, "body": job_body(body)}):
+        if runtime.intake.accept(INTERACTION_JOB, {"work": name, "body": job_body(body)}):
             ack()
             return
         ack(response_action="errors", errors={input_id: NOT_ACCEPTED.format(what=what, done="done")})

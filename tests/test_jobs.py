@@ -119,7 +119,7 @@ def test_a_permanent_failure_is_failed_and_told_at_once_never_marked_done(runtim
     assert Worker(runtime, bug, threads=1, tell_failure=told).run_once()
     job = _job(runtime, job_id)
     assert (job.status, job.attempts, job.finished_at is not None) == (FAILED, 1, True)
-    assert told.told == [("test", {"n": 0}, "KeyError")]
+    assert told.told == [("test", {"n": 0}, "an unexpected error (KeyError)")]
 
 
 def _stale(runtime: Runtime, job_id: int) -> None:

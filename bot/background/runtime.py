@@ -85,7 +85,7 @@ class Runtime:
     intake: JobIntake = field(init=False)
 
     def __post_init__(self) -> None:
-        self.intake = JobIntake(self.engine)
+        self.intake = JobIntake(self.engine, on_accepted=self.work_available.set)
 
 
 def build_runtime(settings: Settings, plan: Plan, *, slack: WebClient | None = None) -> Runtime:

@@ -81,9 +81,11 @@ class JobIntake:
     # 6 parameters a row stays under the 999 bound parameters of SQLite builds older than 3.32.
     MAX_BATCH = 150
 
-    def __init__(self, engine: Engine, budget_seconds: float = ACK_BUDGET_SECONDS) -> None:
+    def __init__(self, engine: Engine, budget_seconds: float = ACK_BUDGET_SECONDS,
+                 on_accepted: Callable[[], None] | None = None) -> None:
         self.engine = engine
         self.budget_seconds = budget_seconds
+        self.on_accepted = on_accepted  # wakes this process's worker threads
         self._inbox: queue.SimpleQueue[_Submitted] = queue.SimpleQueue()
         self._starting = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -95,6 +97,18 @@ class JobIntake:
         self._sqlite_processors: list[Callable[[Any], Any] | None] | None = None
         self.batches = 0  # committed batches, for tests and benchmarks
         self.written_directly = 0  # of which written by the ack's own thread
+
+    def accept(self, kind: str, payload: dict[str, Any]) -> bool:
+        """The ack path's call: commit the job (waiting at most the budget) and wake the worker; False
+        when the database could not take it, so the ack must say it was not accepted."""
+        try:
+            self.submit(kind, payload)
+        except JobNotAccepted as exc:
+            log.warning("could not queue a %s job: %s", kind, exc)
+            return False
+        if self.on_accepted is not None:
+            self.on_accepted()
+        return True
 
     def submit(self, kind: str, payload: dict[str, Any]) -> None:
         """Return once the job is committed; raise JobNotAccepted when the database could not take it
