@@ -337,9 +337,65 @@ def _model() -> _Model:
 # ---- features ---------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Cleaned:
+    """A post with links, @mentions and mojibake taken out, and what was taken out counted."""
+
+    text: str
+    urls: int
+    emoji_positive: float
+    emoji_negative: float
+
+
+@dataclass(slots=True)
+class _WordCounts:
+    """What the lexicon found in a post's words (`_count_words`)."""
+
+    pos_sum: float
+    neg_sum: float
+    n_pos: int
+    n_neg: int
+    negated_pos: int
+    fail: int
+    negated_fail: int
+    complaint: int
+    profanity: int
+    resolved: int
+    first: int
+    second: int
+    news: int
+    promo: int
+    caps: int
+
+
 def extract_features(text: str) -> list[float]:
     """The model's input for one post: a list of floats in the order of `FEATURE_NAMES`."""
     lexicon = _lexicon()
+    cleaned = _clean(text, lexicon)
+    text = cleaned.text
+    emo_pos, emo_neg = cleaned.emoji_positive, cleaned.emoji_negative
+    # ALL-CAPS emphasis needs some words in capitals and some not (VADER's "cap differential").
+    shouting = not text.isupper() and not text.islower()
+    low = text.lower()
+    exclamations = low.count("!")
+    questions = low.count("?")
+    cashtag = 1 if "$" in low and _CASHTAG_RE.search(low) else 0
+    if ":" in low or ";" in low or "=" in low or "<3" in low:
+        emoticons = lexicon.emoticons
+        for token in low.split():  # emoticons stand apart, as VADER reads them
+            valence = emoticons.get(token)
+            if valence is not None:
+                if valence > 0:
+                    emo_pos += valence
+                else:
+                    emo_neg -= valence
+    words = _ASCII_WORD_RE.findall(low) if low.isascii() else _WORD_RE.findall(low)
+    counts = _count_words(words, text, shouting=shouting, questions=questions, lexicon=lexicon)
+    return _feature_vector(counts, low, words, cleaned.urls, emo_pos, emo_neg, exclamations, questions, cashtag)
+
+
+def _clean(text: str, lexicon: _Lexicon) -> _Cleaned:
+    """Unescape HTML, mend mojibake, score emoji, and take out links and @mentions (counting links)."""
     if "&" in text:
         text = html.unescape(text)
     emo_pos = emo_neg = 0.0
@@ -366,24 +422,13 @@ def extract_features(text: str) -> list[float]:
         text = _MENTION_RE.sub(" ", text)
     if "#" in text:
         text = _CAMEL_HASHTAG_RE.sub(_split_hashtag, text)
-    # ALL-CAPS emphasis needs some words in capitals and some not (VADER's "cap differential").
-    shouting = not text.isupper() and not text.islower()
-    low = text.lower()
-    exclamations = low.count("!")
-    questions = low.count("?")
-    cashtag = 1 if "$" in low and _CASHTAG_RE.search(low) else 0
-    if ":" in low or ";" in low or "=" in low or "<3" in low:
-        emoticons = lexicon.emoticons
-        for token in low.split():  # emoticons stand apart, as VADER reads them
-            valence = emoticons.get(token)
-            if valence is not None:
-                if valence > 0:
-                    emo_pos += valence
-                else:
-                    emo_neg -= valence
-    words = _ASCII_WORD_RE.findall(low) if low.isascii() else _WORD_RE.findall(low)
-    n = len(words)
+    return _Cleaned(text, url, emo_pos, emo_neg)
 
+
+def _count_words(words: list[str], text: str, *, shouting: bool, questions: int, lexicon: _Lexicon) -> _WordCounts:
+    """One pass over the words: valence with boosters, negation, "but" and capitals (VADER's rules), and
+    the complaint cues (failures, time lost, "no refund", "still waiting", profanity …)."""
+    n = len(words)
     info = lexicon.words
     pos_sum = neg_sum = 0.0
     n_pos = n_neg = negated_pos = 0
@@ -492,6 +537,20 @@ def extract_features(text: str) -> list[float]:
     if n and (words[-1] == "goodbye" or words[-1] == "bye"):
         complaint += 1
 
+    return _WordCounts(pos_sum, neg_sum, n_pos, n_neg, negated_pos, fail, negated_fail, complaint, profanity,
+                       resolved, first, second, news, promo, caps)
+
+
+def _feature_vector(counts: _WordCounts, low: str, words: list[str], url: int, emo_pos: float, emo_neg: float,
+                    exclamations: int, questions: int, cashtag: int) -> list[float]:
+    """The counts as the model's features: capped, so a 10,000-character RSS item stays inside the range
+    the model was fitted on (tweets)."""
+    pos_sum, neg_sum, n_pos, n_neg = counts.pos_sum, counts.neg_sum, counts.n_pos, counts.n_neg
+    fail, negated_fail, complaint, profanity = counts.fail, counts.negated_fail, counts.complaint, counts.profanity
+    resolved, first, second, news, promo, caps = (counts.resolved, counts.first, counts.second, counts.news,
+                                                  counts.promo, counts.caps)
+    negated_pos = counts.negated_pos
+    n = len(words)
     total = pos_sum - neg_sum + emo_pos - emo_neg
     if total:
         emphasis = 0.292 * min(exclamations, 4)
