@@ -4,81 +4,37 @@ app, the Slack emulator for what the person sees, the local OpenAI-compatible se
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.background.runtime import Runtime, build_runtime
+from bot.background.runtime import Runtime
 from bot.crisis import timeline
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.infra.clock import ManualClock
-from models import CatchupMark, Draft, Job, transaction, utcnow
+from models import CatchupMark, Draft, transaction, utcnow
 from models.drafts import PENDING
-from models.jobs import DONE, FAILED
-from tests.conftest import APPROVER, LEAD, AppServer, make_settings, make_test_plan
-from tests.fixtures_drafts import WarRoom, add_mention, events_of, message_text, open_war_room, wait_until
+from tests.conftest import APPROVER, LEAD
+from tests.fixtures_assistant import (  # noqa: F401 - the *_fixture names provide fixtures
+    ENTRY_LINE,
+    HOSTILE,
+    LATE,
+    MODEL,
+    app_server_fixture,
+    busy_room,
+    jobs_settled,
+    openai_server_fixture,
+    room_fixture,
+    run,
+    runtime_fixture,
+    with_llm_fixture,
+)
+from tests.fixtures_drafts import WarRoom, add_mention, events_of, message_text, wait_until
 from tests.openai_server import FakeOpenAI
-
-MODEL = "gpt-4.1-mini"
-LATE = "ULATE01"
-HOSTILE = "<!channel> read <https://evil.example|this> & *now*"
-ENTRY_LINE = re.compile(r"^#(\d+) ", re.MULTILINE)
-
-
-@pytest.fixture
-def with_llm() -> bool:
-    return True
-
-
-@pytest.fixture
-def openai_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key="sk-test", timeout_delay=3.0) as server:
-        yield server
-
-
-@pytest.fixture
-def runtime(database_url: str, emulator: SlackEmulator, openai_server: FakeOpenAI, with_llm: bool
-            ) -> Iterator[Runtime]:
-    """conftest's runtime, with the local OpenAI-compatible server as its LLM unless `with_llm` is False."""
-    llm: dict[str, Any] = (
-        {"openai_api_key": "sk-test", "openai_base_url": openai_server.base_url, "warroom_llm_model": MODEL}
-        if with_llm else {}
-    )
-    runtime = build_runtime(make_settings(database_url, emulator, **llm), make_test_plan())
-    runtime.extras["llm_timeout"] = 0.25  # the server's "timeout" fault stalls 3 s
-    yield runtime
-    runtime.engine.dispose()
-
-
-@pytest.fixture
-def app_server(runtime: Runtime) -> Iterator[AppServer]:
-    server = AppServer(runtime).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def room(runtime: Runtime, emulator: SlackEmulator, clock: ManualClock) -> WarRoom:
-    """An incident opened at the clock's start (so its age is the test's to set)."""
-    emulator.add_user(LATE, "lou", real_name="Lou Late")
-    return open_war_room(runtime, emulator)
-
-
-def jobs_settled(runtime: Runtime) -> bool:
-    with transaction(runtime.sessions) as session:
-        return all(job.status in (DONE, FAILED) for job in session.scalars(select(Job)))
-
-
-def run(slack: SlackClient, runtime: Runtime, text: str, user: str, room: WarRoom) -> None:
-    """A /crisis command, acked with nothing (queued), and its job run."""
-    acked = slack.command(text, user_id=user, channel_id=room.channel_id)
-    assert acked.status_code == 200, acked.text
-    wait_until(lambda: jobs_settled(runtime), what=f"/crisis {text} done")
 
 
 def catchup(slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, room: WarRoom, user: str = APPROVER
@@ -89,19 +45,6 @@ def catchup(slack: SlackClient, emulator: SlackEmulator, runtime: Runtime, room:
     shown = emulator.wait_for(lambda emu: emu.ephemerals(user=user, channel=room.channel_id)[before:])
     assert len(shown) == 1
     return shown[0]
-
-
-def busy_room(slack: SlackClient, runtime: Runtime, room: WarRoom, clock: ManualClock) -> None:
-    """The lead works the room while the approver is away: each step a minute apart."""
-    for text in ("fact The baggage belt at Gatwick restarted at 15:10 UTC",
-                 "decide Hold the compensation post until legal signs off",
-                 "severity sev1",
-                 "rumor Passengers' bags were sold at auction",
-                 "message We will update every hour at acmeair.example/status"):
-        clock.advance(timedelta(minutes=1))
-        run(slack, runtime, text, LEAD, room)
-    clock.advance(timedelta(minutes=1))
-    add_mention(runtime, text="Acme Air lost my bag again, worst airline")
 
 
 def mark(runtime: Runtime, incident_id: int, user: str) -> CatchupMark | None:
