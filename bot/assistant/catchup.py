@@ -36,7 +36,7 @@ from models import (
     rows_changed,
 )
 from models.drafts import PENDING
-from models.incidents import RUMOUR_OPEN
+from models.incidents import OPEN, RUMOUR_OPEN
 
 # Someone who joins the channel once the incident is this old gets the catch-up privately.
 JOIN_CATCHUP_AFTER = timedelta(minutes=15)
@@ -379,7 +379,7 @@ def claim_join_catchup(
         return JoinVerdict(False, "not an incident channel")
     if not user_id or user_id == bot_user_id:
         return JoinVerdict(False, "the bot itself", incident.id)
-    if incident.status != "open":
+    if incident.status != OPEN:
         return JoinVerdict(False, f"the incident is {incident.status}", incident.id)
     if now - incident.opened_at < JOIN_CATCHUP_AFTER:
         return JoinVerdict(False, "joined while the incident was opening", incident.id)
