@@ -253,3 +253,17 @@ def test_joining_a_channel_that_is_not_an_incident_sends_nothing(
     wait_until(lambda: jobs_settled(runtime), what="the join handled")
     assert emulator.ephemerals(user=LATE) == []
     assert emulator.errors == []
+
+
+@pytest.mark.parametrize("with_llm", [False])
+def test_since_you_last_looked_starts_at_your_last_action(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, clock: ManualClock,
+) -> None:
+    clock.advance(timedelta(minutes=1))
+    run(slack, runtime, "fact Flights resumed at 16:00 UTC", APPROVER, room)  # the approver acts...
+    busy_room(slack, runtime, room, clock)                                     # ...then looks away
+    clock.advance(timedelta(minutes=1))
+    shown = message_text(catchup(slack, emulator, runtime, room))
+    assert "Since your last action here" in shown and "5 timeline entries" in shown
+    assert "New fact: The baggage belt" in shown and "New fact: Flights resumed" not in shown
+    assert "Flights resumed at 16:00 UTC" in shown  # still listed among the confirmed facts, not as new
