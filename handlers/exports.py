@@ -8,6 +8,7 @@ from pathlib import Path
 
 from slack_sdk import WebClient
 
+from bot.assistant.post_mortem import post_mortem_for_export
 from bot.background.runtime import Runtime
 from bot.crisis import timeline
 from bot.crisis.commands import form_of
@@ -28,18 +29,21 @@ def upload_export(runtime: Runtime, client: WebClient, incident_id: int, fmt: st
         if incident is None or incident.channel_id is None:
             raise LookupError(f"incident {incident_id} has no channel to upload to")
         channel_id, filename, title = incident.channel_id, export_filename(incident, fmt), incident.title
+    # The model drafts the post-mortem before rendering (or the seeded sections stay, and the note says why).
+    post_mortem = post_mortem_for_export(runtime, incident_id)
+    note = f" {escape_mrkdwn(post_mortem.note())}" if post_mortem.note() else ""
     # Streamed to a temporary file, so a long timeline never sits in memory whole.
     with tempfile.TemporaryDirectory(prefix="warroom-export-") as folder:
         path = Path(folder) / filename
         with path.open("w", encoding="utf-8", newline="") as out:
-            write_export(runtime.sessions, incident_id, fmt, runtime.plan, out, client)
+            write_export(runtime.sessions, incident_id, fmt, runtime.plan, out, client, post_mortem.sections)
         size = path.stat().st_size
         response = client.files_upload_v2(
             channel=channel_id,
             file=str(path),
             filename=filename,
             title=f"{title} — timeline ({spec.title})",
-            initial_comment=f":page_facing_up: Timeline export ({spec.title}) requested by <@{actor}>.",
+            initial_comment=f":page_facing_up: Timeline export ({spec.title}) requested by <@{actor}>.{note}",
         )
     files = response.get("files") or [response.get("file") or {}]
     file_id = files[0].get("id") if files else None

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from slack_bolt import App
 
 from bot.background.runtime import Runtime
-from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room
+from handlers import catchup, commands, digests, drafts, drill, exports, home, incidents, roles, room
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_subcommand, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
@@ -31,6 +31,7 @@ SUBCOMMANDS: SubcommandTable = {spec.name: spec for spec in (
     Subcommand("digest", digests.digest_command),
     Subcommand("export", exports.export, when_resolved=True),
     Subcommand("resolve", incidents.resolve_command),
+    Subcommand("catchup", catchup.catchup_command),
     Subcommand("drill", drill.drill_command, needs_incident=False),
 )}
 
@@ -46,12 +47,14 @@ WORK: WorkTable = {
     drafts.RETRY: Queued(drafts.queued_work(drafts.on_retry), "retrying the draft"),
     drafts.SAVE_EDIT: Queued(drafts.queued_work(drafts.save_edit), "saving the edit"),
     drafts.SAVE_REJECTION: Queued(drafts.queued_work(drafts.save_rejection), "rejecting the draft"),
+    catchup.ON_JOIN: Queued(catchup.catch_up_on_join, "catching up a late joiner"),
 }
 
 
 def register(app: App, runtime: Runtime, *, work: WorkTable = WORK) -> None:
     """Attach every module's listeners to `app` (a test passes its own `work` to see which names they use)."""
     commands.register(app, runtime, SUBCOMMANDS)
+    catchup.register(app, runtime, work)
     drafts.register(app, runtime, work)
     home.register(app, runtime)
     incidents.register(app, runtime, work)

@@ -1,6 +1,7 @@
 """SQLAlchemy 2 models and the session factory. No Slack, no HTTP."""
 
 from models.base import Base, UTCDateTime, utcnow
+from models.catchup import CatchupMark
 from models.db import make_engine, make_session_factory, ping, rows_changed, transaction
 from models.drafts import Draft, DraftRevision
 from models.incidents import (
@@ -19,5 +20,5 @@ from models.mentions import Digest, FeedCursor, Mention, SpikeAlert
 __all__ = [
     "Base", "UTCDateTime", "utcnow", "make_engine", "make_session_factory", "ping", "rows_changed", "transaction",
     "Decision", "Digest", "Job", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident", "KeyMessage",
-    "Mention", "RoleAssignment", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
+    "CatchupMark", "Mention", "RoleAssignment", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
 ]

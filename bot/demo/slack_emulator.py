@@ -694,6 +694,18 @@ class SlackEmulator:
             self.channels[channel.id] = channel
             return channel.id
 
+    def join_channel(self, channel_id: str, user_id: str, *, inviter: str | None = None) -> dict[str, Any]:
+        """A person joins a channel: they become a member, and the ``member_joined_channel`` event Slack
+        sends subscribed apps is returned (send it with ``SlackClient.event``)."""
+        with self._lock:
+            channel = self.channels[channel_id]
+            channel.members.add(user_id)
+            event: dict[str, Any] = {"type": "member_joined_channel", "user": user_id, "channel": channel.id,
+                                     "channel_type": "G" if channel.is_private else "C", "team": self.team_id}
+            if inviter:
+                event["inviter"] = inviter
+            return event
+
     def add_message(self, channel_id: str, text: str, *, user: str,
                     blocks: list[dict[str, Any]] | None = None, thread_ts: str | None = None) -> str:
         """Seed a message a person posted (the bot's own come from chat.postMessage); returns its ts."""

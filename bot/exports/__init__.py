@@ -68,10 +68,12 @@ def stream_export(
     plan: Plan,
     names: dict[str, str],
     now: datetime | None = None,
+    post_mortem: dict[str, list[str]] | None = None,
 ) -> Iterator[str]:
-    """The export of one incident in `fmt` (md, html, json, csv), as text chunks."""
+    """The export of one incident in `fmt` (md, html, json, csv), as text chunks; `post_mortem` replaces
+    the seeded post-mortem sections (a draft computed before rendering)."""
     clock = Clock(plan.zone)
-    report = build_report(session, incident_id, plan, names, now or utcnow())
+    report = build_report(session, incident_id, plan, names, now or utcnow(), post_mortem)
     yield from FORMATS[fmt].render(report, timeline_rows(session, incident_id, names), clock, names)
 
 
@@ -105,12 +107,13 @@ def write_export(
     plan: Plan,
     out: TextIO,
     slack: WebClient | None,
+    post_mortem: dict[str, list[str]] | None = None,
 ) -> int:
     """Stream the export into `out`; returns the number of characters written."""
     names = incident_names(sessions, incident_id, slack)
     written = 0
     with sessions() as session:
-        for chunk in stream_export(session, incident_id, fmt, plan, names):
+        for chunk in stream_export(session, incident_id, fmt, plan, names, post_mortem=post_mortem):
             out.write(chunk)
             written += len(chunk)
     return written

@@ -297,9 +297,11 @@ def _post_mortem(
 
 
 def build_report(
-    session: Session, incident_id: int, plan: Plan, names: dict[str, str], now: datetime
+    session: Session, incident_id: int, plan: Plan, names: dict[str, str], now: datetime,
+    post_mortem: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Everything but the timeline, as JSON-ready values."""
+    """Everything but the timeline, as JSON-ready values. `post_mortem`: sections drafted before
+    rendering (`bot.assistant.post_mortem`), shown instead of the seeded ones."""
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise IncidentNotFound(f"no incident {incident_id}")
@@ -463,7 +465,7 @@ def build_report(
         ],
         "drafts": drafts,
         "rumours": rumours,
-        "post_mortem": _post_mortem(metrics, drafts, rumours, incident.resolved_at is not None),
+        "post_mortem": post_mortem or _post_mortem(metrics, drafts, rumours, incident.resolved_at is not None),
         "sections": build_sections(session, incident, clock),
     }
 
