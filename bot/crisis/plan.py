@@ -59,6 +59,32 @@ class MastodonFeed(_Strict):
         return self
 
 
+ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,99}$"
+
+
+class MastodonAccount(_Strict):
+    """A Mastodon account War Room publishes as: the instance and the variable holding its access token."""
+
+    instance: Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")]
+    token_env: Annotated[str, Field(pattern=ENV_NAME)]
+
+
+class BlueskyAccount(_Strict):
+    """A Bluesky account: its handle, its PDS, and the variable holding an app password."""
+
+    handle: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{1,252}$")]
+    password_env: Annotated[str, Field(pattern=ENV_NAME)]
+    pds: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = "https://bsky.social"
+
+
+class Publishing(_Strict):
+    """Where approved replies may be published (bot/publishing). Secrets are named, never written here."""
+
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
+    mastodon: MastodonAccount | None = None
+    bluesky: BlueskyAccount | None = None
+
+
 class Feeds(_Strict):
     poll_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
     rss: list[RssFeed] = []
@@ -184,6 +210,7 @@ class Plan(_Strict):
     channel: ChannelSettings = ChannelSettings()
     mentions: MentionSettings = MentionSettings()
     drills: dict[str, Drill] = {}
+    publishing: Publishing = Publishing()
 
     @field_validator("timezone")
     @classmethod
