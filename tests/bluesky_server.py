@@ -275,7 +275,8 @@ def _handler(server: FakeBluesky) -> type[BaseHTTPRequestHandler]:
                 mine.sort(key=lambda r: r["indexedAt"], reverse=True)
                 mine = mine[: int(one.get("limit", "50"))]
                 if nsid == "com.atproto.repo.listRecords":
-                    self._send(200, {"records": [{"uri": r["uri"], "cid": r["cid"], "value": r["value"]} for r in mine]})
+                    listed = [{"uri": r["uri"], "cid": r["cid"], "value": r["value"]} for r in mine]
+                    self._send(200, {"records": listed})
                 else:
                     self._send(200, {"feed": [{"post": server.post_view(r)} for r in mine]})
                 return

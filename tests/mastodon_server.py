@@ -91,7 +91,8 @@ class FakeMastodon:
         self.faults.extend([kind] * times)
 
     def posts_by(self, username: str) -> list[dict[str, Any]]:
-        return [s for s in self.statuses.values() if s["account"]["username"] == username and s["id"] not in self.deleted]
+        return [s for s in self.statuses.values()
+                if s["account"]["username"] == username and s["id"] not in self.deleted]
 
     def calls_to(self, method: str, path: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and c.path == path]
