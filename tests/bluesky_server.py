@@ -8,7 +8,7 @@
 
 Served (the shapes bsky.social answers; errors are ``{"error": Name, "message": …}``):
 * ``com.atproto.server.createSession`` (401 ``AuthenticationRequired`` "Invalid identifier or password"),
-  ``com.atproto.server.refreshSession``, ``app.bsky.actor.getProfile``, ``com.atproto.identity.resolveHandle``.
+  ``app.bsky.actor.getProfile`` / ``getProfiles``, ``com.atproto.identity.resolveHandle``.
 * ``com.atproto.repo.createRecord`` for ``app.bsky.feed.post``: over 300 graphemes → 400 ``InvalidRequest``
   "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes"; a given ``rkey``
   that exists → 400 ``InvalidRequest`` "Record already exists". ``com.atproto.repo.getRecord`` (400
@@ -253,6 +253,12 @@ def _handler(server: FakeBluesky) -> type[BaseHTTPRequestHandler]:
                     self._error(400, "InvalidRequest", "Profile not found")
                     return
                 self._send(200, {"did": account.did, "handle": account.handle, "followersCount": account.followers})
+                return
+            if nsid == "app.bsky.actor.getProfiles":
+                wanted = params.get("actors", [])[:25]
+                profiles = [{"did": a.did, "handle": a.handle, "followersCount": a.followers}
+                            for a in server.accounts.values() if a.did in wanted or a.handle in wanted]
+                self._send(200, {"profiles": profiles})
                 return
             if nsid == "com.atproto.repo.createRecord":
                 self._create(did, body)
