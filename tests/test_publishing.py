@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from bot.background.runtime import Runtime
 from bot.crisis.plan import BlueskyAccount, MastodonAccount, Plan, Publishing
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
+from bot.drafting.drafts import edit_draft
 from bot.exports import stream_export
 from bot.publishing.accounts import describe_accounts
 from bot.publishing.bluesky import facets_for, new_tid
@@ -84,8 +86,9 @@ def store_mention(runtime: Runtime, platform: str, external_id: str, url: str, t
 
 
 def approved_draft(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, platform: str,
-                   mention_id: int | None = None) -> Draft:
-    """A reply drafted (template), approved by the approver, its message showing *Publish*."""
+                   mention_id: int | None = None, text: str | None = None, button: str | None = PUBLISH) -> Draft:
+    """A reply drafted (template; edited to `text` by the drafter), approved by the approver, its message
+    showing `button`."""
     if mention_id is not None:
         slack.block_action(DRAFT_REPLY, value=str(mention_id), user_id=DRAFTER, channel_id=room.channel_id,
                            message={"type": "message", "ts": "1700000000.000100", "blocks": []})
@@ -93,9 +96,17 @@ def approved_draft(slack: SlackClient, runtime: Runtime, emulator: SlackEmulator
         slack.command(f"draft {platform} {COMPLAINT}", user_id=DRAFTER, channel_id=room.channel_id)
     draft = wait_for_draft(runtime, room.incident_id, "pending")
     emulator.wait_for(lambda emu: APPROVE in action_ids(draft_message(emu, draft)))
-    slack.block_action(APPROVE, value=f"{draft.id}:{draft.revision}", user_id=APPROVER, channel_id=room.channel_id)
+    revision = draft.revision
+    if text is not None:
+        with transaction(runtime.sessions) as session:
+            edited = edit_draft(session, draft.id, DRAFTER, text, draft.revision)
+        assert edited.ok and edited.draft is not None
+        revision = edited.draft.revision
+    slack.block_action(APPROVE, value=f"{draft.id}:{revision}", user_id=APPROVER, channel_id=room.channel_id,
+                       message_ts=draft.slack_ts)
     approved = wait_for_draft(runtime, room.incident_id, "approved")
-    emulator.wait_for(lambda emu: PUBLISH in action_ids(draft_message(emu, approved)))
+    if button is not None:
+        emulator.wait_for(lambda emu: button in action_ids(draft_message(emu, approved)))
     return approved
 
 
@@ -260,7 +271,73 @@ def test_a_deleted_mastodon_parent_is_a_refusal(
     assert mastodon.posts_by("acmeair") == []
 
 
+HOSTILE = 'We\'re sorry <3 & "thanks" — délai 🙏 <!channel>\n\nSee https://acmeair.example/help?a=1&b=2'
+
+
+def test_special_text_is_posted_byte_for_byte_and_found_by_its_text_after_a_timeout(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, mastodon: FakeMastodon,
+) -> None:
+    draft = approved_draft(slack, runtime, emulator, room, "mastodon", text=HOSTILE)
+    assert draft.final_text == HOSTILE
+    mastodon.fail_next("slow_after_store")
+    click(slack, PUBLISH, draft)
+    publication(runtime, draft, PUBLISHED)
+    [call] = mastodon.calls_to("POST", "/api/v1/statuses")
+    assert call.form["status"] == HOSTILE
+    assert len(mastodon.posts_by("acmeair")) == 1
+    message = draft_message(emulator, draft)
+    assert "<!channel>" not in message_text(message)  # the posted text stays inert in Slack
+
+
+def test_over_the_limit_cannot_be_published(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, mastodon: FakeMastodon,
+) -> None:
+    draft = approved_draft(slack, runtime, emulator, room, "mastodon", text="x" * 501, button=None)
+    message = shown(emulator, draft, "Over the Mastodon limit")
+    assert PUBLISH not in action_ids(message)
+    click(slack, PUBLISH, draft)  # a forged or stale click
+    told = emulator.wait_for(lambda emu: emu.ephemerals(user=APPROVER))
+    assert "over the Mastodon limit (500)" in told[-1]["text"]
+    assert count(runtime, Publication) == 0 and mastodon.calls_to("POST", "/api/v1/statuses") == []
+
+
+def test_a_worker_that_died_mid_call_is_resolved_by_looking_up_not_posting_again(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, mastodon: FakeMastodon,
+) -> None:
+    draft = approved_draft(slack, runtime, emulator, room, "mastodon")
+    assert draft.final_text is not None
+    started = utcnow() - timedelta(minutes=3)
+    with transaction(runtime.sessions) as session:  # what a worker killed after its call leaves behind
+        session.add(Publication(draft_id=draft.id, incident_id=room.incident_id, platform="mastodon",
+                                account="acmeair", text=draft.final_text, idempotency_key="warroom-k",
+                                status="publishing", attempts=1, retryable=False, requested_by=APPROVER,
+                                requested_at=started, claimed_at=started))
+    made = mastodon._store(mastodon.accounts[MASTODON_TOKEN], draft.final_text, None)  # and the post it made
+
+    click(slack, PUBLISH, draft, user_id=LEAD)
+    done = publication(runtime, draft, PUBLISHED)
+    assert done.url == made["url"] and done.attempts == 2
+    assert mastodon.calls_to("POST", "/api/v1/statuses") == [] and len(mastodon.posts_by("acmeair")) == 1
+
+
 # ----------------------------------------------------------------------------------- Bluesky
+
+
+def test_bluesky_post_carries_link_and_mention_facets(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, bluesky: FakeBluesky,
+) -> None:
+    agent = bluesky.add_account("agent.bsky.social", "-")
+    text = "Désolé 🙏 @agent.bsky.social will help: https://acmeair.example/help"
+    draft = approved_draft(slack, runtime, emulator, room, "bluesky", text=text)
+    click(slack, PUBLISH, draft)
+    publication(runtime, draft, PUBLISHED)
+    [post] = bluesky.posts_by(HANDLE)
+    assert post["value"]["text"] == text
+    encoded = text.encode()
+    spans = [(encoded[f["index"]["byteStart"]:f["index"]["byteEnd"]].decode(), f["features"][0])
+             for f in post["value"]["facets"]]
+    assert spans[0][0] == "@agent.bsky.social" and spans[0][1]["did"] == agent.did
+    assert spans[1][0] == "https://acmeair.example/help" and spans[1][1]["uri"] == "https://acmeair.example/help"
 
 
 def test_bluesky_reply_carries_root_and_parent(

@@ -75,6 +75,11 @@ def publish_draft(
     except Refused as exc:
         _refused(sessions, job, exc, user_id)
         return PublishResult(claim)
+    except Exception as exc:  # a library surprise: shown like no answer, and looked up before any retry
+        log.exception("publishing draft %s failed unexpectedly", job.draft_id)
+        _refused(sessions, job, Refused(f"War Room hit an unexpected {type(exc).__name__} while publishing; "
+                                        "whether it was posted is checked before any retry", retryable=True), user_id)
+        return PublishResult(claim)
     with transaction(sessions) as session:
         record_published(session, job, posted, user_id, clock.now())
     return PublishResult(claim, published=True)
