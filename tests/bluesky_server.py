@@ -188,7 +188,10 @@ def _handler(server: FakeBluesky) -> type[BaseHTTPRequestHandler]:
             for name, value in {**limits, **(headers or {})}.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout fault)
+                self.close_connection = True
 
         def _error(self, status: int, name: str, message: str, headers: dict[str, str] | None = None) -> None:
             self._send(status, {"error": name, "message": message}, headers)

@@ -157,7 +157,10 @@ def _handler(server: FakeMastodon) -> type[BaseHTTPRequestHandler]:
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout fault)
+                self.close_connection = True
 
         def _account(self) -> Account | None:
             auth = self.headers.get("Authorization", "")

@@ -364,11 +364,13 @@ def test_bluesky_reply_carries_root_and_parent(
     assert all(BLUESKY_PASSWORD not in json.dumps(c.params) for c in bluesky.calls)
 
 
-def test_bluesky_new_post_and_a_dropped_connection_after_storing(
-    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, bluesky: FakeBluesky,
+@pytest.mark.parametrize("fault", ["drop_after_store", "slow_after_store"])
+def test_bluesky_new_post_stored_but_unanswered_is_found_not_posted_again(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, bluesky: FakeBluesky, fault: str,
 ) -> None:
     draft = approved_draft(slack, runtime, emulator, room, "bluesky")
-    bluesky.fail_next("drop_after_store")
+    bluesky.slow_seconds = 3.0  # past the plan's 1 s timeout
+    bluesky.fail_next(fault)
     click(slack, PUBLISH, draft)
     done = publication(runtime, draft, PUBLISHED)
     [post] = bluesky.posts_by(HANDLE)
