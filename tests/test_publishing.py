@@ -170,6 +170,22 @@ def test_mastodon_reply_is_posted_verbatim_once_and_linked_everywhere(
     assert emulator.errors == []
 
 
+def test_a_remote_mastodon_status_is_answered_through_our_instance(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, mastodon: FakeMastodon,
+) -> None:
+    original = mastodon.add_status(COMPLAINT, username="angry")
+    original["url"] = "https://other.example/@angry/998877"  # known to our instance as a federated copy
+    mention_id = store_mention(runtime, "mastodon", "998877", original["url"])  # the id on its own instance
+    draft = approved_draft(slack, runtime, emulator, room, "mastodon", mention_id)
+    click(slack, PUBLISH, draft)
+    publication(runtime, draft, PUBLISHED)
+    [search] = mastodon.calls_to("GET", "/api/v2/search")
+    assert search.query["q"] == [original["url"]]
+    assert search.query["resolve"] == ["1"]  # Mastodon.py sends True as 1
+    [post] = mastodon.posts_by("acmeair")
+    assert post["in_reply_to_id"] == original["id"]
+
+
 def test_mastodon_new_post_when_the_draft_answers_no_mastodon_post(
     slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, mastodon: FakeMastodon,
 ) -> None:
