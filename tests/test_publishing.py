@@ -5,6 +5,7 @@ Mastodon.py and the atproto SDK, and the database for what was recorded."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -247,7 +248,9 @@ def test_mastodon_stored_the_post_but_did_not_answer_so_it_is_found_not_posted_a
 
 def test_each_mastodon_refusal_is_shown_with_its_reason(
     slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, mastodon: FakeMastodon,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     draft = approved_draft(slack, runtime, emulator, room, "mastodon")
     mastodon.fail_next("unauthorized")
     click(slack, PUBLISH, draft)
@@ -271,6 +274,8 @@ def test_each_mastodon_refusal_is_shown_with_its_reason(
     message = shown(emulator, draft, "character limit of 40 exceeded")
     assert RETRY_PUBLISH not in action_ids(message)  # retrying the same text cannot help
     assert mastodon.posts_by("acmeair") == []
+    assert "publishing draft" in caplog.text and MASTODON_TOKEN not in caplog.text
+    assert all(MASTODON_TOKEN not in json.dumps(m) for m in emulator.messages(room.channel_id))
 
 
 def test_a_deleted_mastodon_parent_is_a_refusal(
@@ -413,8 +418,9 @@ def test_bluesky_refusals_rate_limit_then_retry_posts_once(
 
 def test_bluesky_wrong_app_password_and_deleted_parent(
     slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, room: WarRoom, bluesky: FakeBluesky,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     parent = bluesky.add_post("angry.bsky.social", COMPLAINT)
     mention_id = store_mention(runtime, "bluesky", parent["uri"], "https://bsky.app/profile/angry.bsky.social/post/x")
     draft = approved_draft(slack, runtime, emulator, room, "bluesky", mention_id)
@@ -431,6 +437,8 @@ def test_bluesky_wrong_app_password_and_deleted_parent(
     message = shown(emulator, draft, "is gone")
     assert RETRY_PUBLISH not in action_ids(message)
     assert bluesky.posts_by(HANDLE) == []
+    assert "publishing draft" in caplog.text
+    assert BLUESKY_PASSWORD not in caplog.text and "wrong-pass-word-1234" not in caplog.text
 
 
 # ----------------------------------------------------------------------------------- pure logic
