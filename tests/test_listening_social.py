@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from bot.crisis.plan import (
 )
 from bot.listening import bluesky as bluesky_feed
 from bot.listening.bluesky import poll_bluesky_feeds, search_key
+from bot.listening.feed_http import fetch
 from bot.listening.feeds import mastodon_key, poll_feeds
 from handlers.slack_gateway import job_gateway
 from models import FeedCursor, Mention, transaction, utcnow
@@ -183,3 +185,20 @@ def test_mastodon_search_with_a_token(runtime: Runtime, monkeypatch: pytest.Monk
         monkeypatch.delenv("TEST_MASTODON_TOKEN")
         [skipped] = poll_feeds(runtime.sessions, plan, utcnow() + timedelta(minutes=10), allow=allow)
         assert skipped.skipped and "$TEST_MASTODON_TOKEN is not set" in (skipped.error or "")
+
+
+def test_a_token_never_follows_a_redirect_to_another_host() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("Authorization")))
+        if request.url.path == "/api/v2/search":
+            return httpx.Response(302, headers={"Location": "/moved"})
+        if request.url.path == "/moved":
+            return httpx.Response(302, headers={"Location": "https://elsewhere.example/steal"})
+        return httpx.Response(200, stream=httpx.ByteStream(b'{"statuses": []}'))
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        fetched = fetch(client, "https://mastodon.example/api/v2/search", headers={"Authorization": "Bearer t"})
+    assert fetched.status_code == 200
+    assert seen == [("mastodon.example", "Bearer t"), ("mastodon.example", "Bearer t"), ("elsewhere.example", None)]
