@@ -16,6 +16,7 @@ from bot.infra.database import SchemaNotReady
 from bot.infra.errors import CommandError
 from bot.infra.logs import configure_logging
 from bot.infra.settings import Settings, SettingsError, load_log_settings, load_settings
+from bot.publishing.accounts import describe_accounts
 
 EXIT_USAGE = 2
 
@@ -96,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         path = args.file or plan_path(settings.warroom_plan)
         plan = load_plan(path)
         print(f"{path}: ok — {plan.brand.name}, {len(plan.roles)} roles, {len(plan.playbooks)} playbooks")
+        for line in describe_accounts(plan):  # which accounts, and whether their variables are set (not values)
+            print(line)
         return 0
     if args.command == "drill":
         from bot.demo.drill import drill_command

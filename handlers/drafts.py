@@ -23,9 +23,11 @@ from bot.drafting.drafts import DraftInputError, DraftView, Platform
 from bot.drafting.llm import DraftFailed, draft_reply, runtime_llm_client
 from bot.drafting.prompts import PromptError, build_messages
 from bot.infra.errors import AlreadyTold, is_transient
+from bot.publishing.publish import publish_panel
 from handlers.commands import CommandRequest
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
+from handlers.render import publishing as render_publishing
 from models import transaction
 from models.drafts import REQUESTED
 from models.incidents import RESOLVED
@@ -144,12 +146,13 @@ def _sync_message(runtime: Runtime, client: WebClient, draft_id: int) -> DraftVi
     for _ in range(MESSAGE_SYNC_ROUNDS):
         with transaction(runtime.sessions) as session:
             view = drafts.get_draft(session, draft_id)
+            panel = publish_panel(session, runtime.plan.publishing, view) if view is not None else None
         if view is None:
             return None
-        state = (view.status, view.revision, view.text, view.attempts, view.decided_by, tuple(view.edited_by))
+        state = (view.status, view.revision, view.text, view.attempts, view.decided_by, tuple(view.edited_by), panel)
         if state == shown:
             break
-        text, blocks = render.render_draft(view)
+        text, blocks = render.render_draft(view, render_publishing.publish_blocks(view, panel) if panel else None)
         if view.slack_ts and view.channel_id:
             client.chat_update(channel=view.channel_id, ts=view.slack_ts, text=text, blocks=blocks)
         elif view.channel_id:

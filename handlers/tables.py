@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from slack_bolt import App
 
 from bot.background.runtime import Runtime
-from handlers import catchup, commands, digests, drafts, drill, exports, home, incidents, roles, room
+from handlers import catchup, commands, digests, drafts, drill, exports, home, incidents, publishing, roles, room
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_subcommand, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
@@ -48,6 +48,7 @@ WORK: WorkTable = {
     drafts.SAVE_EDIT: Queued(drafts.queued_work(drafts.save_edit), "saving the edit"),
     drafts.SAVE_REJECTION: Queued(drafts.queued_work(drafts.save_rejection), "rejecting the draft"),
     catchup.ON_JOIN: Queued(catchup.catch_up_on_join, "catching up a late joiner"),
+    publishing.PUBLISH: Queued(drafts.queued_work(publishing.on_publish), "publishing the draft"),
 }
 
 
@@ -58,6 +59,7 @@ def register(app: App, runtime: Runtime, *, work: WorkTable = WORK) -> None:
     drafts.register(app, runtime, work)
     home.register(app, runtime)
     incidents.register(app, runtime, work)
+    publishing.register(app, runtime, work)
     roles.register(app, runtime, work)
     room.register(app, runtime, work)
 

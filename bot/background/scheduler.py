@@ -80,7 +80,7 @@ class Scheduler:
         plan = self.runtime.plan
         every = timedelta(minutes=plan.feeds.poll_minutes)
         jobs = []
-        if plan.feeds.rss or plan.feeds.mastodon:
+        if plan.feeds.rss or plan.feeds.mastodon or plan.feeds.bluesky:
             jobs.append(PeriodicJob("feeds", every, self.poll_feeds, at_start=True))
         jobs.append(PeriodicJob("spikes", min(every, timedelta(minutes=plan.spike.window_minutes)), self.check_spikes))
         return jobs
@@ -136,10 +136,12 @@ class Scheduler:
 
     def poll_feeds(self, now: datetime) -> int:
         """Poll every feed of the plan once; how many new mentions were stored."""
+        from bot.listening.bluesky import poll_bluesky_feeds
         from bot.listening.feeds import poll_feeds
 
         results = poll_feeds(self.runtime.sessions, self.runtime.plan, now,
                              allow=self.runtime.settings.feed_allow_hosts)
+        results += poll_bluesky_feeds(self.runtime.sessions, self.runtime.plan, now)
         return sum(result.accepted for result in results)
 
     def check_spikes(self, now: datetime) -> str | None:

@@ -50,7 +50,9 @@ class RssFeed(_Strict):
 class MastodonFeed(_Strict):
     instance: Annotated[str, Field(pattern=r"^https?://[^/]+/?$")]
     tag: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_]+$")] = None
-    search: str | None = None
+    search: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    # Search needs a user token; without one here, the publishing account's token serves its own instance.
+    token_env: Annotated[str | None, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,99}$")] = None
 
     @model_validator(mode="after")
     def _tag_or_search(self) -> MastodonFeed:
@@ -59,10 +61,44 @@ class MastodonFeed(_Strict):
         return self
 
 
+ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,99}$"
+
+
+class MastodonAccount(_Strict):
+    """A Mastodon account War Room publishes as: the instance and the variable holding its access token."""
+
+    instance: Annotated[str, Field(pattern=r"^https?://[^/\s]+/?$")]
+    token_env: Annotated[str, Field(pattern=ENV_NAME)]
+
+
+class BlueskyAccount(_Strict):
+    """A Bluesky account: its handle, its PDS, and the variable holding an app password."""
+
+    handle: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{1,252}$")]
+    password_env: Annotated[str, Field(pattern=ENV_NAME)]
+    pds: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = "https://bsky.social"
+
+
+class Publishing(_Strict):
+    """Where approved replies may be published (bot/publishing). Secrets are named, never written here."""
+
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 15.0
+    mastodon: MastodonAccount | None = None
+    bluesky: BlueskyAccount | None = None
+
+
+class BlueskySearch(_Strict):
+    """Keywords searched on Bluesky with app.bsky.feed.searchPosts (which needs a signed-in account)."""
+
+    queries: list[Annotated[str, Field(min_length=2, max_length=200)]] = Field(min_length=1, max_length=20)
+    account: BlueskyAccount | None = None  # a read account; default: publishing.bluesky
+
+
 class Feeds(_Strict):
     poll_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
     rss: list[RssFeed] = []
     mastodon: list[MastodonFeed] = []
+    bluesky: BlueskySearch | None = None
 
 
 class SpikeThresholds(_Strict):
@@ -184,6 +220,7 @@ class Plan(_Strict):
     channel: ChannelSettings = ChannelSettings()
     mentions: MentionSettings = MentionSettings()
     drills: dict[str, Drill] = {}
+    publishing: Publishing = Publishing()
 
     @field_validator("timezone")
     @classmethod
@@ -240,6 +277,13 @@ class Plan(_Strict):
             if drill.playbook is not None and drill.playbook not in playbooks:
                 raise ValueError(f"drill {name!r}: playbook {drill.playbook!r} is not one of the plan's playbooks")
         return value
+
+    @model_validator(mode="after")
+    def _bluesky_search_account(self) -> Plan:
+        if self.feeds.bluesky is not None and self.feeds.bluesky.account is None and self.publishing.bluesky is None:
+            raise ValueError("feeds.bluesky: Bluesky search needs a signed-in account: give `feeds.bluesky.account` "
+                             "or a `publishing.bluesky` account")
+        return self
 
     @property
     def zone(self) -> ZoneInfo:

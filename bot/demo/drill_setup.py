@@ -22,7 +22,7 @@ BUNDLED_STREAMS = Path(__file__).with_name("data")
 # to the plan later stays out of drills until it is listed here (tests/test_drill.py keeps the lists whole).
 DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "severities", "roles", "playbooks", "tone", "mentions",
                          "approval", "drills"})
-DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds"})
+DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds", "publishing"})  # a drill never publishes
 
 
 # ---- what to replay ---------------------------------------------------------------------------------

@@ -191,6 +191,8 @@ def fetch(client: httpx.Client, url: str, *, headers: Mapping[str, str] | None =
                 target = response.url.join(location.strip())
                 if target.scheme not in ("http", "https"):
                     raise FeedFetchError(f"refused: a redirect to a {target.scheme!r} URL")
+                if headers and target.host != response.url.host:  # a credential never follows to another host
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
                 url, params = str(target), None  # the Location carries its own query
                 continue
             body = b""

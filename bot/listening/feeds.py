@@ -8,9 +8,10 @@
 - Mastodon: `GET /api/v1/timelines/tag/:tag`, public and unauthenticated. The first poll takes the
   newest page; later polls page forward with `min_id` from the cursor's `since_id` until a short page.
   `X-RateLimit-Remaining: 0` (or a 429) stops polling that feed until `X-RateLimit-Reset`.
-  `search:` entries are not polled: Mastodon only full-text-searches statuses for a logged-in user
-  (`/api/v2/search?type=statuses` without a token returns no statuses), and War Room holds no
-  Mastodon token. Use a tag, or push such posts through POST /mentions.
+  `search:` entries use `GET /api/v2/search?type=statuses` with a user token (Mastodon searches statuses
+  only for a signed-in user): the entry's `token_env`, else the `publishing.mastodon` account's token when
+  it is the same instance. Without one the entry is skipped, saying so. The token goes only to the
+  instance (never to a redirect's other host) and is never logged.
 
 Every request goes through `bot.listening.feed_http` (public addresses only, every redirect hop checked,
 body and inflated size capped). Feed HTML becomes plain text (`bot.listening.html_text`). An item that cannot
@@ -25,6 +26,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,7 +68,19 @@ def rss_key(feed: RssFeed) -> str:
 
 
 def mastodon_key(feed: MastodonFeed) -> str:
+    if feed.search is not None:
+        return f"mastodon:{feed.instance.rstrip('/')}:search:{' '.join(feed.search.lower().split())}"
     return f"mastodon:{feed.instance.rstrip('/')}:tag:{(feed.tag or '').lower()}"
+
+
+def mastodon_token_env(plan: Plan, feed: MastodonFeed) -> str | None:
+    """The variable holding the token a search entry uses: its own, else the publishing account's (same instance)."""
+    if feed.token_env:
+        return feed.token_env
+    account = plan.publishing.mastodon
+    if account is not None and account.instance.rstrip("/") == feed.instance.rstrip("/"):
+        return account.token_env
+    return None
 
 
 def _cursor(session: Session, key: str) -> FeedCursor:
@@ -279,29 +293,40 @@ def _rate_limit_reset(response: Fetched, now: datetime) -> datetime | None:
 
 
 def poll_mastodon(sessions: sessionmaker[Session], feed: MastodonFeed, http: httpx.Client,
-                  now: datetime) -> PollResult:
-    """Fetch the new statuses of one tag timeline and store them; honours the instance's rate limit."""
+                  now: datetime, token_env: str | None = None) -> PollResult:
+    """Fetch the new statuses of one tag timeline (or search, with a token) and store them; honours the
+    instance's rate limit."""
     key = mastodon_key(feed)
-    if feed.tag is None:
-        return PollResult(key, skipped=True, error="Mastodon search needs a user token; only tags are polled")
+    headers: dict[str, str] | None = None
+    if feed.search is not None:
+        token = os.environ.get(token_env or "", "").strip() if token_env else ""
+        if not token:
+            why = f"${token_env} is not set" if token_env else "no token_env is given for it"
+            return PollResult(key, skipped=True, error=f"Mastodon search needs a user token and {why}")
+        headers = {"Authorization": f"Bearer {token}"}
     with transaction(sessions) as session:
         cursor = _cursor(session, key)
         if cursor.next_poll_at is not None and cursor.next_poll_at > now:
             return PollResult(key, skipped=True)
         since_id = cursor.cursor.get("since_id")
-    url = f"{feed.instance.rstrip('/')}/api/v1/timelines/tag/{feed.tag}"
+    base = feed.instance.rstrip('/')
+    url = f"{base}/api/v2/search" if feed.search is not None else f"{base}/api/v1/timelines/tag/{feed.tag}"
     statuses: list[dict[str, Any]] = []
     next_poll_at = None
     for _ in range(MASTODON_MAX_PAGES):
         params: dict[str, Any] = {"limit": MASTODON_PAGE}
+        if feed.search is not None:
+            params.update(q=feed.search, type="statuses", resolve="false")
         if since_id:
             params["min_id"] = since_id  # the page just after since_id, so a burst is read in full
-        response = fetch(http, url, params=params)
+        response = fetch(http, url, params=params, headers=headers)
         next_poll_at = _rate_limit_reset(response, now)
         if response.status_code == 429:
             break
         _raise_for_status(response)
         answer = json.loads(response.body)
+        if feed.search is not None and isinstance(answer, dict):
+            answer = answer.get("statuses")
         if not isinstance(answer, list):
             raise FeedFetchError(f"{response.url} did not answer a list of statuses")
         page = [status for status in answer if isinstance(status, dict)]
@@ -340,7 +365,8 @@ def poll_feeds(sessions: sessionmaker[Session], plan: Plan, now: datetime, *,
     with feed_client(allow, user_agent=USER_AGENT) as client:
         jobs: list[tuple[str, Callable[[], PollResult]]] = [
             (rss_key(f), partial(poll_rss, sessions, f, client, now)) for f in plan.feeds.rss]
-        jobs += [(mastodon_key(f), partial(poll_mastodon, sessions, f, client, now)) for f in plan.feeds.mastodon]
+        jobs += [(mastodon_key(f), partial(poll_mastodon, sessions, f, client, now, mastodon_token_env(plan, f)))
+                 for f in plan.feeds.mastodon]
         return [_poll_one(sessions, key, poll, now) for key, poll in jobs]
 
 

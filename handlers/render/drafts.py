@@ -137,15 +137,16 @@ def _button(text: str, action_id: str, draft: DraftView, style: str | None = Non
                          value=draft_ref(draft.id, draft.revision), style=style)
 
 
-def render_draft(draft: DraftView) -> tuple[str, list[Block]]:
-    """The draft's channel message (fallback text, blocks) for its current status."""
+def render_draft(draft: DraftView, publishing: list[Block] | None = None) -> tuple[str, list[Block]]:
+    """The draft's channel message (fallback text, blocks) for its current status; `publishing` is what an
+    approved draft shows about publishing (handlers/render/publishing.py)."""
     if draft.status == REQUESTED:
         return drafting_message(draft)
     if draft.status == FAILED:
         return failed_message(draft)
     if draft.status == PENDING:
         return pending_message(draft)
-    return decided_message(draft)
+    return decided_message(draft, publishing or [])
 
 
 def drafting_message(draft: DraftView) -> tuple[str, list[Block]]:
@@ -179,7 +180,7 @@ def pending_message(draft: DraftView) -> tuple[str, list[Block]]:
     return fallback, blocks
 
 
-def decided_message(draft: DraftView) -> tuple[str, list[Block]]:
+def decided_message(draft: DraftView, publishing: list[Block] | None = None) -> tuple[str, list[Block]]:
     """An approved, rejected or superseded draft: the outcome, who and when, and no buttons."""
     if draft.status == APPROVED:
         outcome = f":white_check_mark: *Approved* by <@{draft.decided_by}> {slack_date(draft.decided_at)}"
@@ -205,6 +206,7 @@ def decided_message(draft: DraftView) -> tuple[str, list[Block]]:
         _replying_to(draft),
         DividerBlock(),
         *_text_sections(body),
+        *(publishing or []),
         _footer(draft),
     ]
     return fallback, blocks

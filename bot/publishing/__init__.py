@@ -1,0 +1,1 @@
+"""Publishing approved replies to Mastodon and Bluesky, exactly once (see publish.py for the guarantees)."""

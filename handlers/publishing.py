@@ -1,0 +1,39 @@
+"""*Publish* and *Retry publishing* on an approved draft: queued before the ack, run by a worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.background.runtime import Runtime
+from bot.flows.publishing import publish_draft
+from handlers.drafts import _ephemeral, _surfaced, _sync_message, _where
+from handlers.queued import WorkTable, enqueue_listener
+from handlers.render import publishing as render
+
+PUBLISH = "draft:publish"
+
+
+@_surfaced("Publishing the draft")
+def on_publish(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    """Publish the approved draft once; the message then shows the link (or the platform's refusal)."""
+    user_id, channel_id = _where(body)
+    try:
+        draft_id = int(body["actions"][0]["value"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return
+    result = publish_draft(runtime.sessions, runtime.plan.publishing, draft_id, user_id)
+    claim = result.claim
+    if claim.refusal is not None:
+        where = channel_id or (claim.draft.channel_id if claim.draft else None)
+        _ephemeral(client, where, user_id, render.publish_refusal_text(claim))
+    if claim.draft is not None:
+        _sync_message(runtime, client, draft_id)
+
+
+def register(app: App, runtime: Runtime, work: WorkTable) -> None:
+    """Attach the publish buttons (both run the same queued work; the domain decides what a click may do)."""
+    for action_id in (render.PUBLISH, render.RETRY_PUBLISH):
+        app.action(action_id)(enqueue_listener(runtime, work, PUBLISH))
