@@ -25,9 +25,14 @@ from bot.flows.port import (
     OpenFailed,
     SlackFailure,
     SpikeAlertMessage,
+    StakeholderUpdateMessage,
+    UpdateNotPosted,
+    UpdateOverdue,
+    UpdatePosted,
 )
 from bot.infra.errors import TRANSIENT_SLACK_ERRORS
 from bot.listening.digests import summary_line
+from handlers.render import updates as render_updates
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
 from handlers.render.incident import (
@@ -64,6 +69,8 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
         case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity):
             text = f"Mention spike: {verdict.count} mentions in {verdict.minutes} minutes"
             return text, render_spike_alert(brand, verdict, severity)
+        case StakeholderUpdateMessage() | UpdatePosted() | UpdateNotPosted() | UpdateOverdue():
+            return render_updates.render(message)
     raise TypeError(f"no rendering for {type(message).__name__}")
 
 
@@ -211,6 +218,10 @@ class SlackGateway:
     def find_channel(self, reference: str) -> str:
         with slack_call("conversations.list"):
             return find_channel(self.client, reference)
+
+    def join(self, channel_id: str) -> None:
+        with slack_call("conversations.join"):
+            self.client.conversations_join(channel=channel_id)
 
     def post(self, channel_id: str, message: Message) -> str:
         text, blocks = render(message)

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from slack_bolt import App
 
 from bot.background.runtime import Runtime
-from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room
+from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room, updates
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_crisis_job, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
@@ -31,6 +31,7 @@ SUBCOMMANDS: SubcommandTable = {spec.name: spec for spec in (
     Subcommand("digest", digests.digest_command),
     Subcommand("export", exports.export, when_resolved=True),
     Subcommand("resolve", incidents.resolve_command),
+    Subcommand("update", updates.update_command),
     Subcommand("drill", drill.drill_command, needs_incident=False),
 )}
 
@@ -46,6 +47,8 @@ WORK: WorkTable = {
     drafts.RETRY: Queued(drafts.queued_work(drafts.on_retry), "retrying the draft"),
     drafts.SAVE_EDIT: Queued(drafts.queued_work(drafts.save_edit), "saving the edit"),
     drafts.SAVE_REJECTION: Queued(drafts.queued_work(drafts.save_rejection), "rejecting the draft"),
+    updates.START: Queued(drafts.queued_work(updates.on_start_update), "drafting a stakeholder update"),
+    updates.POST: Queued(drafts.queued_work(updates.on_post_update), "posting the stakeholder update"),
 }
 
 
@@ -57,6 +60,7 @@ def register(app: App, runtime: Runtime, *, work: WorkTable = WORK) -> None:
     incidents.register(app, runtime, work)
     roles.register(app, runtime, work)
     room.register(app, runtime, work)
+    updates.register(app, runtime, work)
 
 
 class Job(NamedTuple):

@@ -76,7 +76,7 @@ INGEST_BATCH = 1000
 # to the plan later stays out of drills until it is listed here (tests/test_drill.py keeps the lists whole).
 DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "severities", "roles", "playbooks", "tone", "mentions",
                          "approval", "drills"})
-DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds"})
+DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds", "stakeholder_channel"})
 
 # ---- what to replay ---------------------------------------------------------------------------------
 
