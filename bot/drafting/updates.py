@@ -26,7 +26,6 @@ from bot.crisis.plan import Plan
 from bot.drafting.drafts import DECIDERS, STAKEHOLDER_UPDATE, DraftOutcome, role_holders
 from bot.drafting.llm import DraftFailed, DraftResult, failure_reason
 from bot.drafting.prompts import defuse_markers, fence_post, fill_template, load_template
-from bot.exports.sections import Section, SectionContext
 from bot.infra.metrics import LLM_ERRORS, LLM_SECONDS
 from models import Decision, Draft, Fact, Incident, KeyMessage, RoleAssignment, Rumour, TimelineEvent, rows_changed
 from models.drafts import APPROVED
@@ -429,25 +428,3 @@ def update_records(session: Session, incident_id: int) -> list[UpdateRecord]:
         for draft, post in rows
     ]
 
-
-def updates_section(context: SectionContext) -> Section | None:
-    """The export's list of every stakeholder update: who asked, who approved it and when, where it went."""
-    records = update_records(context.session, context.incident.id)
-    if not records:
-        return None
-    rows = tuple(
-        (f"#{record.draft_id}", record.status, record.requested_by, record.approved_by or "—",
-         context.time_text(record.approved_at), record.posted_to or "—",
-         context.time_text(record.posted_at) if record.post_status == POSTED else (record.post_status or "—"),
-         record.text)
-        for record in records
-    )
-    return Section(
-        key="stakeholder_updates",
-        title="Stakeholder updates",
-        intro="Every internal update drafted with /crisis update, approved through the same gate as public "
-              "replies, and where it was posted.",
-        columns=("Update", "Status", "Requested by", "Approved by", "Approved at", "Posted to", "Posted at",
-                 "Text"),
-        rows=rows,
-    )

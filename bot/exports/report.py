@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from bot.crisis import timeline
 from bot.crisis.plan import Plan
-from bot.drafting.updates import updates_section
 from bot.exports.sections import Section, SectionBuilder, SectionContext
+from bot.exports.stakeholder_updates import updates_section
 from bot.listening.mentions import contains_any, incident_keywords
 from models import (
     Decision,
