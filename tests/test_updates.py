@@ -10,6 +10,7 @@ from datetime import timedelta
 from bot.background.runtime import Runtime
 from bot.background.scheduler import Scheduler
 from bot.crisis.incidents import resolve_incident
+from bot.crisis.plan import Approval
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.drafting import updates
@@ -18,7 +19,7 @@ from bot.infra.clock import ManualClock
 from handlers.render.drafts import APPROVE, EDIT, REGENERATE, REJECT
 from handlers.render.updates import POST_UPDATE, START_UPDATE
 from handlers.slack_gateway import job_gateway
-from models import Draft, StakeholderPost, UpdateReminder, transaction
+from models import Draft, RoleAssignment, StakeholderPost, UpdateReminder, transaction, utcnow
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD
 from tests.fixtures_drafts import (
     FACTS,
@@ -26,6 +27,7 @@ from tests.fixtures_drafts import (
     action_ids,
     count,
     draft_message,
+    drafts_of,
     events_of,
     message_text,
     open_war_room,
@@ -151,3 +153,38 @@ def test_an_overdue_update_reminds_the_lead_once_and_never_after_resolve(
         resolve_incident(session, runtime.plan, room.incident_id, LEAD, "All flights back on time")
     assert scheduler.remind_updates(opened + timedelta(minutes=200)) == 0
     assert count(runtime, UpdateReminder) == 1
+
+
+def test_an_update_follows_the_reply_rules_regenerate_four_eyes_and_no_stakeholder_channel(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator
+) -> None:
+    runtime.plan = runtime.plan.model_copy(update={
+        "approval": Approval(four_eyes=True), "stakeholder_channel": None})
+    room = open_war_room(runtime, emulator)
+    first = request_update(slack, emulator, runtime, room)
+
+    # Regenerate supersedes it with a new update, drafted the same way.
+    slack.block_action(REGENERATE, value=f"{first.id}:{first.revision}", user_id=DRAFTER, channel_id=room.channel_id,
+                       message=dict(draft_message(emulator, first)))
+    second = wait_for_draft(runtime, room.incident_id, "pending", index=1)
+    emulator.wait_for(lambda emu: action_ids(draft_message(emu, second)) == BUTTONS)
+    assert second.platform == "stakeholder" and second.text and second.text.startswith("Situation: ")
+    assert [d.status for d in drafts_of(runtime, room.incident_id)] == ["superseded", "pending"]
+
+    # Only sign-off roles approve; and with four eyes, the drafter who regenerated it cannot sign it off even
+    # as an approver while another approver can.
+    approve(slack, room, second, user=DRAFTER)
+    assert "approver or lead" in emulator.wait_for(lambda emu: emu.ephemerals(user=DRAFTER))[-1]["text"]
+    with transaction(runtime.sessions) as session:
+        session.add(RoleAssignment(incident_id=room.incident_id, role="approver", user_id=DRAFTER,
+                                   assigned_by=LEAD, assigned_at=utcnow()))
+    approve(slack, room, second, user=DRAFTER)
+    assert "four eyes" in emulator.wait_for(
+        lambda emu: len(emu.ephemerals(user=DRAFTER)) > 1 and emu.ephemerals(user=DRAFTER))[-1]["text"]
+    approve(slack, room, second, user=APPROVER)
+    assert wait_for_draft(runtime, room.incident_id, "approved", index=1).decided_by == APPROVER
+
+    # With no stakeholder_channel in the plan, the room is told it was recorded but posted nowhere.
+    notice = emulator.wait_for(lambda emu: next(
+        (m for m in emu.messages(room.channel_id) if POST_UPDATE in action_ids(m)), None))
+    assert "names no `stakeholder_channel`" in notice["text"]
