@@ -409,7 +409,6 @@ class DraftJob:
     draft: DraftView
     prompt: PromptContext
     holding_statement: str | None
-    advice: strategies.Advice | None = None
 
 
 def start_attempt(session: Session, draft_id: int, plan: Plan) -> DraftJob | None:
@@ -455,7 +454,7 @@ def start_attempt(session: Session, draft_id: int, plan: Plan) -> DraftJob | Non
         strategy_guidance=strategies.guidance(crisis_type),
         recommended=f"{advice.strategy} ({advice.why})",
     )
-    return DraftJob(view, prompt, playbook.holding_statement if playbook else None, advice)
+    return DraftJob(view, prompt, playbook.holding_statement if playbook else None)
 
 
 # ----------------------------------------------------------------------------------- results
