@@ -32,6 +32,8 @@ class StakeholderPost(Base):
     posted_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The queued job holding the claim: that job run again (its worker died mid-post) may take it back.
+    claimed_by: Mapped[str | None] = mapped_column(String(80))
 
 
 class UpdateReminder(Base):

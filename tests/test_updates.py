@@ -15,6 +15,7 @@ from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.drafting import updates
 from bot.exports import stream_export
+from bot.flows import updates as flows
 from bot.infra.clock import ManualClock
 from handlers.render.drafts import APPROVE, EDIT, REGENERATE, REJECT
 from handlers.render.updates import POST_UPDATE, START_UPDATE
@@ -188,3 +189,40 @@ def test_an_update_follows_the_reply_rules_regenerate_four_eyes_and_no_stakehold
     notice = emulator.wait_for(lambda emu: next(
         (m for m in emu.messages(room.channel_id) if POST_UPDATE in action_ids(m)), None))
     assert "names no `stakeholder_channel`" in notice["text"]
+
+
+def test_a_post_taken_over_from_a_worker_that_died_is_looked_up_before_posting_again(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, clock: ManualClock
+) -> None:
+    """A worker that died after Slack accepted the post but before recording it leaves a `posting` claim;
+    whoever takes it over finds the post by its marker and records it, instead of posting a second copy."""
+    room = open_war_room(runtime, emulator)
+    stakeholders = emulator.add_channel(STAKEHOLDERS, [LEAD])
+    draft = request_update(slack, emulator, runtime, room)
+    approve(slack, room, draft)
+    [posted] = emulator.wait_for(lambda emu: emu.messages(stakeholders))
+    wait_until(lambda: events_of(runtime, room.incident_id, updates.UPDATE_POSTED), 5, "update.posted")
+    assert posted["metadata"]["event_payload"] == {"key": str(draft.id)}
+
+    def crash_after_posting() -> None:
+        with transaction(runtime.sessions) as session:
+            post = session.get(StakeholderPost, draft.id)
+            assert post is not None
+            post.status, post.ts, post.posted_at, post.claimed_by = "posting", None, None, None
+
+    crash_after_posting()
+    gateway = job_gateway(runtime)
+    assert flows.post_update(runtime, gateway, draft.id) is None  # a fresh claim: someone may be posting now
+    clock.advance(updates.STALE_CLAIM + timedelta(seconds=1))
+    assert flows.post_update(runtime, gateway, draft.id) == posted["ts"]  # found, not posted again
+    assert len(emulator.messages(stakeholders)) == 1
+    with transaction(runtime.sessions) as session:
+        post = session.get(StakeholderPost, draft.id)
+        assert post is not None and (post.status, post.ts) == ("posted", posted["ts"])
+
+    # Died before Slack had it: nothing to find, so it is posted (once).
+    emulator.channels[stakeholders].messages.clear()
+    crash_after_posting()
+    clock.advance(updates.STALE_CLAIM + timedelta(seconds=1))
+    assert flows.post_update(runtime, gateway, draft.id) is not None
+    assert len(emulator.messages(stakeholders)) == 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import openai
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from bot.drafting.drafts import DECIDERS, STAKEHOLDER_UPDATE, DraftOutcome, role
 from bot.drafting.llm import DraftFailed, DraftResult, failure_reason
 from bot.drafting.prompts import defuse_markers, fence_post, fill_template, load_template
 from bot.infra.metrics import LLM_ERRORS, LLM_SECONDS
+from bot.queue.jobs import current_job
 from models import Decision, Draft, Fact, Incident, KeyMessage, RoleAssignment, Rumour, TimelineEvent, rows_changed
 from models.drafts import APPROVED
 from models.incidents import OPEN, RUMOUR_OPEN
@@ -296,32 +297,42 @@ class PostClaim:
     text: str
     approved_by: str
     channel_ref: str | None
+    # Taken back from a claim whose post may have reached Slack before its worker died: look it up first.
+    recovering: bool = False
 
 
 def claim_post(session: Session, draft_id: int, channel_ref: str | None, now: datetime) -> PostClaim | None:
     """Claim the posting of an approved update: None when it is not an approved update, is posted, or
-    another worker is posting it right now. A failed post (or a claim gone stale) may be claimed again."""
+    another worker is posting it right now. A failed post (Slack refused it: nothing went out) may be
+    claimed again; so may a `posting` claim whose worker died — the same queued job run again, or any
+    claim gone stale — but that one is `recovering`: the post may have reached Slack, so look first."""
     draft = session.get(Draft, draft_id, populate_existing=True)
     if draft is None or draft.platform != STAKEHOLDER_UPDATE.key or draft.status != APPROVED:
         return None
+    job = current_job()
+    holder = f"job:{job}" if job is not None else None
+    recovering = False
     try:
         with session.begin_nested():
             session.add(StakeholderPost(draft_id=draft_id, incident_id=draft.incident_id, status=POSTING,
-                                        channel_ref=channel_ref, claimed_at=now, attempts=1))
+                                        channel_ref=channel_ref, claimed_at=now, attempts=1, claimed_by=holder))
         claimed = True
     except IntegrityError:
-        claimed = rows_changed(session, update(StakeholderPost).where(
-            StakeholderPost.draft_id == draft_id,
-            (StakeholderPost.status == POST_FAILED)
-            | ((StakeholderPost.status == POSTING) & (StakeholderPost.claimed_at < now - STALE_CLAIM)),
-        ).values(status=POSTING, claimed_at=now, channel_ref=channel_ref,
-                 attempts=StakeholderPost.attempts + 1)) == 1
+        retake = update(StakeholderPost).values(status=POSTING, claimed_at=now, channel_ref=channel_ref,
+                                                claimed_by=holder, attempts=StakeholderPost.attempts + 1)
+        claimed = rows_changed(session, retake.where(
+            StakeholderPost.draft_id == draft_id, StakeholderPost.status == POST_FAILED)) == 1
+        if not claimed:
+            stale = StakeholderPost.claimed_at < now - STALE_CLAIM
+            abandoned = or_(stale, StakeholderPost.claimed_by == holder) if holder is not None else stale
+            recovering = claimed = rows_changed(session, retake.where(
+                StakeholderPost.draft_id == draft_id, StakeholderPost.status == POSTING, abandoned)) == 1
     if not claimed:
         return None
     incident = session.get(Incident, draft.incident_id)
     assert incident is not None and draft.decided_by is not None
     return PostClaim(draft_id, draft.incident_id, incident.channel_id, incident.title,
-                     draft.final_text or draft.text or "", draft.decided_by, channel_ref)
+                     draft.final_text or draft.text or "", draft.decided_by, channel_ref, recovering)
 
 
 def record_posted(session: Session, claim: PostClaim, channel_id: str, ts: str, now: datetime) -> None:

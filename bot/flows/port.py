@@ -115,6 +115,10 @@ class SlackPort(Protocol):
         """Join a public channel (Slack refuses a private one: it must invite the bot)."""
         ...
 
+    def find_marked(self, channel_id: str, mark: str, key: str) -> str | None:
+        """The ts of a recent message in the channel posted with metadata `mark` and this `key`, if any."""
+        ...
+
     def post(self, channel_id: str, message: Message) -> str:
         """Post a message in a channel; its ts."""
         ...

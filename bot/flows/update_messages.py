@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# The metadata event type every posted stakeholder update carries, with the update's draft id as its key.
+UPDATE_MARK = "warroom_stakeholder_update"
+
 
 @dataclass(frozen=True)
 class StakeholderUpdateMessage:

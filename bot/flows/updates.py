@@ -5,6 +5,8 @@ The story of a post: claim it (only an approved update, only once), find the cha
 it — joining a public channel first when Slack says the bot is not in it — then record where it went on
 the timeline and say so in the room. A private channel the bot was not invited to, or any other refusal,
 is told in the room with a *Post update* button; the claim is released so that button can try again.
+Each post carries a marker (message metadata naming the update), so a claim taken back from a worker that
+died mid-post first looks for it in the channel: posted once, even across a crash.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from bot.background.runtime import Runtime
 from bot.drafting import updates
 from bot.drafting.llm import DraftResult, runtime_llm_client
 from bot.flows.port import SlackFailure, SlackPort
-from bot.flows.update_messages import StakeholderUpdateMessage, UpdateNotPosted, UpdateOverdue, UpdatePosted
+from bot.flows.update_messages import (
+    UPDATE_MARK,
+    StakeholderUpdateMessage,
+    UpdateNotPosted,
+    UpdateOverdue,
+    UpdatePosted,
+)
 from bot.infra.logs import about_incident
 from models import transaction, utcnow
 
@@ -64,7 +72,9 @@ def post_update(runtime: Runtime, port: SlackPort, draft_id: int, now: datetime 
                                            claim.approved_by, claim.draft_id)
         try:
             channel_id = port.find_channel(reference)
-            ts = _post_joining(port, channel_id, message)
+            # A claim taken back from a worker that died mid-post: the post may be there already.
+            found = port.find_marked(channel_id, UPDATE_MARK, str(claim.draft_id)) if claim.recovering else None
+            ts = found or _post_joining(port, channel_id, message)
         except SlackFailure as failure:
             private = failure.code in UNSEEN
             if private:

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column('posted_at', models.base.UTCDateTime(), nullable=True),
         sa.Column('error', sa.Text(), nullable=True),
         sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('claimed_by', sa.String(length=80), nullable=True),
         sa.ForeignKeyConstraint(['draft_id'], ['drafts.id'], name=op.f('fk_stakeholder_posts_draft_id_drafts'),
                                 ondelete='CASCADE'),
         sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'],
