@@ -128,15 +128,20 @@ def test_the_update_request_fences_the_timeline_and_note_and_the_approved_update
     assert "Gatwick flights were delayed up to 3 hours" in message_text(posted)
 
 
+@pytest.mark.parametrize(("fault", "times", "reason"), [  # times: the client retries 500s and timeouts twice
+    ("garbage", 1, "could not be read"), ("refusal", 1, "refused"), ("server_error", 3, "HTTP 500"),
+    ("timeout", 3, "did not answer"),
+])
 def test_a_failed_update_call_shows_retry_and_the_request_is_kept(
-    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI, fault: str,
+    times: int, reason: str,
 ) -> None:
     room = open_war_room(runtime, emulator)
-    openai_server.fail_next("garbage")
+    openai_server.fail_next(fault, times=times)
     command(slack, room, "update")
     failed = wait_for_draft(runtime, room.incident_id, "failed")
     emulator.wait_for(lambda emu: action_ids(draft_message(emu, failed)) == [RETRY])
-    assert "could not be read" in (failed.error or "")
+    assert reason in (failed.error or "") and reason in message_text(draft_message(emulator, failed))
     slack.block_action(RETRY, user_id=DRAFTER, channel_id=room.channel_id)
     draft = pending(slack, runtime, room)
     assert draft.id == failed.id and draft.attempts == 2 and draft.source == "llm"
