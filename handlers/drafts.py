@@ -18,16 +18,18 @@ from sqlalchemy.orm import Session
 from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of
 from bot.crisis.incidents import find_incident_by_channel
-from bot.drafting import drafts
+from bot.drafting import drafts, updates
 from bot.drafting.drafts import DraftInputError, DraftView, Platform
 from bot.drafting.llm import DraftFailed, draft_reply, runtime_llm_client
 from bot.drafting.prompts import PromptError, build_messages
+from bot.flows.updates import post_update, write_update
 from bot.infra.errors import AlreadyTold, is_transient
 from bot.publishing.publish import publish_panel
 from handlers.commands import CommandRequest
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
 from handlers.render import publishing as render_publishing
+from handlers.slack_gateway import SlackGateway, user_teller
 from models import transaction
 from models.drafts import REQUESTED
 from models.incidents import RESOLVED
@@ -116,7 +118,9 @@ def run_draft(runtime: Runtime, client: WebClient, draft_id: int) -> DraftView |
     if job is None:
         return None
     try:
-        if settings.llm_configured:
+        if job.draft.is_update:
+            result = write_update(runtime, draft_id)
+        elif settings.llm_configured:
             system, user = build_messages(job.prompt)
             result = draft_reply(runtime_llm_client(runtime), settings.warroom_llm_model, system, user)
         else:
@@ -129,7 +133,7 @@ def run_draft(runtime: Runtime, client: WebClient, draft_id: int) -> DraftView |
         failure = f"the prompt templates need fixing: {exc}"
     with transaction(runtime.sessions) as session:
         if failure is None:
-            drafts.record_draft_result(session, draft_id, result, tuple(plan.tone.avoid))
+            drafts.record_draft_result(session, draft_id, result, tuple(plan.tone.avoid), tuple(plan.tone.never_say))
         else:
             drafts.record_draft_failure(session, draft_id, failure)
     return _sync_message(runtime, client, draft_id)
@@ -299,6 +303,8 @@ def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> Non
         outcome = drafts.approve_draft(session, draft_id, user_id, revision,
                                        four_eyes=runtime.plan.approval.four_eyes)
     _answer(runtime, client, outcome, channel_id, user_id, "approve")
+    if updates.to_post_after(outcome, user_id):
+        post_update(runtime, SlackGateway(runtime, client, user_teller(client, user_id, channel_id)), draft_id)
 
 
 @_surfaced("Opening the reject form")
@@ -402,10 +408,10 @@ def _on_text_submitted(ack: Ack, body: dict[str, Any], input_id: str, empty_erro
 
 @_surfaced("Saving the edit")
 def save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    avoid = tuple(runtime.plan.tone.avoid)
+    avoid, never_say = tuple(runtime.plan.tone.avoid), tuple(runtime.plan.tone.never_say)
     _decide_from_modal(runtime, body, client, render.EDIT_INPUT, "edit",
                        lambda session, draft_id, user_id, text, revision: drafts.edit_draft(
-                           session, draft_id, user_id, text, revision, avoid))
+                           session, draft_id, user_id, text, revision, avoid, never_say))
 
 
 @_surfaced("Rejecting the draft")

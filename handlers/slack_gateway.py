@@ -25,9 +25,15 @@ from bot.flows.port import (
     OpenFailed,
     SlackFailure,
     SpikeAlertMessage,
+    StakeholderUpdateMessage,
+    UpdateNotPosted,
+    UpdateOverdue,
+    UpdatePosted,
 )
+from bot.flows.update_messages import UPDATE_MARK
 from bot.infra.errors import is_transient
 from bot.listening.digests import summary_line
+from handlers.render import updates as render_updates
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
 from handlers.render.incident import (
@@ -41,6 +47,8 @@ from handlers.render.incident import (
 
 log = logging.getLogger(__name__)
 
+# How many of a channel's latest messages are searched for a stakeholder update's marker.
+MARKED_LOOKBACK = 200
 # conversations.invite takes 1–1,000 users per call (docs.slack.dev/reference/methods/conversations.invite).
 INVITE_BATCH = 1000
 
@@ -64,7 +72,16 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
         case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity):
             text = f"Mention spike: {verdict.count} mentions in {verdict.minutes} minutes"
             return text, render_spike_alert(brand, verdict, severity)
+        case StakeholderUpdateMessage() | UpdatePosted() | UpdateNotPosted() | UpdateOverdue():
+            return render_updates.render(message)
     raise TypeError(f"no rendering for {type(message).__name__}")
+
+
+def marker(message: Message) -> dict[str, Any] | None:
+    """The metadata a message is posted with, so it can be found again (a stakeholder update, by its id)."""
+    if isinstance(message, StakeholderUpdateMessage):
+        return {"event_type": UPDATE_MARK, "event_payload": {"key": str(message.draft_id)}}
+    return None
 
 
 def unfurls(message: Message) -> bool:
@@ -210,12 +227,27 @@ class SlackGateway:
         with slack_call("conversations.list"):
             return find_channel(self.client, reference)
 
+    def join(self, channel_id: str) -> None:
+        with slack_call("conversations.join"):
+            self.client.conversations_join(channel=channel_id)
+
+    def find_marked(self, channel_id: str, mark: str, key: str) -> str | None:
+        with slack_call("conversations.history"):
+            answer = self.client.conversations_history(channel=channel_id, limit=MARKED_LOOKBACK,
+                                                       include_all_metadata=True)
+        for found in answer.get("messages") or []:
+            metadata = found.get("metadata") or {}
+            if metadata.get("event_type") == mark and (metadata.get("event_payload") or {}).get("key") == key:
+                return str(found["ts"])
+        return None
+
     def post(self, channel_id: str, message: Message) -> str:
         text, blocks = render(message)
         unfurl = None if unfurls(message) else False  # None: Slack's default (the client drops None)
         with slack_call("chat.postMessage"):
             answer = self.client.chat_postMessage(channel=channel_id, text=text, blocks=blocks,
-                                                  unfurl_links=unfurl, unfurl_media=unfurl)
+                                                  unfurl_links=unfurl, unfurl_media=unfurl,
+                                                  metadata=marker(message))
         return str(answer["ts"])
 
     def upload(self, channel_id: str, *, content: bytes, filename: str, title: str, alt_text: str,

@@ -12,7 +12,20 @@ from typing import Any, NamedTuple
 from slack_bolt import App
 
 from bot.background.runtime import Runtime
-from handlers import catchup, commands, digests, drafts, drill, exports, home, incidents, publishing, roles, room
+from handlers import (
+    catchup,
+    commands,
+    digests,
+    drafts,
+    drill,
+    exports,
+    home,
+    incidents,
+    publishing,
+    roles,
+    room,
+    updates,
+)
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_subcommand, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
@@ -32,6 +45,7 @@ SUBCOMMANDS: SubcommandTable = {spec.name: spec for spec in (
     Subcommand("export", exports.export, when_resolved=True),
     Subcommand("resolve", incidents.resolve_command),
     Subcommand("catchup", catchup.catchup_command),
+    Subcommand("update", updates.update_command),
     Subcommand("drill", drill.drill_command, needs_incident=False),
 )}
 
@@ -49,6 +63,8 @@ WORK: WorkTable = {
     drafts.SAVE_REJECTION: Queued(drafts.queued_work(drafts.save_rejection), "rejecting the draft"),
     catchup.ON_JOIN: Queued(catchup.catch_up_on_join, "catching up a late joiner"),
     publishing.PUBLISH: Queued(drafts.queued_work(publishing.on_publish), "publishing the draft"),
+    updates.START: Queued(drafts.queued_work(updates.on_start_update), "drafting a stakeholder update"),
+    updates.POST: Queued(drafts.queued_work(updates.on_post_update), "posting the stakeholder update"),
 }
 
 
@@ -62,6 +78,7 @@ def register(app: App, runtime: Runtime, *, work: WorkTable = WORK) -> None:
     publishing.register(app, runtime, work)
     roles.register(app, runtime, work)
     room.register(app, runtime, work)
+    updates.register(app, runtime, work)
 
 
 class Job(NamedTuple):

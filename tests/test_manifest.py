@@ -27,6 +27,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations_setTopic": {"channels:manage", "groups:write"},
     "conversations_setPurpose": {"channels:manage", "groups:write"},
     "conversations_list": {"channels:read", "groups:read"},  # types=public_channel,private_channel
+    "conversations_join": {"channels:join"},  # public channels only: a private one must invite the bot
+    "conversations_history": {"channels:history", "groups:history"},  # the stakeholder channel, either kind
     "files_upload_v2": {"files:write"},  # files.getUploadURLExternal + files.completeUploadExternal
     "pins_add": {"pins:write"},
     "usergroups_users_list": {"usergroups:read"},

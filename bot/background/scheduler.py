@@ -10,6 +10,8 @@ that opened an incident in another process loses nothing.
   scheduler ran is posted once at start-up, not once per missed window.
 - `feeds` — polls the plan's feeds every `feeds.poll_minutes`.
 - `spikes` — the brand-wide spike check, every `feeds.poll_minutes` (at most the spike window).
+- `update-reminders` — every minute, reminds each open incident's lead once when its stakeholder update is
+  overdue for the severity's `update_minutes` (bot.flows.updates).
 
 `periodic_jobs()` is the table of the fixed-cadence jobs; a drill runs the same table on its simulated
 clock, so a job added there fires in drills too.
@@ -41,6 +43,7 @@ from models.incidents import OPEN
 
 log = logging.getLogger(__name__)
 SYNC_SECONDS = 30
+UPDATE_REMINDER_EVERY = timedelta(minutes=1)
 DIGEST_PREFIX = "digest:"
 
 
@@ -83,6 +86,7 @@ class Scheduler:
         if plan.feeds.rss or plan.feeds.mastodon or plan.feeds.bluesky:
             jobs.append(PeriodicJob("feeds", every, self.poll_feeds, at_start=True))
         jobs.append(PeriodicJob("spikes", min(every, timedelta(minutes=plan.spike.window_minutes)), self.check_spikes))
+        jobs.append(PeriodicJob("update-reminders", UPDATE_REMINDER_EVERY, self.remind_updates))
         return jobs
 
     def sync(self) -> None:
@@ -156,6 +160,12 @@ class Scheduler:
         if alert_id is None:
             return None
         return post_spike_alert(self.runtime, self.port, alert_id, verdict)
+
+    def remind_updates(self, now: datetime) -> int:
+        """Remind each open incident's lead once when its stakeholder update is overdue; how many were."""
+        from bot.flows.updates import remind_overdue_updates
+
+        return remind_overdue_updates(self.runtime, self.port, now)
 
     # ---- APScheduler entry points: log, never raise into the scheduler thread --------------------
 

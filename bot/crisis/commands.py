@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("export", "[md|html|json|csv]", "uploads the timeline export"),
     ("resolve", "[summary]", "resolves the incident"),
     ("catchup", "", "a private summary of what happened since you last looked"),
+    ("update", "[note]", "drafts a stakeholder update for approval"),
     ("drill", "<name>", "replays a drill the plan defines against a practice copy of War Room"),
 )
 ANYWHERE = frozenset({"open", "help", "drill"})

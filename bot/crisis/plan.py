@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
+CrisisType = Literal["victim", "accidental", "preventable"]
 DEFAULT_ROLES = ("lead", "monitor", "drafter", "approver", "liaison")
 # Roles only the plan or the incident's lead may fill; a plan may mark more with `signoff: true`.
 SIGNOFF_ROLES = ("lead", "approver")
@@ -115,6 +116,8 @@ class SeverityLevel(_Strict):
     label: Annotated[str, Field(min_length=1, max_length=40)]
     description: str = ""
     digest_minutes: Annotated[int, Field(ge=5, le=1440)]
+    # How often stakeholders expect an update at this severity; unset: no overdue-update reminders.
+    update_minutes: Annotated[int | None, Field(ge=5, le=1440)] = None
 
 
 class Role(_Strict):
@@ -147,6 +150,8 @@ class Playbook(_Strict):
     keywords: list[str] = []
     checklist: list[Annotated[str, Field(min_length=1, max_length=300)]] = []
     holding_statement: Annotated[str, Field(min_length=1, max_length=2000)]
+    # The situational crisis communication theory cluster; it picks the response strategies drafts use.
+    crisis_type: CrisisType | None = None
 
     @field_validator("keywords")
     @classmethod
@@ -158,6 +163,8 @@ class Tone(_Strict):
     voice: str = "Calm, human and empathetic. Plain words, short sentences."
     avoid: list[str] = []
     sign_off: str = ""
+    # Legal guard: a draft using one of these (unless a recorded fact does) cannot be approved unedited.
+    never_say: list[Annotated[str, Field(min_length=2, max_length=60)]] = []
 
 
 class Approval(_Strict):
@@ -210,6 +217,7 @@ class Plan(_Strict):
     brand: Brand
     timezone: str = "UTC"
     alert_channel: str | None = None
+    stakeholder_channel: str | None = None
     feeds: Feeds = Feeds()
     spike: SpikeThresholds = SpikeThresholds()
     severities: dict[Severity, SeverityLevel]
@@ -231,7 +239,7 @@ class Plan(_Strict):
             raise ValueError(f"{value!r} is not an IANA time zone (like Europe/London)") from None
         return value
 
-    @field_validator("alert_channel")
+    @field_validator("alert_channel", "stakeholder_channel")
     @classmethod
     def _channel_ref(cls, value: str | None) -> str | None:
         if value is not None and not CHANNEL_REF.match(value):

@@ -22,7 +22,8 @@ BUNDLED_STREAMS = Path(__file__).with_name("data")
 # to the plan later stays out of drills until it is listed here (tests/test_drill.py keeps the lists whole).
 DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "severities", "roles", "playbooks", "tone", "mentions",
                          "approval", "drills"})
-DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds", "publishing"})  # a drill never publishes
+# A drill never publishes, and never posts outside its own channels.
+DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds", "publishing", "stakeholder_channel"})
 
 
 # ---- what to replay ---------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ or overwrites, a text they never saw.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crisis import timeline
 from bot.crisis.plan import Plan
+from bot.drafting import strategy as strategies
 from bot.drafting.llm import DraftResult
 from bot.drafting.prompts import PromptContext
 from models import (
@@ -74,6 +74,18 @@ GENERIC_HOLDING_STATEMENT = (
     "We've seen what people are saying and we're looking into it now. "
     "We'll share an update here as soon as we know more."
 )
+
+
+# Not a public platform: an internal update for the plan's stakeholder_channel, approved like a reply
+# (`/crisis update`; bot/drafting/updates.py). Never chosen by `/crisis draft <platform>`.
+STAKEHOLDER_UPDATE = Platform("stakeholder", "Stakeholder update", 3000, "internal update, one Slack message")
+
+
+def platform_of(key: str) -> Platform:
+    """The platform a stored draft is for (a reply platform, or the stakeholder update)."""
+    if key == STAKEHOLDER_UPDATE.key:
+        return STAKEHOLDER_UPDATE
+    return platform_for(key) or PLATFORMS[DEFAULT_PLATFORM]
 
 
 def platform_for(name: str | None) -> Platform | None:
@@ -137,6 +149,14 @@ class DraftView:
     slack_ts: str | None
     revision: int = 0
     edited_by: tuple[str, ...] = ()
+    # The strategy recommended for this draft and why (crisis type, refuted rumour), in one line.
+    advice: strategies.Advice | None = None
+    # The plan's never_say words this revision uses that no recorded fact does: approval needs an edit.
+    legal: tuple[str, ...] = ()
+
+    @property
+    def is_update(self) -> bool:
+        return self.platform.key == STAKEHOLDER_UPDATE.key
 
     @property
     def length(self) -> int:
@@ -149,10 +169,11 @@ class DraftView:
 
 def _view(draft: Draft) -> DraftView:
     concerns = draft.concerns or {}
+    advice = concerns.get("advice")
     return DraftView(
         id=draft.id,
         incident_id=draft.incident_id,
-        platform=platform_for(draft.platform) or PLATFORMS[DEFAULT_PLATFORM],
+        platform=platform_of(draft.platform),
         request=draft.request,
         reply_to_url=draft.reply_to_url,
         mention_id=draft.mention_id,
@@ -176,6 +197,8 @@ def _view(draft: Draft) -> DraftView:
         slack_ts=draft.slack_ts,
         revision=draft.revision,
         edited_by=tuple(r.author for r in draft.revisions if r.kind == "edit"),
+        advice=strategies.Advice(str(advice["strategy"]), str(advice["why"])) if isinstance(advice, dict) else None,
+        legal=tuple(concerns.get("legal", [])),
     )
 
 
@@ -408,6 +431,11 @@ def start_attempt(session: Session, draft_id: int, plan: Plan) -> DraftJob | Non
         select(KeyMessage.text).where(KeyMessage.incident_id == incident.id).order_by(KeyMessage.id)
     )
     severity = plan.severities.get(incident.severity)  # type: ignore[call-overload]
+    crisis_type = playbook.crisis_type if playbook else None
+    advice = strategies.advise(crisis_type, strategies.refuted_claim_in(session, incident.id, draft.request))
+    # Kept on the draft (recorded with the result) so its message can say which strategy fits and why.
+    draft.concerns = {**(draft.concerns or {}), "advice": {"strategy": advice.strategy, "why": advice.why}}
+    session.flush()
     view = _view(draft)
     prompt = PromptContext(
         brand=plan.brand.name,
@@ -423,6 +451,8 @@ def start_attempt(session: Session, draft_id: int, plan: Plan) -> DraftJob | Non
         key_messages=tuple(messages),
         post=draft.request,
         post_url=draft.reply_to_url,
+        strategy_guidance=strategies.guidance(crisis_type),
+        recommended=f"{advice.strategy} ({advice.why})",
     )
     return DraftJob(view, prompt, playbook.holding_statement if playbook else None)
 
@@ -443,17 +473,18 @@ def review_concerns(text: str, limit: int, avoid: tuple[str, ...] | list[str]) -
 
 
 def _contains_phrase(text: str, phrase: str) -> bool:
-    pattern = r"(?<!\w)" + r"\s+".join(re.escape(part) for part in phrase.split()) + r"(?!\w)"
-    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+    return strategies.contains_phrase(text, phrase)
 
 
 def record_draft_result(
-    session: Session, draft_id: int, result: DraftResult, avoid: tuple[str, ...]
+    session: Session, draft_id: int, result: DraftResult, avoid: tuple[str, ...], never_say: tuple[str, ...] = ()
 ) -> DraftView:
-    """Store a drafted reply (requested → pending), its first revision and the timeline event."""
+    """Store a drafted reply (requested → pending), its first revision and the timeline event; a text using
+    a `never_say` word no recorded fact uses is flagged (approval then needs an edit)."""
     draft = _load(session, draft_id)
     assert draft is not None
-    limit = (platform_for(draft.platform) or PLATFORMS[DEFAULT_PLATFORM]).limit
+    limit = platform_of(draft.platform).limit
+    legal = strategies.never_said(result.text, never_say, strategies.incident_facts(session, draft.incident_id))
     stored = rows_changed(
         session,
         update(Draft)
@@ -461,7 +492,8 @@ def record_draft_result(
         .values(
             status=PENDING, text=result.text, revision=Draft.revision + 1,
             strategy=result.strategy, rationale=result.rationale,
-            concerns={"model": list(result.concerns), "review": review_concerns(result.text, limit, avoid)},
+            concerns={**_advice_of(draft), "model": list(result.concerns),
+                      "review": review_concerns(result.text, limit, avoid), "legal": legal},
             model=result.model[:100] if result.model else None, source=result.source, error=None,
         )
     ) == 1
@@ -478,6 +510,11 @@ def record_draft_result(
     draft = _load(session, draft_id)
     assert draft is not None
     return _view(draft)
+
+
+def _advice_of(draft: Draft) -> dict[str, Any]:
+    advice = (draft.concerns or {}).get("advice")
+    return {"advice": advice} if advice else {}
 
 
 def record_draft_failure(session: Session, draft_id: int, reason: str) -> DraftView:
@@ -565,6 +602,7 @@ def _fit(text: str, limit: int) -> str:
 
 Refusal = Literal[
     "not_found", "not_allowed", "already_decided", "superseded", "not_ready", "stale", "four_eyes", "not_failed",
+    "never_say",
 ]
 
 
@@ -685,6 +723,10 @@ def _decide(
     checked = decision_check(session, draft_id, user_id, revision, four_eyes=four_eyes)
     if not checked.ok:
         return checked
+    if status == APPROVED and checked.draft is not None and checked.draft.legal:
+        # The flag belongs to this revision's text (an edit re-checks it in the same UPDATE), so the
+        # compare-and-set below on the same revision cannot approve a text other than the one checked.
+        return DraftOutcome(checked.draft, "never_say")
     now = utcnow()
     values: dict[str, object] = {"status": status, "decided_by": user_id, "decided_at": now, "reason": reason}
     if status == APPROVED:
@@ -694,19 +736,20 @@ def _decide(
         return _refused(session, draft_id, revision)
     draft = _load(session, draft_id)
     assert draft is not None
-    platform = platform_for(draft.platform) or PLATFORMS[DEFAULT_PLATFORM]
+    platform = platform_of(draft.platform)
+    what = "stakeholder update" if platform == STAKEHOLDER_UPDATE else f"{platform.name} reply"
     if status == APPROVED:
         session.add(Decision(incident_id=draft.incident_id, kind="draft", decided_by=user_id, decided_at=now,
-                             text=f"Approved the {platform.name} reply: {draft.final_text}"))
+                             text=f"Approved the {what}: {draft.final_text}"))
         timeline.record_event(
-            session, draft.incident_id, timeline.DRAFT_APPROVED, f"Approved the {platform.name} reply",
+            session, draft.incident_id, timeline.DRAFT_APPROVED, f"Approved the {what}",
             actor=user_id, at=now,
             data={"draft_id": draft_id, "revision": revision, "final_text": draft.final_text},
         )
     else:
         timeline.record_event(
             session, draft.incident_id, timeline.DRAFT_REJECTED,
-            f"Rejected the {platform.name} reply: {reason}", actor=user_id, at=now,
+            f"Rejected the {what}: {reason}", actor=user_id, at=now,
             data={"draft_id": draft_id, "revision": revision, "reason": reason},
         )
     session.flush()
@@ -714,7 +757,8 @@ def _decide(
 
 
 def edit_draft(
-    session: Session, draft_id: int, user_id: str, text: str, revision: int | None, avoid: tuple[str, ...] = ()
+    session: Session, draft_id: int, user_id: str, text: str, revision: int | None, avoid: tuple[str, ...] = (),
+    never_say: tuple[str, ...] = (),
 ) -> DraftOutcome:
     """Replace the text of a pending draft still at `revision` (the one the editor started from), keeping
     the new text as the next revision and re-checking length and wording. Of two edits from the same
@@ -730,6 +774,7 @@ def edit_draft(
     assert draft is not None
     concerns = dict(draft.concerns or {})
     concerns["review"] = review_concerns(text, view.platform.limit, avoid)
+    concerns["legal"] = strategies.never_said(text, never_say, strategies.incident_facts(session, draft.incident_id))
     if not _set_if_current(session, draft_id, revision, text=text, concerns=concerns,
                            revision=Draft.revision + 1):
         return _refused(session, draft_id, revision)

@@ -16,9 +16,10 @@ MAX_POST_CHARS = 4000
 NO_FACTS = "None recorded yet. State no facts: acknowledge, and say more will follow."
 
 # What each template may use; README.md in prompts/ lists the same names for the people who edit them.
-SYSTEM_FIELDS = frozenset({"brand", "voice", "avoid", "sign_off"})
+SYSTEM_FIELDS = frozenset({"brand", "voice", "avoid", "sign_off", "strategy_guidance"})
 REQUEST_FIELDS = frozenset(
-    {"platform_name", "limit", "title", "severity", "playbook", "facts", "key_messages", "post"}
+    {"platform_name", "limit", "title", "severity", "playbook", "facts", "key_messages", "post",
+     "recommended_strategy"}
 )
 
 # Runs of angle brackets (ASCII, full-width, small, single guillemets, double-angle glyphs) are how a
@@ -48,6 +49,9 @@ class PromptContext:
     key_messages: tuple[str, ...]
     post: str
     post_url: str | None = None
+    # Situational crisis communication theory: the playbook's crisis type's strategies (bot/drafting/strategy.py).
+    strategy_guidance: str = ""
+    recommended: str = "inform"
 
 
 def load_template(name: str, directory: Path | None = None) -> str:
@@ -108,6 +112,7 @@ def build_messages(context: PromptContext, directory: Path | None = None) -> tup
         "voice": context.voice.strip() or "Calm, human and empathetic.",
         "avoid": ", ".join(f'"{word}"' for word in context.avoid) or "none",
         "sign_off": context.sign_off.strip() or "none",
+        "strategy_guidance": context.strategy_guidance.strip() or "Choose the strategy from the confirmed facts.",
     }
     request_values = {
         "platform_name": context.platform_name,
@@ -117,6 +122,8 @@ def build_messages(context: PromptContext, directory: Path | None = None) -> tup
         "playbook": defuse_markers(context.playbook),
         "facts": _bullets(context.facts, NO_FACTS),
         "key_messages": _bullets(context.key_messages, "None recorded yet."),
+        # Built from the plan and a refuted rumour's claim (team-written): defused like the facts.
+        "recommended_strategy": defuse_markers(" ".join(context.recommended.split())),
         # The address is untrusted too (a URL path can carry words), so it stays inside the fence.
         "post": fence_post(context.post)
         + (f"\n[address: {fence_post(context.post_url)}]" if context.post_url else ""),

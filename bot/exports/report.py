@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bot.crisis import timeline
 from bot.crisis.plan import Plan
 from bot.exports.sections import Section, SectionBuilder, SectionContext
+from bot.exports.stakeholder_updates import updates_section
 from bot.listening.mentions import contains_any, incident_keywords
 from bot.publishing.publish import publications_section
 from models import (
@@ -60,7 +61,7 @@ _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^<>]*)?>")
 
 
 # Sections features add to the export (bot/exports/sections.py), in the order they are shown.
-SECTION_BUILDERS: tuple[SectionBuilder, ...] = (publications_section,)
+SECTION_BUILDERS: tuple[SectionBuilder, ...] = (updates_section, publications_section)
 
 
 class IncidentNotFound(LookupError):

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.crisis.incidents import IncidentSnapshot
+from bot.flows.update_messages import StakeholderUpdateMessage, UpdateNotPosted, UpdateOverdue, UpdatePosted
 from bot.infra.errors import SlackFailure
 from bot.listening.digests import DigestFigures
 from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
-           "DigestMessage", "SpikeAlertMessage"]
+           "DigestMessage", "SpikeAlertMessage", "StakeholderUpdateMessage", "UpdatePosted", "UpdateNotPosted",
+           "UpdateOverdue"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -71,7 +73,8 @@ class SpikeAlertMessage:
     severity: str
 
 
-Message = Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
+Message = (Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
+           | StakeholderUpdateMessage | UpdatePosted | UpdateNotPosted | UpdateOverdue)
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,14 @@ class SlackPort(Protocol):
 
     def find_channel(self, reference: str) -> str:
         """A channel id for `C…` or `#name` (the reference itself when no channel has that name)."""
+        ...
+
+    def join(self, channel_id: str) -> None:
+        """Join a public channel (Slack refuses a private one: it must invite the bot)."""
+        ...
+
+    def find_marked(self, channel_id: str, mark: str, key: str) -> str | None:
+        """The ts of a recent message in the channel posted with metadata `mark` and this `key`, if any."""
         ...
 
     def post(self, channel_id: str, message: Message) -> str:

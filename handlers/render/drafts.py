@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.drafting.drafts import DraftOutcome, DraftView
+from bot.drafting.updates import note_of
 from bot.infra.mrkdwn import escape_and_truncate, escape_mrkdwn, escape_team_text, truncate
 from handlers.render.common import SECTION_LIMIT, context, section, slack_date
 from models.drafts import APPROVED, FAILED, PENDING, REJECTED, REQUESTED, SUPERSEDED
@@ -69,8 +70,16 @@ def _link(url: str | None) -> str:
 
 
 def _replying_to(draft: DraftView) -> SectionBlock:
-    """The post being answered: untrusted, so escaped and quoted."""
+    """The post being answered (untrusted, so escaped and quoted); for a stakeholder update, its note."""
+    if draft.is_update:
+        note = note_of(draft.request)
+        noting = f", noting:\n{_quote(note)}" if note else "."
+        return section(f"*Internal update* for the stakeholder channel{noting}")
     return section(f"*Replying to*{_link(draft.reply_to_url)}:\n{_quote(draft.request)}")
+
+
+def _title(draft: DraftView) -> str:
+    return ":mega: *Stakeholder update*" if draft.is_update else ":memo: *Draft reply*"
 
 
 def _text_sections(text: str) -> list[Block]:
@@ -94,13 +103,36 @@ def length_label(draft: DraftView) -> str:
 
 
 def _header(draft: DraftView, title: str) -> SectionBlock:
+    if draft.is_update:
+        return section(f"{_title(draft)} · {length_label(draft)}")
     return section(f"{title} · {draft.platform.name} · {length_label(draft)}")
+
+
+def strategy_line(draft: DraftView) -> str:
+    """The strategy chosen and why, in one line: the recommended one's reason, or that another was chosen."""
+    strategy = STRATEGY_LABELS.get(draft.strategy or "", escape_mrkdwn(draft.strategy or "—"))
+    advice = draft.advice
+    if draft.is_update or advice is None:
+        return f"*Strategy:* {strategy}"
+    why = escape_and_truncate(advice.why, 300)
+    if advice.strategy == draft.strategy:
+        return f"*Strategy:* {strategy} — {why}"
+    recommended = STRATEGY_LABELS.get(advice.strategy, escape_mrkdwn(advice.strategy))
+    return f"*Strategy:* {strategy} — chosen over the recommended {recommended} ({why}); see why below"
+
+
+def _legal_flag(draft: DraftView) -> list[Block]:
+    """The legal guard: never_say words no recorded fact uses. Approval is refused until an edit removes them."""
+    if not draft.legal:
+        return []
+    words = ", ".join(f"“{escape_mrkdwn(word)}”" for word in draft.legal)
+    return [section(f":no_entry: *Legal guard:* this text says {words}, which the plan says never to say unless "
+                    "a recorded fact does. It cannot be approved until it is edited.")]
 
 
 def _details(draft: DraftView) -> list[Block]:
     blocks: list[Block] = []
-    strategy = STRATEGY_LABELS.get(draft.strategy or "", escape_mrkdwn(draft.strategy or "—"))
-    lines = [f"*Strategy:* {strategy}"]
+    lines = [strategy_line(draft)]
     if draft.rationale:
         lines.append(f"*Why:* {escape_and_truncate(draft.rationale, 800)}")
     if draft.concerns:
@@ -128,6 +160,9 @@ def _footer(draft: DraftView) -> ContextBlock:
 def _template_notice(draft: DraftView) -> list[Block]:
     if draft.source != "template":
         return []
+    if draft.is_update:
+        return [section(":memo: *Template update* — no LLM is configured, so this was built from the recorded "
+                        "facts, decisions and key messages. Check it reads right before approving.")]
     return [section(":memo: *Template draft* — no LLM is configured, so this is the plan's holding statement "
                     "with the confirmed facts. Check it answers the post before approving.")]
 
@@ -152,7 +187,8 @@ def render_draft(draft: DraftView, publishing: list[Block] | None = None) -> tup
 def drafting_message(draft: DraftView) -> tuple[str, list[Block]]:
     """The placeholder shown while the LLM works."""
     retry = f" (attempt {draft.attempts + 1})" if draft.attempts else ""
-    text = f"Drafting a reply for {draft.platform.name}…{retry}"
+    what = "a stakeholder update" if draft.is_update else f"a reply for {draft.platform.name}"
+    text = f"Drafting {what}…{retry}"
     return text, [section(f":hourglass_flowing_sand: *{text}*"), _replying_to(draft), _footer(draft)]
 
 
@@ -165,6 +201,7 @@ def pending_message(draft: DraftView) -> tuple[str, list[Block]]:
         *_template_notice(draft),
         *_text_sections(draft.text or ""),
         *_details(draft),
+        *_legal_flag(draft),
         ActionsBlock(
             block_id=f"draft_actions_{draft.id}",
             elements=[
@@ -252,6 +289,10 @@ def refusal_text(outcome: DraftOutcome, verb: str) -> str:
         others = _either([f"<@{user}>" for user in outcome.others])
         return (f"This plan asks for four eyes: whoever requested draft #{draft.id} or wrote its current text "
                 f"(you) cannot {verb} it while someone else can — ask {others}. Nothing was changed.")
+    if outcome.refusal == "never_say":
+        words = ", ".join(f"“{escape_mrkdwn(word)}”" for word in draft.legal)
+        return (f"Draft #{draft.id} says {words}, which the plan says never to say unless a recorded fact does: "
+                "edit it first (or record the fact, then edit). Nothing was approved.")
     if outcome.refusal == "not_failed":
         return ("That draft is not waiting for a retry (it is already being drafted again, or it succeeded). "
                 "Nothing was changed.")

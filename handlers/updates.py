@@ -1,0 +1,86 @@
+"""Stakeholder updates in Slack: `/crisis update [note]`, the overdue reminder's *Draft update*, and
+*Post update* on an approved update that could not be posted. Drafting and approval are the drafts'
+(handlers/drafts.py): an update is a draft for the `stakeholder` platform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.background.runtime import Runtime
+from bot.crisis.commands import form_of
+from bot.crisis.incidents import find_incident_by_channel
+from bot.drafting import updates
+from bot.drafting.drafts import STAKEHOLDER_UPDATE
+from bot.flows.updates import post_update
+from handlers.commands import CommandRequest
+from handlers.drafts import _action_value, _ephemeral, _surfaced, _where, start_draft
+from handlers.queued import WorkTable, enqueue_listener
+from handlers.render import drafts as render
+from handlers.render.updates import POST_UPDATE, START_UPDATE
+from handlers.slack_gateway import SlackGateway, user_teller
+from models import transaction
+from models.incidents import RESOLVED
+
+START, POST = "update:start", "update:post"
+
+
+def update_command(req: CommandRequest) -> None:
+    """`/crisis update [note]`: draft a stakeholder update for approval."""
+    try:
+        note = updates.parse_update_note(req.args)
+    except updates.UpdateInputError as exc:
+        req.reply(str(exc), form=form_of("update"))
+        return
+    assert req.incident_id is not None
+
+    def tell(text: str) -> None:
+        req.respond(response_type="ephemeral", text=text, blocks=render.notice(text)[1])
+
+    start_draft(req.runtime, req.client, incident_id=req.incident_id, platform=STAKEHOLDER_UPDATE,
+                request=note or updates.DEFAULT_REQUEST, user_id=req.user_id, channel_id=req.channel_id, tell=tell)
+
+
+@_surfaced("Drafting a stakeholder update")
+def on_start_update(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    """*Draft update* on the overdue reminder: the same as `/crisis update` with no note."""
+    user_id, channel_id = _where(body)
+    with transaction(runtime.sessions) as session:
+        incident = find_incident_by_channel(session, channel_id)
+        incident_id, status = (incident.id, incident.status) if incident else (None, None)
+    if incident_id is None:
+        _ephemeral(client, channel_id, user_id, "*Draft update* works in an incident channel; this isn't one.")
+        return
+    if status == RESOLVED:
+        _ephemeral(client, channel_id, user_id, "This incident is resolved, so no more updates are drafted here.")
+        return
+    start_draft(runtime, client, incident_id=incident_id, platform=STAKEHOLDER_UPDATE,
+                request=updates.DEFAULT_REQUEST, user_id=user_id, channel_id=channel_id)
+
+
+@_surfaced("Posting the update")
+def on_post_update(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
+    """*Post update*: try again to post an approved update (after the bot was invited, say)."""
+    user_id, channel_id = _where(body)
+    draft_id = _action_value(body)
+    if draft_id is None:
+        return
+    with transaction(runtime.sessions) as session:
+        refusal = updates.post_refusal(session, draft_id, user_id)
+    if refusal is not None:
+        _ephemeral(client, channel_id, user_id, refusal)
+        return
+    port = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
+    if post_update(runtime, port, draft_id) is None:
+        with transaction(runtime.sessions) as session:
+            refusal = updates.post_refusal(session, draft_id, user_id)
+        if refusal is not None:  # posted meanwhile by another click; a new failure was told in the room
+            _ephemeral(client, channel_id, user_id, refusal)
+
+
+def register(app: App, runtime: Runtime, work: WorkTable) -> None:
+    """Attach the reminder's and the not-posted notice's buttons."""
+    app.action(START_UPDATE)(enqueue_listener(runtime, work, START))
+    app.action(POST_UPDATE)(enqueue_listener(runtime, work, POST))
