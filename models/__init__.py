@@ -15,9 +15,11 @@ from models.incidents import (
 )
 from models.jobs import Job
 from models.mentions import Digest, FeedCursor, Mention, SpikeAlert
+from models.tasks import ChannelArchive, FollowUp, Task
 
 __all__ = [
     "Base", "UTCDateTime", "utcnow", "make_engine", "make_session_factory", "ping", "rows_changed", "transaction",
     "Decision", "Digest", "Job", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident", "KeyMessage",
     "Mention", "RoleAssignment", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
+    "Task", "FollowUp", "ChannelArchive",
 ]
