@@ -23,6 +23,7 @@ from bot.drafting.drafts import DraftInputError, DraftView, Platform
 from bot.drafting.llm import DraftFailed, draft_reply, runtime_llm_client
 from bot.drafting.prompts import PromptError, build_messages
 from bot.infra.errors import AlreadyTold, is_transient
+from handlers import tasks
 from handlers.commands import CommandRequest
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
@@ -296,6 +297,8 @@ def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> Non
         outcome = drafts.approve_draft(session, draft_id, user_id, revision,
                                        four_eyes=runtime.plan.approval.four_eyes)
     _answer(runtime, client, outcome, channel_id, user_id, "approve")
+    if outcome.ok and outcome.draft is not None:
+        tasks.after_approval(runtime, client, outcome.draft.incident_id)  # a statement task may be done now
 
 
 @_surfaced("Opening the reject form")

@@ -34,6 +34,7 @@ from bot.crisis.room import RoomError, clean_text, record_status_update, status_
 from bot.flows import opening
 from bot.infra.errors import is_transient
 from bot.infra.mrkdwn import escape_mrkdwn
+from handlers import tasks
 from handlers.commands import CommandRequest
 from handlers.exports import upload_export
 from handlers.queued import Submit, WorkTable, submit_or_refuse
@@ -345,12 +346,13 @@ def after_resolve(runtime: Runtime, client: WebClient, incident_id: int, actor: 
     if not summary.incident.channel_id:
         return []
     post_in_room(client, summary.incident.channel_id, resolve_text(summary), resolve_blocks(summary))
+    problems = tasks.after_resolve(runtime, client, incident_id)  # open tasks: follow-up or drop
     try:
         upload_export(runtime, client, incident_id, "md", actor)
     except SlackApiError as exc:
         log.warning("export upload after resolve failed: %s", exc.response.get("error"))
-        return ["the Markdown export upload (run `/crisis export md` to try again)"]
-    return []
+        return [*problems, "the Markdown export upload (run `/crisis export md` to try again)"]
+    return problems
 
 
 def register(app: App, runtime: Runtime, work: WorkTable) -> None:

@@ -38,6 +38,7 @@ from handlers.render.incident import (
     purpose_text,
     topic_text,
 )
+from handlers.render.tasks import render_task_message
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
         case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity):
             text = f"Mention spike: {verdict.count} mentions in {verdict.minutes} minutes"
             return text, render_spike_alert(brand, verdict, severity)
+    if (rendered := render_task_message(message)) is not None:
+        return rendered
     raise TypeError(f"no rendering for {type(message).__name__}")
 
 
@@ -237,6 +240,30 @@ class SlackGateway:
     def tell(self, message: Message) -> None:
         text, blocks = render(message)
         self.teller(text, blocks)
+
+    def update(self, channel_id: str, ts: str, message: Message) -> None:
+        text, blocks = render(message)
+        with slack_call("chat.update"):
+            self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
+
+    def known_user(self, user_id: str) -> bool:
+        try:
+            with slack_call("users.info"):
+                answer = self.client.users_info(user=user_id)
+        except SlackFailure as failure:
+            if failure.code == "user_not_found":
+                return False
+            raise
+        user = answer.get("user") or {}
+        return not user.get("deleted") and not user.get("is_bot")
+
+    def archive(self, channel_id: str) -> None:
+        try:
+            with slack_call("conversations.archive"):
+                self.client.conversations_archive(channel=channel_id)
+        except SlackFailure as failure:
+            if failure.code != "already_archived":
+                raise
 
 
 def job_gateway(runtime: Runtime) -> SlackGateway:

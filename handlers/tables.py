@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from slack_bolt import App
 
 from bot.background.runtime import Runtime
-from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room
+from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room, tasks
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_crisis_job, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
@@ -32,6 +32,9 @@ SUBCOMMANDS: SubcommandTable = {spec.name: spec for spec in (
     Subcommand("export", exports.export, when_resolved=True),
     Subcommand("resolve", incidents.resolve_command),
     Subcommand("drill", drill.drill_command, needs_incident=False),
+    Subcommand("task", tasks.task_command),
+    Subcommand("tasks", tasks.tasks_command, answers_in_ack=lambda args: True),
+    Subcommand("followup", tasks.followup_command),
 )}
 
 # Queued interaction name → the work a worker runs, and its name for the user.
@@ -46,6 +49,9 @@ WORK: WorkTable = {
     drafts.RETRY: Queued(drafts.queued_work(drafts.on_retry), "retrying the draft"),
     drafts.SAVE_EDIT: Queued(drafts.queued_work(drafts.save_edit), "saving the edit"),
     drafts.SAVE_REJECTION: Queued(drafts.queued_work(drafts.save_rejection), "rejecting the draft"),
+    tasks.TASK_BUTTON: Queued(tasks.handle_task_button, "updating the task"),
+    tasks.HANDOVER: Queued(tasks.handle_handover, "handing over the task"),
+    tasks.FOLLOWUP_FROM: Queued(tasks.handle_followup_from, "recording the follow-up"),
 }
 
 
@@ -57,6 +63,7 @@ def register(app: App, runtime: Runtime, *, work: WorkTable = WORK) -> None:
     incidents.register(app, runtime, work)
     roles.register(app, runtime, work)
     room.register(app, runtime, work)
+    tasks.register(app, runtime, work)
 
 
 class Job(NamedTuple):

@@ -10,6 +10,8 @@ that opened an incident in another process loses nothing.
   scheduler ran is posted once at start-up, not once per missed window.
 - `feeds` — polls the plan's feeds every `feeds.poll_minutes`.
 - `spikes` — the brand-wide spike check, every `feeds.poll_minutes` (at most the spike window).
+- `task-reminders` — every minute, the overdue tasks' reminders (their state is in the tasks table).
+- `archive-channels` — when the plan sets `channel.archive_after_days`, archives resolved channels.
 
 `periodic_jobs()` is the table of the fixed-cadence jobs; a drill runs the same table on its simulated
 clock, so a job added there fires in drills too.
@@ -34,6 +36,7 @@ from bot.background.runtime import Runtime
 from bot.flows.alerts import post_spike_alert
 from bot.flows.digests import post_digest
 from bot.flows.port import SlackPort
+from bot.flows.tasks import archive_due_channels, send_due_nudges
 from bot.infra.logs import about_incident
 from bot.listening.digests import claim_due_digest, digest_due_times
 from models import Incident, transaction, utcnow
@@ -42,6 +45,8 @@ from models.incidents import OPEN
 log = logging.getLogger(__name__)
 SYNC_SECONDS = 30
 DIGEST_PREFIX = "digest:"
+TASK_REMINDER_EVERY = timedelta(minutes=1)
+ARCHIVE_EVERY = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ class Scheduler:
         if plan.feeds.rss or plan.feeds.mastodon:
             jobs.append(PeriodicJob("feeds", every, self.poll_feeds, at_start=True))
         jobs.append(PeriodicJob("spikes", min(every, timedelta(minutes=plan.spike.window_minutes)), self.check_spikes))
+        jobs.append(PeriodicJob("task-reminders", TASK_REMINDER_EVERY, self.send_task_reminders, at_start=True))
+        if plan.channel.archive_after_days is not None:
+            jobs.append(PeriodicJob("archive-channels", ARCHIVE_EVERY, self.archive_channels, at_start=True))
         return jobs
 
     def sync(self) -> None:
@@ -154,6 +162,14 @@ class Scheduler:
         if alert_id is None:
             return None
         return post_spike_alert(self.runtime, self.port, alert_id, verdict)
+
+    def send_task_reminders(self, now: datetime) -> int:
+        """Nudge the owners, then the rooms, of overdue tasks (state in the tasks table); how many were sent."""
+        return send_due_nudges(self.runtime, self.port, now)
+
+    def archive_channels(self, now: datetime) -> int:
+        """Archive channels resolved `channel.archive_after_days` ago; how many were archived."""
+        return archive_due_channels(self.runtime, self.port, now)
 
     # ---- APScheduler entry points: log, never raise into the scheduler thread --------------------
 

@@ -264,7 +264,8 @@ class Plan(_Strict):
         for name, playbook in value.items():
             for item in playbook.checklist:
                 if isinstance(item, ChecklistItem) and item.owner is not None and item.owner not in roles:
-                    raise ValueError(f"playbook {name!r}: checklist owner {item.owner!r} is not one of the plan's roles")
+                    raise ValueError(
+                        f"playbook {name!r}: checklist owner {item.owner!r} is not one of the plan's roles")
         return value
 
     @field_validator("drills")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.crisis.incidents import IncidentSnapshot
+from bot.flows.task_messages import TaskMessages
 from bot.infra.errors import SlackFailure
 from bot.listening.digests import DigestFigures
 from bot.listening.spikes import SpikeVerdict
@@ -71,7 +72,7 @@ class SpikeAlertMessage:
     severity: str
 
 
-Message = Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
+Message = Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage | TaskMessages
 
 
 @dataclass(frozen=True)
@@ -123,4 +124,16 @@ class SlackPort(Protocol):
 
     def tell(self, message: Message) -> None:
         """Answer the person who asked, privately."""
+        ...
+
+    def update(self, channel_id: str, ts: str, message: Message) -> None:
+        """Replace a message the bot posted (a task's one message changes in place)."""
+        ...
+
+    def known_user(self, user_id: str) -> bool:
+        """Whether `user_id` is an active person of the workspace (a task's owner must be)."""
+        ...
+
+    def archive(self, channel_id: str) -> None:
+        """Archive a channel (already archived is fine)."""
         ...
