@@ -34,7 +34,7 @@ from bot.crisis.room import RoomError, clean_text, record_status_update, status_
 from bot.flows import opening
 from bot.infra.errors import is_transient
 from bot.infra.mrkdwn import escape_mrkdwn
-from handlers import tasks
+from handlers import home, tasks
 from handlers.commands import CommandRequest
 from handlers.exports import upload_export
 from handlers.queued import Submit, WorkTable, submit_or_refuse
@@ -149,7 +149,7 @@ def open_command(request: CommandRequest) -> None:
             request.runtime,
         )
         return
-    opening.open_incident(
+    incident_id = opening.open_incident(
         request.runtime,
         SlackGateway(request.runtime, request.client, respond_teller(request.respond)),
         opener=request.user_id,
@@ -157,6 +157,7 @@ def open_command(request: CommandRequest) -> None:
         severity=args.severity,
         playbook=args.playbook,
     )
+    home.republish_homes(request.runtime, request.client, incident_id)  # their Home tabs show it
 
 
 def plan_prefill(args: OpenArgs) -> dict[str, str]:
@@ -232,7 +233,7 @@ def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _r
         metadata = {}
     tell = user_teller(client, user_id, str(metadata.get("channel") or "") or None)
     try:
-        opening.open_incident(
+        incident_id = opening.open_incident(
             runtime,
             SlackGateway(runtime, client, tell),
             opener=user_id,
@@ -241,6 +242,7 @@ def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _r
             playbook=values["playbook"] or None,
             description=values["description"],
         )
+        home.republish_homes(runtime, client, incident_id)  # their Home tabs show it
     except Exception as exc:
         if is_transient(exc):
             raise  # the worker tries it again; the open resumes from its failed step
@@ -291,6 +293,7 @@ def severity_command(request: CommandRequest) -> None:
     label = runtime.plan.severities[change.new].label  # type: ignore[index]
     text = severity_change_text(change.old, change.new, label, request.user_id)
     post_in_room(request.client, request.channel_id, text, [section(text)])
+    home.republish_homes(runtime, request.client, request.incident_id)
     if problems:
         request.reply(f"Severity changed, but Slack would not update {', '.join(problems)}.")
 
@@ -335,6 +338,7 @@ def resolve_command(request: CommandRequest) -> None:
     sync_scheduler(runtime)
     problems = refresh_room(runtime, request.client, request.incident_id)
     problems += after_resolve(runtime, request.client, request.incident_id, request.user_id)
+    home.republish_homes(runtime, request.client, request.incident_id)
     if problems:
         request.reply(f"Resolved, but Slack would not update {', '.join(problems)}.")
 

@@ -199,7 +199,8 @@ def test_snooze_moves_the_next_reminder_and_a_done_task_is_not_nudged(
                        message=task_messages(emulator, room.channel_id, task.id)[0])
     told(emulator, LIAISON, "not overdue")
     scheduler = _scheduler(runtime)
-    assert scheduler.send_task_reminders(clock.advance(timedelta(minutes=31))) == 2  # owner, and the room for the unowned
+    # The owner, and the room for the task nobody owns.
+    assert scheduler.send_task_reminders(clock.advance(timedelta(minutes=31))) == 2
     slack.block_action("task_done", str(other.id), user_id=BYSTANDER, channel_id=room.channel_id)
     wait_until(lambda: rows(runtime, Task, id=other.id)[0].status == TASK_DONE)
 

@@ -20,6 +20,7 @@ from bot.crisis import timeline
 from bot.crisis.plan import Plan
 from bot.exports.sections import Section, SectionBuilder, SectionContext
 from bot.listening.mentions import contains_any, incident_keywords
+from bot.tasks.export import coordination_metrics_section, followups_section, tasks_section
 from models import (
     Decision,
     Draft,
@@ -59,7 +60,7 @@ _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^<>]*)?>")
 
 
 # Sections features add to the export (bot/exports/sections.py), in the order they are shown.
-SECTION_BUILDERS: tuple[SectionBuilder, ...] = ()
+SECTION_BUILDERS: tuple[SectionBuilder, ...] = (tasks_section, followups_section, coordination_metrics_section)
 
 
 class IncidentNotFound(LookupError):

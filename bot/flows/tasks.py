@@ -11,7 +11,13 @@ from bot.flows.port import SlackFailure, SlackPort
 from bot.flows.task_messages import ArchiveNote, Handover, TaskMessage, TaskNudge
 from bot.infra.logs import about_incident
 from bot.tasks import archive, reminders
-from bot.tasks.tasks import create_playbook_tasks, get_task, incident_tasks, set_task_message
+from bot.tasks.tasks import (
+    create_playbook_tasks,
+    get_task,
+    incident_tasks,
+    record_statement_target,
+    set_task_message,
+)
 from models import Incident, transaction, utcnow
 from models.tasks import TASK_OPEN
 
@@ -51,6 +57,7 @@ def refresh_tasks(runtime: Runtime, port: SlackPort, task_ids: list[int]) -> lis
 def post_playbook_tasks(runtime: Runtime, port: SlackPort, incident_id: int, actor: str) -> list[str]:
     """At open: the playbook's checklist as tasks, each its own message; what could not be posted."""
     with transaction(runtime.sessions) as session:
+        record_statement_target(session, runtime.plan, incident_id)
         create_playbook_tasks(session, runtime.plan, incident_id, actor)
         unposted = [t.id for t in incident_tasks(session, incident_id) if t.slack_ts is None and t.status == TASK_OPEN]
     return refresh_tasks(runtime, port, unposted)

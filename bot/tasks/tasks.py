@@ -198,6 +198,23 @@ def create_playbook_tasks(session: Session, plan: Plan, incident_id: int, actor:
     return created
 
 
+STATEMENT_TARGET = "statement.target"
+
+
+def record_statement_target(session: Session, plan: Plan, incident_id: int) -> None:
+    """At open, the plan's target for the first holding statement, kept for the export (once per incident)."""
+    incident = session.get(Incident, incident_id)
+    if incident is None or session.scalars(select(TimelineEvent.id).where(
+            TimelineEvent.incident_id == incident_id, TimelineEvent.kind == STATEMENT_TARGET)).first():
+        return
+    minutes = plan.first_statement_minutes(incident.severity)
+    if minutes is None:
+        return
+    due = incident.opened_at + timedelta(minutes=minutes)
+    record_event(session, incident_id, STATEMENT_TARGET, f"First holding statement due within {minutes} minutes",
+                 data={"minutes": minutes, "due_at": due.isoformat()}, at=incident.opened_at)
+
+
 def add_task(session: Session, incident_id: int, args: TaskArgs, actor: str) -> TaskView:
     """Record a task added with `/crisis task` (once per queued job, however often it runs)."""
     key, earlier = once_per_job(session, TASK_ADDED)
@@ -254,6 +271,16 @@ def open_tasks_of(session: Session, user_id: str, limit: int = 20) -> list[tuple
         .limit(limit)
     ).all()
     return [(task_view(task), channel_id) for task, channel_id in rows]
+
+
+def people_concerned(session: Session, incident_id: int, limit: int = 100) -> list[str]:
+    """Whose App Home shows this incident: its opener, its role holders and its tasks' owners."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        return []
+    holders = [user for users in active_holders(session, incident_id).values() for user in users]
+    owners = session.scalars(select(Task.owner).where(Task.incident_id == incident_id, Task.owner.is_not(None)))
+    return list(dict.fromkeys([incident.opened_by, *holders, *(o for o in owners if o)]))[:limit]
 
 
 # ---------------------------------------------------------------------------------------------
