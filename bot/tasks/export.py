@@ -39,8 +39,10 @@ def _state(task: TaskView) -> str:
 
 
 def tasks_section(context: SectionContext) -> Section | None:
-    """Every task: owner, due, done (who and when), late by."""
+    """Every task: owner, due, done (who and when), late by (None when the incident has none)."""
     tasks = incident_tasks(context.session, context.incident.id)
+    if not tasks:
+        return None
     rows = tuple(
         (f"#{t.id}", t.text, t.owner or "", context.time_text(t.due_at) if t.due_at else "", _state(t),
          t.done_by or "", context.time_text(t.done_at) if t.done_at else "", duration_text(t.late_by))
@@ -61,6 +63,8 @@ def tasks_section(context: SectionContext) -> Section | None:
 def followups_section(context: SectionContext) -> Section | None:
     """The action items for after the incident, with owners."""
     followups = incident_followups(context.session, context.incident.id)
+    if not followups:
+        return None
     rows = tuple((f.text, f.owner or "", f.source, f.created_by, context.time_text(f.created_at))
                  for f in followups)
     return Section(key="followups", title="Follow-ups", intro="Action items for after the incident.",
@@ -94,6 +98,8 @@ def coordination_metrics_section(context: SectionContext) -> Section | None:
     elif minutes is not None:
         rows.append(("Time to first holding statement", "none approved", f"target {minutes}m: missed"))
     tasks = incident_tasks(context.session, incident.id)
+    if not tasks and minutes is None:
+        return None
     late = [t for t in tasks if t.late_by is not None]
     done = [t for t in tasks if t.status == TASK_DONE]
     rows.append(("Tasks done", f"{len(done)} of {len(tasks)}", ""))
