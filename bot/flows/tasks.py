@@ -57,7 +57,7 @@ def refresh_tasks(runtime: Runtime, port: SlackPort, task_ids: list[int]) -> lis
 def post_playbook_tasks(runtime: Runtime, port: SlackPort, incident_id: int, actor: str) -> list[str]:
     """At open: the playbook's checklist as tasks, each its own message; what could not be posted."""
     with transaction(runtime.sessions) as session:
-        record_statement_target(session, runtime.plan, incident_id)
+        record_statement_target(session, runtime.plan, incident_id, actor)
         create_playbook_tasks(session, runtime.plan, incident_id, actor)
         unposted = [t.id for t in incident_tasks(session, incident_id) if t.slack_ts is None and t.status == TASK_OPEN]
     return refresh_tasks(runtime, port, unposted)

@@ -201,7 +201,7 @@ def create_playbook_tasks(session: Session, plan: Plan, incident_id: int, actor:
 STATEMENT_TARGET = "statement.target"
 
 
-def record_statement_target(session: Session, plan: Plan, incident_id: int) -> None:
+def record_statement_target(session: Session, plan: Plan, incident_id: int, actor: str) -> None:
     """At open, the plan's target for the first holding statement, kept for the export (once per incident)."""
     incident = session.get(Incident, incident_id)
     if incident is None or session.scalars(select(TimelineEvent.id).where(
@@ -212,7 +212,7 @@ def record_statement_target(session: Session, plan: Plan, incident_id: int) -> N
         return
     due = incident.opened_at + timedelta(minutes=minutes)
     record_event(session, incident_id, STATEMENT_TARGET, f"First holding statement due within {minutes} minutes",
-                 data={"minutes": minutes, "due_at": due.isoformat()}, at=incident.opened_at)
+                 actor=actor, data={"minutes": minutes, "due_at": due.isoformat()}, at=incident.opened_at)
 
 
 def add_task(session: Session, incident_id: int, args: TaskArgs, actor: str) -> TaskView:
