@@ -23,7 +23,7 @@ from handlers.slack_gateway import job_gateway
 from models import ChannelArchive, Decision, FollowUp, Rumour, Task, transaction
 from models.tasks import TASK_DONE, TASK_DROPPED, TASK_FOLLOWUP, TASK_OPEN
 from tests.conftest import APPROVER, BYSTANDER, DRAFTER, LEAD, LIAISON, MONITOR
-from tests.fixtures_lifecycle import all_text, events, incident, open_incident, rows, wait_until
+from tests.fixtures_lifecycle import all_text, events, open_incident, rows, wait_until
 from tests.test_tasks import add_task, buttons, tasks_of, told
 
 

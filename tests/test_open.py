@@ -84,7 +84,7 @@ def test_open_sets_up_the_whole_war_room(
     kinds = [e.kind for e in events(runtime, opened.id)]
     # The open's own events end with "ready"; the playbook's tasks (and the statement target) follow.
     ready = kinds.index(timeline.INCIDENT_READY)
-    assert kinds[0] == timeline.INCIDENT_OPENED and set(kinds[ready + 1:]) == {"statement.target", "task.added"}
+    assert kinds[0] == timeline.INCIDENT_OPENED and set(kinds[ready + 1:]) == {"statement.target", "task.planned"}
     steps = [e.data["step"] for e in events(runtime, opened.id, timeline.INCIDENT_OPEN_STEP)]
     assert steps == ["channel", "invite", "topic", "brief", "pin"]
     assert all(e.actor == LEAD for e in events(runtime, opened.id))

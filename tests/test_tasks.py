@@ -12,7 +12,7 @@ from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.infra.clock import ManualClock
 from bot.infra.settings import Settings
-from bot.tasks.tasks import TASK_ADDED, TASK_COMPLETED
+from bot.tasks.tasks import TASK_ADDED, TASK_COMPLETED, TASK_PLANNED
 from handlers.slack_gateway import job_gateway
 from models import Task, utcnow
 from models.tasks import STATEMENT, TASK_DONE, TASK_OPEN
@@ -76,7 +76,7 @@ def test_playbook_checklist_becomes_tasks_at_open_and_the_brief_shows_the_statem
     brief = next(m for m in emulator.messages(room.channel_id) if "Severity:" in all_text(m))
     due = int((opened_at + timedelta(minutes=60)).timestamp())
     assert f"First holding statement due:* <!date^{due}^" in all_text(brief)
-    assert len(events(runtime, room.id, TASK_ADDED)) == 4
+    assert len(events(runtime, room.id, TASK_PLANNED)) == 4 and events(runtime, room.id, TASK_ADDED) == []
     assert emulator.errors == []
 
 

@@ -21,6 +21,7 @@ from bot.crisis.plan import Plan
 from bot.exports.sections import Section, SectionBuilder, SectionContext
 from bot.listening.mentions import contains_any, incident_keywords
 from bot.tasks.export import coordination_metrics_section, followups_section, tasks_section
+from bot.tasks.tasks import STATEMENT_TARGET, TASK_PLANNED
 from models import (
     Decision,
     Draft,
@@ -49,6 +50,8 @@ AUTOMATIC_KINDS = frozenset(
         timeline.INCIDENT_OPEN_STEP,
         timeline.INCIDENT_OPEN_FAILED,
         timeline.INCIDENT_READY,
+        TASK_PLANNED,  # the playbook's tasks and statement target, recorded by the open itself
+        STATEMENT_TARGET,
         timeline.DIGEST_POSTED,
         timeline.DIGEST_FAILED,
         timeline.DRAFT_READY,

@@ -34,6 +34,7 @@ TASK_FORM = "/crisis task <text> [@owner] [due 30m|HH:MM]"
 
 # Timeline event kinds of tasks.
 TASK_ADDED = "task.added"
+TASK_PLANNED = "task.planned"  # made from the playbook at open: automatic, not anyone acknowledging
 TASK_COMPLETED = "task.done"
 TASK_TAKEN = "task.taken"
 TASK_REASSIGNED = "task.reassigned"
@@ -191,7 +192,7 @@ def create_playbook_tasks(session: Session, plan: Plan, incident_id: int, actor:
         )
         session.add(task)
         session.flush()
-        record_event(session, incident_id, TASK_ADDED, task.text, actor=actor,
+        record_event(session, incident_id, TASK_PLANNED, task.text, actor=actor,
                      data={"task_id": task.id, "owner": task.owner, "from": "playbook",
                            "due_at": due_at.isoformat() if due_at else None})
         created.append(task.id)
