@@ -86,8 +86,10 @@ def test_add_list_done_and_take_update_one_message_in_place(
     room = open_incident(slack, emulator, runtime)
     task = add_task(slack, runtime, room, f"Call the airport <@{LIAISON}> due 45m")
     assert (task.owner, task.due_at, task.created_by) == (LIAISON, utcnow() + timedelta(minutes=45), LEAD)
-    spare = add_task(slack, runtime, room, "Update the status page")
-    assert spare.owner is None and spare.due_at is None
+    spare = add_task(slack, runtime, room, "Update the status page <!here>")
+    assert spare.owner is None and spare.due_at is None and spare.text == "Update the status page <!here>"
+    shown = all_text(task_messages(emulator, room.channel_id, spare.id)[0])
+    assert "&lt;!here&gt;" in shown and "<!here>" not in shown  # team text never pings
 
     # `/crisis tasks` answers in the ack: open and done tasks with owners and due times.
     listing = slack.command("tasks", user_id=BYSTANDER, channel_id=room.channel_id)
