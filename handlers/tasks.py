@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
 from bot.background.runtime import Runtime
+from bot.crisis.commands import parse_user_ref
 from bot.flows.port import Notice, SlackFailure
 from bot.flows.task_messages import FollowUpNote, TaskList
 from bot.flows.tasks import post_handover, refresh_tasks, show_task, update_handover
@@ -33,7 +34,7 @@ from bot.tasks.tasks import (
 )
 from handlers.commands import CommandRequest
 from handlers.queued import WorkTable, enqueue_listener
-from handlers.render.incident import FOLLOWUP_FROM_ACTION
+from handlers.render.incident import FOLLOWUP_FROM_ACTION, team_text
 from handlers.render.tasks import (
     HANDOVER_DROP_ACTION,
     HANDOVER_FOLLOWUP_ACTION,
@@ -93,8 +94,6 @@ def task_command(request: CommandRequest) -> None:
 
 
 def _reassign(request: CommandRequest, port: SlackGateway, task_id: int, who: str) -> None:
-    from bot.crisis.commands import parse_user_ref
-
     assert request.incident_id is not None
     owner = parse_user_ref(who)
     if owner is None:
@@ -211,7 +210,7 @@ def handle_followup_from(runtime: Runtime, body: dict[str, Any], client: WebClie
     except TaskError as exc:
         tell(str(exc), None)
         return
-    tell(f"Follow-up recorded, owned by you: {FollowUpNote(followup).followup.text[:200]}", None)
+    tell(f"Follow-up recorded, owned by you: {team_text(followup.text, 300)}", None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from bot.crisis.incidents import IncidentError
 from bot.crisis.plan import ChecklistItem, Plan
 from bot.crisis.roles import active_holders, lead_of
 from bot.crisis.timeline import once_per_job, record_event
+from bot.infra.mrkdwn import escape_mrkdwn
 from models import Incident, Task, TimelineEvent, rows_changed, utcnow
 from models.incidents import OPEN
 from models.tasks import STATEMENT, TASK_DONE, TASK_OPEN
@@ -129,8 +130,6 @@ def parse_due(word: str, zone: ZoneInfo, now: datetime) -> datetime:
 
 
 def _quote(word: str) -> str:
-    from bot.infra.mrkdwn import escape_mrkdwn
-
     return escape_mrkdwn(word[:20]).replace("`", "'")
 
 

@@ -209,6 +209,7 @@ def brief_blocks(incident: IncidentSnapshot, digest_minutes: int) -> list[Block]
                 "• Record what is known with `/crisis fact`, agreed wording with `/crisis message`, "
                 "rumours with `/crisis rumor`, decisions with `/crisis decide`.\n"
                 "• `/crisis draft` asks for a reply draft; an approver signs it off.\n"
+                "• `/crisis task` adds a task (the playbook's are posted below), `/crisis tasks` lists them.\n"
                 "• The lead closes the incident with `/crisis resolve`."
             )
         )
