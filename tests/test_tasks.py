@@ -3,8 +3,11 @@ then room; snooze; none after resolve; after a restart), and the statement task 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from bot.background.runtime import Runtime, build_runtime
 from bot.background.scheduler import Scheduler
@@ -12,7 +15,7 @@ from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.infra.clock import ManualClock
 from bot.infra.settings import Settings
-from bot.tasks.tasks import TASK_ADDED, TASK_COMPLETED, TASK_PLANNED
+from bot.tasks.tasks import TASK_ADDED, TASK_COMPLETED, TASK_PLANNED, TaskError, parse_task_args
 from handlers.slack_gateway import job_gateway
 from models import Task, utcnow
 from models.tasks import STATEMENT, TASK_DONE, TASK_OPEN
@@ -262,3 +265,21 @@ def test_the_first_approved_statement_completes_the_statement_task(
                what="the statement task's message updated")
     others = [t for t in tasks_of(runtime, room.id) if t.id != statement.id]
     assert all(t.status == TASK_OPEN for t in others)
+
+
+# ----------------------------------------------------------------------------------- pure logic
+
+
+def test_parse_task_args_reads_owner_and_due_at_the_end_in_either_order() -> None:
+    now, zone = datetime(2026, 7, 1, 9, 0, tzinfo=UTC), ZoneInfo("Europe/London")  # 10:00 in London (BST)
+    args = parse_task_args(f"Call the airport due 1h30m <@{LIAISON}>", zone, now)
+    assert (args.text, args.owner, args.due_at) == ("Call the airport", LIAISON, now + timedelta(minutes=90))
+    args = parse_task_args(f"Call <@{LEAD}> back <@{LIAISON}> due 10:30", zone, now)
+    assert (args.text, args.owner, args.due_at) == (f"Call <@{LEAD}> back", LIAISON, now + timedelta(minutes=30))
+    assert parse_task_args("Pin it due 2h", zone, now).due_at == now + timedelta(hours=2)
+    for bad, words in (("Pin it due 09:59", "has already passed today"), ("Pin it due 0m", "now or in the past"),
+                       ("Pin it due 200h", "within 7 days"), ("Pin it due", "Say when it is due"),
+                       ("Pin it @bob", "`@bob` is not someone"), ("x" * 301, "keep it to 300"),
+                       (f"<@{LIAISON}> due 30m", "Say what the task is")):
+        with pytest.raises(TaskError, match=words):
+            parse_task_args(bad, zone, now)
