@@ -25,6 +25,7 @@ from bot.drafting.prompts import PromptError, build_messages
 from bot.flows.updates import post_update, write_update
 from bot.infra.errors import AlreadyTold, is_transient
 from bot.publishing.publish import publish_panel
+from handlers import tasks
 from handlers.commands import CommandRequest
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
@@ -305,6 +306,8 @@ def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> Non
     _answer(runtime, client, outcome, channel_id, user_id, "approve")
     if updates.to_post_after(outcome, user_id):
         post_update(runtime, SlackGateway(runtime, client, user_teller(client, user_id, channel_id)), draft_id)
+    if outcome.ok and outcome.draft is not None:
+        tasks.after_approval(runtime, client, outcome.draft.incident_id)  # a statement task may be done now
 
 
 @_surfaced("Opening the reject form")

@@ -1,4 +1,7 @@
-"""The App Home: open incidents, recently resolved ones, and the *Open incident* button."""
+"""The App Home: open incidents, recently resolved ones, your own open tasks, and the *Open incident* button.
+
+Published when someone opens the tab, and again for the people concerned (opener, role holders, task
+owners) when an incident opens, changes severity or resolves."""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.background.runtime import Runtime
 from bot.crisis.incidents import home_incidents
+from bot.tasks.tasks import open_tasks_of, people_concerned
 from handlers.render.home import home_view
 from models import transaction, utcnow
 
@@ -18,10 +23,25 @@ RESOLVED_SHOWN = 10
 
 
 def publish_home(runtime: Runtime, client: WebClient, user_id: str) -> None:
-    """Publish the Home tab for one person: the incidents they may see (a private one only to its people)."""
+    """Publish the Home tab for one person: the incidents they may see (a private one only to its people)
+    and their own open tasks."""
     with transaction(runtime.sessions) as session:
         open_incidents, resolved = home_incidents(session, runtime.plan, user_id, resolved_limit=RESOLVED_SHOWN)
-    client.views_publish(user_id=user_id, view=home_view(open_incidents, resolved, utcnow()))
+        tasks = open_tasks_of(session, user_id)
+    client.views_publish(user_id=user_id, view=home_view(open_incidents, resolved, utcnow(), tasks))
+
+
+def republish_homes(runtime: Runtime, client: WebClient, incident_id: int | None) -> None:
+    """Re-publish the Home tab of everyone concerned by the incident; one refusal does not stop the rest."""
+    if incident_id is None:
+        return
+    with transaction(runtime.sessions) as session:
+        people = people_concerned(session, incident_id)
+    for user_id in people:
+        try:
+            publish_home(runtime, client, user_id)
+        except (SlackApiError, SlackClientError) as exc:
+            log.warning("the App Home of %s could not be published: %s", user_id, exc)
 
 
 def register(app: App, runtime: Runtime) -> None:

@@ -34,6 +34,7 @@ from bot.crisis.room import RoomError, clean_text, record_status_update, status_
 from bot.flows import opening
 from bot.infra.errors import describe, is_transient
 from bot.infra.mrkdwn import escape_mrkdwn
+from handlers import home, tasks
 from handlers.commands import CommandRequest
 from handlers.exports import upload_export
 from handlers.queued import Submit, WorkTable, submit_or_refuse
@@ -139,7 +140,7 @@ def open_command(request: CommandRequest) -> None:
             request.runtime,
         )
         return
-    opening.open_incident(
+    incident_id = opening.open_incident(
         request.runtime,
         SlackGateway(request.runtime, request.client, respond_teller(request.respond)),
         opener=request.user_id,
@@ -147,6 +148,7 @@ def open_command(request: CommandRequest) -> None:
         severity=args.severity,
         playbook=args.playbook,
     )
+    home.republish_homes(request.runtime, request.client, incident_id)  # their Home tabs show it
 
 
 def plan_prefill(args: OpenArgs) -> dict[str, str]:
@@ -222,7 +224,7 @@ def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _r
         metadata = {}
     tell = user_teller(client, user_id, str(metadata.get("channel") or "") or None)
     try:
-        opening.open_incident(
+        incident_id = opening.open_incident(
             runtime,
             SlackGateway(runtime, client, tell),
             opener=user_id,
@@ -231,6 +233,7 @@ def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _r
             playbook=values["playbook"] or None,
             description=values["description"],
         )
+        home.republish_homes(runtime, client, incident_id)  # their Home tabs show it
     except Exception as exc:
         if is_transient(exc):
             raise  # the worker tries it again; the open resumes from its failed step
@@ -281,6 +284,7 @@ def severity_command(request: CommandRequest) -> None:
     label = runtime.plan.severities[change.new].label  # type: ignore[index]
     text = severity_change_text(change.old, change.new, label, request.user_id)
     post_in_room(request.client, request.channel_id, text, [section(text)])
+    home.republish_homes(runtime, request.client, request.incident_id)
     if problems:
         request.reply(f"Severity changed, but Slack would not update {', '.join(problems)}.")
 
@@ -325,6 +329,7 @@ def resolve_command(request: CommandRequest) -> None:
     sync_scheduler(runtime)
     problems = refresh_room(runtime, request.client, request.incident_id)
     problems += after_resolve(runtime, request.client, request.incident_id, request.user_id)
+    home.republish_homes(runtime, request.client, request.incident_id)
     if problems:
         request.reply(f"Resolved, but Slack would not update {', '.join(problems)}.")
 
@@ -336,12 +341,13 @@ def after_resolve(runtime: Runtime, client: WebClient, incident_id: int, actor: 
     if not summary.incident.channel_id:
         return []
     post_in_room(client, summary.incident.channel_id, resolve_text(summary), resolve_blocks(summary))
+    problems = tasks.after_resolve(runtime, client, incident_id)  # open tasks: follow-up or drop
     try:
         upload_export(runtime, client, incident_id, "md", actor)
     except SlackApiError as exc:
         log.warning("export upload after resolve failed: %s", exc.response.get("error"))
-        return ["the Markdown export upload (run `/crisis export md` to try again)"]
-    return []
+        return [*problems, "the Markdown export upload (run `/crisis export md` to try again)"]
+    return problems
 
 
 def register(app: App, runtime: Runtime, work: WorkTable) -> None:

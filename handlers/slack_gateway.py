@@ -44,6 +44,7 @@ from handlers.render.incident import (
     purpose_text,
     topic_text,
 )
+from handlers.render.tasks import render_task_message
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
             return text, render_spike_alert(brand, verdict, severity)
         case StakeholderUpdateMessage() | UpdatePosted() | UpdateNotPosted() | UpdateOverdue():
             return render_updates.render(message)
+    if (rendered := render_task_message(message)) is not None:
+        return rendered
     raise TypeError(f"no rendering for {type(message).__name__}")
 
 
@@ -267,6 +270,30 @@ class SlackGateway:
     def tell(self, message: Message) -> None:
         text, blocks = render(message)
         self.teller(text, blocks)
+
+    def update(self, channel_id: str, ts: str, message: Message) -> None:
+        text, blocks = render(message)
+        with slack_call("chat.update"):
+            self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
+
+    def known_user(self, user_id: str) -> bool:
+        try:
+            with slack_call("users.info"):
+                answer = self.client.users_info(user=user_id)
+        except SlackFailure as failure:
+            if failure.code == "user_not_found":
+                return False
+            raise
+        user = answer.get("user") or {}
+        return not user.get("deleted") and not user.get("is_bot")
+
+    def archive(self, channel_id: str) -> None:
+        try:
+            with slack_call("conversations.archive"):
+                self.client.conversations_archive(channel=channel_id)
+        except SlackFailure as failure:
+            if failure.code != "already_archived":
+                raise
 
 
 def job_gateway(runtime: Runtime) -> SlackGateway:

@@ -24,6 +24,7 @@ from handlers import (
     publishing,
     roles,
     room,
+    tasks,
     updates,
 )
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_subcommand, tell_crisis_failed
@@ -47,6 +48,9 @@ SUBCOMMANDS: SubcommandTable = {spec.name: spec for spec in (
     Subcommand("catchup", catchup.catchup_command),
     Subcommand("update", updates.update_command),
     Subcommand("drill", drill.drill_command, needs_incident=False),
+    Subcommand("task", tasks.task_command),
+    Subcommand("tasks", tasks.tasks_command, answers_in_ack=lambda args: True),
+    Subcommand("followup", tasks.followup_command),
 )}
 
 # Queued interaction name → the work a worker runs, and its name for the user.
@@ -65,6 +69,9 @@ WORK: WorkTable = {
     publishing.PUBLISH: Queued(drafts.queued_work(publishing.on_publish), "publishing the draft"),
     updates.START: Queued(drafts.queued_work(updates.on_start_update), "drafting a stakeholder update"),
     updates.POST: Queued(drafts.queued_work(updates.on_post_update), "posting the stakeholder update"),
+    tasks.TASK_BUTTON: Queued(tasks.handle_task_button, "updating the task"),
+    tasks.HANDOVER: Queued(tasks.handle_handover, "handing over the task"),
+    tasks.FOLLOWUP_FROM: Queued(tasks.handle_followup_from, "recording the follow-up"),
 }
 
 
@@ -79,6 +86,7 @@ def register(app: App, runtime: Runtime, *, work: WorkTable = WORK) -> None:
     roles.register(app, runtime, work)
     room.register(app, runtime, work)
     updates.register(app, runtime, work)
+    tasks.register(app, runtime, work)
 
 
 class Job(NamedTuple):

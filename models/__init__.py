@@ -17,11 +17,12 @@ from models.incidents import (
 from models.jobs import Job
 from models.mentions import Digest, FeedCursor, Mention, SpikeAlert
 from models.publications import Publication
+from models.tasks import ChannelArchive, FollowUp, Task
 from models.updates import StakeholderPost, UpdateReminder
 
 __all__ = [
     "Base", "UTCDateTime", "utcnow", "make_engine", "make_session_factory", "ping", "rows_changed", "transaction",
     "Decision", "Digest", "Job", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident", "KeyMessage",
     "CatchupMark", "Mention", "Publication", "RoleAssignment", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
-    "StakeholderPost", "UpdateReminder",
+    "StakeholderPost", "UpdateReminder", "Task", "FollowUp", "ChannelArchive",
 ]

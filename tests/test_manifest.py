@@ -26,6 +26,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations_invite": {"channels:manage", "groups:write"},
     "conversations_setTopic": {"channels:manage", "groups:write"},
     "conversations_setPurpose": {"channels:manage", "groups:write"},
+    "conversations_archive": {"channels:manage", "groups:write"},  # channel.archive_after_days
     "conversations_list": {"channels:read", "groups:read"},  # types=public_channel,private_channel
     "conversations_join": {"channels:join"},  # public channels only: a private one must invite the bot
     "conversations_history": {"channels:history", "groups:history"},  # the stakeholder channel, either kind

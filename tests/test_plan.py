@@ -51,6 +51,15 @@ def test_every_key_of_the_schema_is_documented_in_the_example() -> None:
         (lambda d: d["roles"]["approver"].update(signoff=False), "roles: `approver` is always a sign-off role"),
         (lambda d: d["feeds"]["mastodon"][0].update(search="x"), "feeds.mastodon[0]: "),
         (lambda d: d.pop("brand"), "plan.yml: brand: required key is missing"),
+        (lambda d: d["playbooks"]["outage"]["checklist"][1].update(owner="ceo"),
+         "playbooks: playbook 'outage': checklist owner 'ceo' is not one of the plan's roles"),
+        (lambda d: d["playbooks"]["outage"]["checklist"][1].update(due="soon"),
+         "playbooks.outage.checklist[1].ChecklistItem.due: 'soon' is not a due time after the open"),
+        (lambda d: d["playbooks"]["outage"]["checklist"][1].update(kind="tweet"),
+         "playbooks.outage.checklist[1].ChecklistItem.kind:"),
+        (lambda d: d["severities"]["sev2"].update(first_statement_minutes=0),
+         "severities.sev2.first_statement_minutes:"),
+        (lambda d: d["channel"].update(archive_after_days=0), "channel.archive_after_days:"),
     ],
 )
 def test_errors_name_file_key_path_and_problem(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]

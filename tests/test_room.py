@@ -87,7 +87,7 @@ def test_a_rumour_outcome_is_set_once(slack: SlackClient, emulator: SlackEmulato
     )
     message = _posted(emulator, room.channel_id, "stop whining")
     buttons = [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["rumour_refuted", "rumour_confirmed", "rumour_dismissed"]
+    assert buttons == ["rumour_refuted", "rumour_confirmed", "rumour_dismissed", "followup_from"]
     rumour = wait_until(lambda: [r for r in rows(runtime, Rumour, incident_id=room.id) if r.slack_ts])[0]
     assert rumour.slack_ts == message["ts"]
 
@@ -99,7 +99,9 @@ def test_a_rumour_outcome_is_set_once(slack: SlackClient, emulator: SlackEmulato
             None,
         )
     )
-    assert not [b for b in updated["blocks"] if b["type"] == "actions"]
+    # Decided: only *Follow-up* is left.
+    assert [e["action_id"] for b in updated["blocks"] if b["type"] == "actions" for e in b["elements"]] == [
+        "followup_from"]
     assert f"*Refuted* by <@{LEAD}>" in all_text(updated)
 
     # A late click on the old message does not change the outcome.

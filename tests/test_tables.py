@@ -28,7 +28,7 @@ def test_where_each_subcommand_runs_is_what_the_product_says() -> None:
     status, roles = tables.SUBCOMMANDS["status"].answers_in_ack, tables.SUBCOMMANDS["roles"].answers_in_ack
     assert status is not None and status("") and not status("Ads paused")
     assert roles is not None and roles("")
-    assert {name for name, spec in tables.SUBCOMMANDS.items() if spec.answers_in_ack} == {"status", "roles"}
+    assert {name for name, spec in tables.SUBCOMMANDS.items() if spec.answers_in_ack} == {"status", "roles", "tasks"}
     assert {name for name, spec in tables.SUBCOMMANDS.items() if spec.inline_when} == {"open"}
 
 

@@ -12,6 +12,8 @@ that opened an incident in another process loses nothing.
 - `spikes` — the brand-wide spike check, every `feeds.poll_minutes` (at most the spike window).
 - `update-reminders` — every minute, reminds each open incident's lead once when its stakeholder update is
   overdue for the severity's `update_minutes` (bot.flows.updates).
+- `task-reminders` — every minute, the overdue tasks' reminders (their state is in the tasks table).
+- `archive-channels` — when the plan sets `channel.archive_after_days`, archives resolved channels.
 
 `periodic_jobs()` is the table of the fixed-cadence jobs; a drill runs the same table on its simulated
 clock, so a job added there fires in drills too.
@@ -36,6 +38,7 @@ from bot.background.runtime import Runtime
 from bot.flows.alerts import post_spike_alert
 from bot.flows.digests import post_digest
 from bot.flows.port import SlackPort
+from bot.flows.tasks import archive_due_channels, send_due_nudges
 from bot.infra.logs import about_incident
 from bot.listening.digests import claim_due_digest, digest_due_times
 from models import Incident, transaction, utcnow
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 SYNC_SECONDS = 30
 UPDATE_REMINDER_EVERY = timedelta(minutes=1)
 DIGEST_PREFIX = "digest:"
+TASK_REMINDER_EVERY = timedelta(minutes=1)
+ARCHIVE_EVERY = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,9 @@ class Scheduler:
             jobs.append(PeriodicJob("feeds", every, self.poll_feeds, at_start=True))
         jobs.append(PeriodicJob("spikes", min(every, timedelta(minutes=plan.spike.window_minutes)), self.check_spikes))
         jobs.append(PeriodicJob("update-reminders", UPDATE_REMINDER_EVERY, self.remind_updates))
+        jobs.append(PeriodicJob("task-reminders", TASK_REMINDER_EVERY, self.send_task_reminders, at_start=True))
+        if plan.channel.archive_after_days is not None:
+            jobs.append(PeriodicJob("archive-channels", ARCHIVE_EVERY, self.archive_channels, at_start=True))
         return jobs
 
     def sync(self) -> None:
@@ -166,6 +174,13 @@ class Scheduler:
         from bot.flows.updates import remind_overdue_updates
 
         return remind_overdue_updates(self.runtime, self.port, now)
+    def send_task_reminders(self, now: datetime) -> int:
+        """Nudge the owners, then the rooms, of overdue tasks (state in the tasks table); how many were sent."""
+        return send_due_nudges(self.runtime, self.port, now)
+
+    def archive_channels(self, now: datetime) -> int:
+        """Archive channels resolved `channel.archive_after_days` ago; how many were archived."""
+        return archive_due_channels(self.runtime, self.port, now)
 
     # ---- APScheduler entry points: log, never raise into the scheduler thread --------------------
 

@@ -23,6 +23,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("catchup", "", "a private summary of what happened since you last looked"),
     ("update", "[note]", "drafts a stakeholder update for approval"),
     ("drill", "<name>", "replays a drill the plan defines against a practice copy of War Room"),
+    ("task", "<text> [@owner] [due 30m|HH:MM]", "adds a task (`task #3 @person` reassigns task 3)"),
+    ("tasks", "", "open and done tasks, with owners and due times"),
+    ("followup", "<text> [@owner]", "records an action item for after the incident"),
 )
 ANYWHERE = frozenset({"open", "help", "drill"})
 

@@ -139,6 +139,7 @@ class IncidentSnapshot:
     summary: str | None
     next_digest_at: datetime | None
     roles: tuple[RoleHolders, ...]
+    statement_due_at: datetime | None = None  # when the first holding statement is due (plan target)
 
     @property
     def lead(self) -> str | None:
@@ -165,7 +166,7 @@ def incident_snapshot(session: Session, plan: Plan, incident_id: int) -> Inciden
         playbook=incident.playbook,
         playbook_title=playbook.title if playbook else None,
         playbook_description=playbook.description if playbook else "",
-        checklist=tuple(playbook.checklist) if playbook else (),
+        checklist=tuple(i if isinstance(i, str) else i.text for i in playbook.checklist) if playbook else (),
         status=incident.status,
         open_error=incident.open_error,
         channel_id=incident.channel_id,
@@ -178,7 +179,13 @@ def incident_snapshot(session: Session, plan: Plan, incident_id: int) -> Inciden
         summary=incident.summary,
         next_digest_at=incident.next_digest_at,
         roles=tuple(role_table(session, plan, incident.id)),
+        statement_due_at=_statement_due(plan, incident),
     )
+
+
+def _statement_due(plan: Plan, incident: Incident) -> datetime | None:
+    minutes = plan.first_statement_minutes(incident.severity)
+    return incident.opened_at + timedelta(minutes=minutes) if minutes is not None else None
 
 
 # ---------------------------------------------------------------------------------------------

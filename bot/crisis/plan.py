@@ -118,6 +118,9 @@ class SeverityLevel(_Strict):
     digest_minutes: Annotated[int, Field(ge=5, le=1440)]
     # How often stakeholders expect an update at this severity; unset: no overdue-update reminders.
     update_minutes: Annotated[int | None, Field(ge=5, le=1440)] = None
+    # When the first holding statement is due after the open (the brief shows it; the export compares).
+    # Unset: 60 minutes for sev1 and sev2, no target for sev3 and sev4.
+    first_statement_minutes: Annotated[int | None, Field(ge=1, le=1440)] = None
 
 
 class Role(_Strict):
@@ -143,12 +146,35 @@ class Role(_Strict):
         return value
 
 
+class ChecklistItem(_Strict):
+    """A checklist item that becomes a task with an owner role and a due time (`due: 30m`)."""
+
+    text: Annotated[str, Field(min_length=1, max_length=300)]
+    owner: str | None = None  # a role of the plan; its holder owns the task
+    due: str | None = None  # after the open: `30m`, `2h`
+    kind: Literal["statement"] | None = None  # `statement`: the first approved statement completes it
+
+    @field_validator("due")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{1,4}[mh]", value.strip()):
+            raise ValueError(f"{value!r} is not a due time after the open: write minutes or hours, like 30m or 2h")
+        return value.strip() if value is not None else None
+
+    @property
+    def due_minutes(self) -> int | None:
+        if self.due is None:
+            return None
+        number = int(self.due[:-1].strip())
+        return number * 60 if self.due.endswith("h") else number
+
+
 class Playbook(_Strict):
     title: Annotated[str, Field(min_length=1, max_length=80)]
     description: Annotated[str, Field(max_length=2000)] = ""
     severity: Severity = "sev3"
     keywords: list[str] = []
-    checklist: list[Annotated[str, Field(min_length=1, max_length=300)]] = []
+    checklist: list[Annotated[str, Field(min_length=1, max_length=300)] | ChecklistItem] = []
     holding_statement: Annotated[str, Field(min_length=1, max_length=2000)]
     # The situational crisis communication theory cluster; it picks the response strategies drafts use.
     crisis_type: CrisisType | None = None
@@ -175,6 +201,7 @@ class Approval(_Strict):
 class ChannelSettings(_Strict):
     prefix: Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[a-z0-9][a-z0-9_-]*$")] = "crisis"
     private: bool = False
+    archive_after_days: Annotated[int | None, Field(ge=1, le=365)] = None  # unset: never archived
 
 
 class MentionSettings(_Strict):
@@ -275,6 +302,17 @@ class Plan(_Strict):
                 raise ValueError(f"playbook name {name!r} must be lowercase letters, digits, - or _")
         return value
 
+    @field_validator("playbooks")
+    @classmethod
+    def _checklist_owners(cls, value: dict[str, Playbook], info: ValidationInfo) -> dict[str, Playbook]:
+        roles = info.data.get("roles") or {}
+        for name, playbook in value.items():
+            for item in playbook.checklist:
+                if isinstance(item, ChecklistItem) and item.owner is not None and item.owner not in roles:
+                    raise ValueError(
+                        f"playbook {name!r}: checklist owner {item.owner!r} is not one of the plan's roles")
+        return value
+
     @field_validator("drills")
     @classmethod
     def _drills(cls, value: dict[str, Drill], info: ValidationInfo) -> dict[str, Drill]:
@@ -304,6 +342,13 @@ class Plan(_Strict):
 
     def digest_minutes(self, severity: str) -> int:
         return self.severities[severity].digest_minutes  # type: ignore[index]
+
+    def first_statement_minutes(self, severity: str) -> int | None:
+        """Minutes after the open the first holding statement is due; None when the severity sets no target."""
+        level = self.severities.get(severity)  # type: ignore[call-overload]
+        if level is not None and level.first_statement_minutes is not None:
+            return int(level.first_statement_minutes)
+        return 60 if severity in ("sev1", "sev2") else None
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from bot.demo.replay import DrillRun
 
 
+def _tasks_done_late(report: dict[str, Any] | None) -> str:
+    """From the export's coordination metrics section (bot/tasks/export.py)."""
+    section = next((s for s in (report or {}).get("sections", []) if s.key == "coordination_metrics"), None)
+    if section is None:
+        return "no tasks"
+    return f"{section.data['tasks_done_late']} of {section.data['tasks']} tasks"
+
+
 @dataclass(frozen=True)
 class Scorecard:
     """How the drill went, from its database: when the bot alerted and when the team answered."""
@@ -103,7 +111,7 @@ class Scorecard:
                 f"{'resolved':<26}{at(_time(resolved))}  {after(resolved['seconds'] if resolved else None, 'opening')}",
             ]
         lines += [
-            f"{'tasks done late':<26}not tracked yet (War Room has no tasks yet)",
+            f"{'tasks done late':<26}{_tasks_done_late(self.incident)}",
             f"{'updates missed':<26}not tracked yet (War Room has no stakeholder updates yet)",
             "targets: War Room's post-mortem thresholds (the plan sets none yet)",
         ]

@@ -23,6 +23,7 @@ from bot.crisis.plan import Plan
 from bot.drafting import strategy as strategies
 from bot.drafting.llm import DraftResult
 from bot.drafting.prompts import PromptContext
+from bot.tasks.tasks import complete_statement_task
 from models import (
     Decision,
     Draft,
@@ -746,6 +747,7 @@ def _decide(
             actor=user_id, at=now,
             data={"draft_id": draft_id, "revision": revision, "final_text": draft.final_text},
         )
+        complete_statement_task(session, draft.incident_id, user_id)  # the playbook's holding-statement task
     else:
         timeline.record_event(
             session, draft.incident_id, timeline.DRAFT_REJECTED,

@@ -22,6 +22,8 @@ from bot.exports.sections import Section, SectionBuilder, SectionContext
 from bot.exports.stakeholder_updates import updates_section
 from bot.listening.mentions import contains_any, incident_keywords
 from bot.publishing.publish import publications_section
+from bot.tasks.export import coordination_metrics_section, followups_section, tasks_section
+from bot.tasks.tasks import STATEMENT_TARGET, TASK_PLANNED
 from models import (
     Decision,
     Draft,
@@ -50,6 +52,8 @@ AUTOMATIC_KINDS = frozenset(
         timeline.INCIDENT_OPEN_STEP,
         timeline.INCIDENT_OPEN_FAILED,
         timeline.INCIDENT_READY,
+        TASK_PLANNED,  # the playbook's tasks and statement target, recorded by the open itself
+        STATEMENT_TARGET,
         timeline.DIGEST_POSTED,
         timeline.DIGEST_FAILED,
         timeline.DRAFT_READY,
@@ -61,7 +65,9 @@ _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^<>]*)?>")
 
 
 # Sections features add to the export (bot/exports/sections.py), in the order they are shown.
-SECTION_BUILDERS: tuple[SectionBuilder, ...] = (updates_section, publications_section)
+SECTION_BUILDERS: tuple[SectionBuilder, ...] = (
+    tasks_section, followups_section, coordination_metrics_section, updates_section, publications_section,
+)
 
 
 class IncidentNotFound(LookupError):

@@ -33,6 +33,7 @@ from bot.crisis.incidents import (
 )
 from bot.crisis.roles import add_holders
 from bot.flows.port import Brief, Notice, Opened, OpenFailed, SlackFailure, SlackPort
+from bot.flows.tasks import post_playbook_tasks
 from models import transaction
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ def complete_open(runtime: Runtime, port: SlackPort, incident_id: int, actor: st
             return False
     with transaction(runtime.sessions) as session:
         finish_open(session, runtime.plan, incident_id, actor)
+    if problems := post_playbook_tasks(runtime, port, incident_id, actor):
+        port.tell(Notice(f"The incident is open, but Slack would not post {', '.join(problems)}; "
+                         "`/crisis tasks` lists every task."))
     if runtime.scheduler is not None:
         runtime.scheduler.sync()  # digests start now, not at the scheduler's next re-read
     port.tell(Opened(_snapshot(runtime, incident_id)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.crisis.incidents import IncidentSnapshot
+from bot.flows.task_messages import TaskMessages
 from bot.flows.update_messages import StakeholderUpdateMessage, UpdateNotPosted, UpdateOverdue, UpdatePosted
 from bot.infra.errors import SlackFailure
 from bot.listening.digests import DigestFigures
@@ -74,7 +75,7 @@ class SpikeAlertMessage:
 
 
 Message = (Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
-           | StakeholderUpdateMessage | UpdatePosted | UpdateNotPosted | UpdateOverdue)
+           | StakeholderUpdateMessage | UpdatePosted | UpdateNotPosted | UpdateOverdue | TaskMessages)
 
 
 @dataclass(frozen=True)
@@ -134,4 +135,16 @@ class SlackPort(Protocol):
 
     def tell(self, message: Message) -> None:
         """Answer the person who asked, privately."""
+        ...
+
+    def update(self, channel_id: str, ts: str, message: Message) -> None:
+        """Replace a message the bot posted (a task's one message changes in place)."""
+        ...
+
+    def known_user(self, user_id: str) -> bool:
+        """Whether `user_id` is an active person of the workspace (a task's owner must be)."""
+        ...
+
+    def archive(self, channel_id: str) -> None:
+        """Archive a channel (already archived is fine)."""
         ...

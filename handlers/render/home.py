@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock
 from slack_sdk.models.views import View
 
 from bot.crisis.incidents import IncidentLine
+from bot.tasks.tasks import TaskView
 from handlers.render.incident import (
     context,
     format_duration,
@@ -21,6 +23,7 @@ from handlers.render.incident import (
 from models.incidents import OPENING
 
 MAX_OPEN_SHOWN = 40  # a Home tab holds 100 blocks
+MAX_TASKS_SHOWN = 15  # one section: its 3,000 characters
 
 
 def _channel(line: IncidentLine) -> str:
@@ -45,15 +48,31 @@ def _resolved_line(line: IncidentLine) -> str:
     )
 
 
-def home_view(open_incidents: list[IncidentLine], resolved: list[IncidentLine], now: datetime) -> View:
+def _task_line(task: TaskView, channel_id: str | None, now: datetime) -> str:
+    where = f" · <#{channel_id}>" if channel_id else ""
+    if task.due_at is None:
+        due = "no due time"
+    elif task.due_at <= now:
+        due = f":warning: overdue since {slack_date(task.due_at)}"
+    else:
+        due = f"due {slack_date(task.due_at)}"
+    return f"• {team_text(task.text, 300)}{where} · {due}"
+
+
+def home_view(open_incidents: list[IncidentLine], resolved: list[IncidentLine], now: datetime,
+              tasks: Sequence[tuple[TaskView, str | None]] = ()) -> View:
     """The Home tab."""
     blocks: list[Block] = [
         HeaderBlock(text=plain("War Room", 150)),
         section("Open a war room the moment a crisis starts; everything that happens in it is logged."),
         ActionsBlock(block_id="home-actions", elements=[open_button()]),
         DividerBlock(),
-        section(f"*Open incidents* ({len(open_incidents)})"),
     ]
+    if tasks:
+        blocks.append(section(f"*Your open tasks* ({len(tasks)})\n"
+                              + "\n".join(_task_line(task, channel, now) for task, channel in tasks[:MAX_TASKS_SHOWN])))
+        blocks.append(DividerBlock())
+    blocks.append(section(f"*Open incidents* ({len(open_incidents)})"))
     if not open_incidents:
         blocks.append(context("No incident is open."))
     for line in open_incidents[:MAX_OPEN_SHOWN]:

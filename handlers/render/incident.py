@@ -49,6 +49,7 @@ OPEN_CALLBACK = "open_incident"
 OPEN_ACTION = "open_incident"
 CLAIM_ACTION_PREFIX = "claim_role:"
 RUMOUR_ACTION_PREFIX = "rumour_"
+FOLLOWUP_FROM_ACTION = "followup_from"  # *Follow-up* on a decision or rumour; value `decision:<id>` / `rumour:<id>`
 # Block ids of the open form; each input's action_id is "value".
 FORM_TITLE, FORM_SEVERITY, FORM_PLAYBOOK, FORM_DESCRIPTION = "title", "severity", "playbook", "description"
 FORM_VALUE = "value"
@@ -163,6 +164,8 @@ def brief_blocks(incident: IncidentSnapshot, digest_minutes: int) -> list[Block]
         f"*Status:* {incident.status}",
         f"*Opened:* {slack_date(incident.opened_at)} by <@{incident.opened_by}>",
     ]
+    if incident.statement_due_at and incident.status != RESOLVED:
+        facts.append(f"*First holding statement due:* {slack_date(incident.statement_due_at)}")
     if incident.status == RESOLVED and incident.resolved_at:
         facts.append(
             f"*Resolved:* {slack_date(incident.resolved_at)}"
@@ -206,6 +209,7 @@ def brief_blocks(incident: IncidentSnapshot, digest_minutes: int) -> list[Block]
                 "• Record what is known with `/crisis fact`, agreed wording with `/crisis message`, "
                 "rumours with `/crisis rumor`, decisions with `/crisis decide`.\n"
                 "• `/crisis draft` asks for a reply draft; an approver signs it off.\n"
+                "• `/crisis task` adds a task (the playbook's are posted below), `/crisis tasks` lists them.\n"
                 "• The lead closes the incident with `/crisis resolve`."
             )
         )
@@ -387,10 +391,14 @@ def role_dm_blocks(assignment: Assignment, incident: IncidentSnapshot) -> list[B
 
 def entry_blocks(kind: str, emoji: str, entry: Entry) -> list[Block]:
     """A fact, key message or decision echoed in the channel."""
-    return [
+    blocks: list[Block] = [
         section(f"{emoji} *{kind}:* {team_text(entry.text, 2800)}"),
         context(f"<@{entry.by}> · {slack_date(entry.at)}"),
     ]
+    if kind == "Decision":
+        blocks.append(ActionsBlock(block_id=f"decision-{entry.id}",
+                                   elements=[button("Follow-up", FOLLOWUP_FROM_ACTION, f"decision:{entry.id}")]))
+    return blocks
 
 
 def entry_text(kind: str, entry: Entry) -> str:
@@ -428,6 +436,8 @@ def rumour_blocks(rumour: RumourView) -> list[Block]:
                 f"tracked by <@{rumour.created_by}>"
             )
         )
+        blocks.append(ActionsBlock(block_id=f"rumour-{rumour.id}",
+                                   elements=[button("Follow-up", FOLLOWUP_FROM_ACTION, f"rumour:{rumour.id}")]))
         return blocks
     blocks.append(context(f"Tracked by <@{rumour.created_by}> · {slack_date(rumour.created_at)}"))
     value = str(rumour.id)
@@ -438,6 +448,7 @@ def rumour_blocks(rumour: RumourView) -> list[Block]:
                 button("Refuted", f"{RUMOUR_ACTION_PREFIX}{REFUTED}", value, style="primary"),
                 button("Confirmed", f"{RUMOUR_ACTION_PREFIX}{CONFIRMED}", value, style="danger"),
                 button("Dismiss", f"{RUMOUR_ACTION_PREFIX}{DISMISSED}", value),
+                button("Follow-up", FOLLOWUP_FROM_ACTION, f"rumour:{rumour.id}"),
             ],
         )
     )

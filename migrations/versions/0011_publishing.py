@@ -1,7 +1,7 @@
 """publications: approved drafts published to Mastodon or Bluesky, one intent row per draft
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03 20:40:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from models.base import UTCDateTime
 
 revision: str = '0011'
-down_revision: str | None = '0009'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
