@@ -3,6 +3,7 @@
 from models.base import Base, UTCDateTime, utcnow
 from models.db import make_engine, make_session_factory, ping, rows_changed, transaction
 from models.drafts import Draft, DraftRevision
+from models.escalations import Escalation, MentionSighting, SentimentCorrection
 from models.incidents import (
     Decision,
     Fact,
@@ -18,6 +19,7 @@ from models.mentions import Digest, FeedCursor, Mention, SpikeAlert
 
 __all__ = [
     "Base", "UTCDateTime", "utcnow", "make_engine", "make_session_factory", "ping", "rows_changed", "transaction",
-    "Decision", "Digest", "Job", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident", "KeyMessage",
-    "Mention", "RoleAssignment", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
+    "Decision", "Digest", "Escalation", "Job", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident",
+    "KeyMessage", "Mention", "MentionSighting", "RoleAssignment", "SentimentCorrection", "Rumour", "SlackUser",
+    "SpikeAlert", "TimelineEvent",
 ]
