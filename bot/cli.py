@@ -137,7 +137,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "mentions":
         from bot.listening.mention_import import import_csv
 
-        return import_csv(settings, args.file)
+        # The plan says which imported posts escalate into open incidents.
+        return import_csv(settings, args.file, load_plan(plan_path(settings.warroom_plan)))
     if args.command == "export":
         from bot.exports import export_command
 

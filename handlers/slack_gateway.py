@@ -19,6 +19,7 @@ from bot.flows.port import (
     Brief,
     Channel,
     DigestMessage,
+    EscalationMessage,
     Message,
     Notice,
     Opened,
@@ -30,6 +31,7 @@ from bot.infra.errors import TRANSIENT_SLACK_ERRORS
 from bot.listening.digests import summary_line
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
+from handlers.render.escalations import escalation_text, render_escalation
 from handlers.render.incident import (
     brief_blocks,
     brief_text,
@@ -64,12 +66,14 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
         case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity):
             text = f"Mention spike: {verdict.count} mentions in {verdict.minutes} minutes"
             return text, render_spike_alert(brand, verdict, severity)
+        case EscalationMessage(view=view):
+            return escalation_text(view), render_escalation(view)
     raise TypeError(f"no rendering for {type(message).__name__}")
 
 
 def unfurls(message: Message) -> bool:
-    """Whether Slack may unfurl the message's links (a digest's quoted posts would bury its figures)."""
-    return not isinstance(message, DigestMessage)
+    """Whether Slack may unfurl the message's links (a quoted post's preview would bury the figures)."""
+    return not isinstance(message, DigestMessage | EscalationMessage)
 
 
 def respond_teller(respond: Respond) -> Tell:

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 from slack_bolt import App
 
 from bot.background.runtime import Runtime
-from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room
+from bot.listening.escalations import ESCALATE_JOB
+from handlers import commands, digests, drafts, drill, escalations, exports, home, incidents, roles, room
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_crisis_job, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
@@ -75,6 +76,7 @@ JOBS: dict[str, Job] = {
         run=lambda runtime, payload: run_interaction(runtime, WORK, payload),
         tell_failure=lambda runtime, payload, reason: tell_interaction_failed(runtime, WORK, payload, reason),
     ),
+    ESCALATE_JOB: Job(run=escalations.run_escalation_job, tell_failure=escalations.tell_escalation_failed),
 }
 
 

@@ -35,7 +35,6 @@ class Escalation(Base):
     posted_at: Mapped[datetime | None]
     channel_id: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
-    summarised_at: Mapped[datetime | None]  # when a capped one was counted in a digest
     error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -74,8 +74,8 @@ INGEST_BATCH = 1000
 
 # Plan keys a drill runs with as they are. The rest are replaced (`drill_plan`) or left out; a key added
 # to the plan later stays out of drills until it is listed here (tests/test_drill.py keeps the lists whole).
-DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "escalation", "severities", "roles", "playbooks", "tone", "mentions",
-                         "approval", "drills"})
+DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "escalation", "severities", "roles", "playbooks", "tone",
+                         "mentions", "approval", "drills"})
 DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds"})
 
 # ---- what to replay ---------------------------------------------------------------------------------

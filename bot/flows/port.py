@@ -14,10 +14,11 @@ from typing import Protocol
 from bot.crisis.incidents import IncidentSnapshot
 from bot.infra.errors import SlackFailure
 from bot.listening.digests import DigestFigures
+from bot.listening.escalations import EscalationView
 from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
-           "DigestMessage", "SpikeAlertMessage"]
+           "DigestMessage", "SpikeAlertMessage", "EscalationMessage"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -71,7 +72,14 @@ class SpikeAlertMessage:
     severity: str
 
 
-Message = Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
+@dataclass(frozen=True)
+class EscalationMessage:
+    """One mention that crossed the plan's `escalation` thresholds, posted in the incident's channel."""
+
+    view: EscalationView
+
+
+Message = Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage | EscalationMessage
 
 
 @dataclass(frozen=True)

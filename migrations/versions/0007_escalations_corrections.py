@@ -30,7 +30,6 @@ def upgrade() -> None:
     sa.Column('posted_at', models.base.UTCDateTime(), nullable=True),
     sa.Column('channel_id', sa.String(length=32), nullable=True),
     sa.Column('slack_ts', sa.String(length=32), nullable=True),
-    sa.Column('summarised_at', models.base.UTCDateTime(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_escalations_incident_id_incidents'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['mention_id'], ['mentions.id'], name=op.f('fk_escalations_mention_id_mentions'), ondelete='CASCADE'),
