@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from bot.crisis.plan import Plan
 from bot.crisis.timeline import DIGEST_FAILED, DIGEST_POSTED, record_event
+from bot.listening.escalations import capped_since
 from bot.listening.mentions import (
     STOP_WORDS,
     IncidentScope,
@@ -138,6 +139,7 @@ class DigestFigures:
     series: list[SeriesPoint] = field(default_factory=list)
     series_minutes: int = 0
     series_start: str = ""
+    escalations_held_back: int = 0  # crossing posts over the hourly escalation cap in the window
 
     @property
     def change(self) -> float | None:
@@ -385,6 +387,7 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
         figures.rising_terms = rising_terms(current_texts, previous_texts, excluded)
     figures.rumours = _rumours(session, plan, incident.id, scope, dialect, in_window,
                                window_start, window_end, previous)
+    figures.escalations_held_back = capped_since(session, incident.id, window_start, window_end)
     return figures
 
 

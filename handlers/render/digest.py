@@ -114,6 +114,9 @@ def render_digest(figures: DigestFigures, brand: str) -> list[Block]:
     summary = f"*{figures.volume} mentions* · {trend}\n{shares}"
     if figures.spike:
         summary += "\n:rotating_light: *Spike*: " + "; ".join(figures.spike_reasons)
+    if figures.escalations_held_back:
+        summary += (f"\n:mute: {figures.escalations_held_back} more post(s) crossed the escalation thresholds "
+                    "after the hourly cap was reached and were not posted one by one")
     blocks: list[Block] = [header, section(summary), DividerBlock()]
     if figures.top_posts:
         blocks.append(section("*Top posts* (reach × engagement)"))
