@@ -63,9 +63,10 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
             return open_failed_text(title, step, problem), None
         case DigestMessage(figures=figures, brand=brand):
             return summary_line(figures), render_digest(figures, brand)
-        case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity):
+        case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity, explanation=explanation,
+                               incident_note=note):
             text = f"Mention spike: {verdict.count} mentions in {verdict.minutes} minutes"
-            return text, render_spike_alert(brand, verdict, severity)
+            return text, render_spike_alert(brand, verdict, severity, explanation, incident_note=note)
         case EscalationMessage(view=view):
             return escalation_text(view), render_escalation(view)
     raise TypeError(f"no rendering for {type(message).__name__}")
@@ -73,7 +74,7 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
 
 def unfurls(message: Message) -> bool:
     """Whether Slack may unfurl the message's links (a quoted post's preview would bury the figures)."""
-    return not isinstance(message, DigestMessage | EscalationMessage)
+    return not isinstance(message, DigestMessage | EscalationMessage | SpikeAlertMessage)
 
 
 def respond_teller(respond: Respond) -> Tell:

@@ -110,7 +110,8 @@ def test_negative_post_from_a_big_account_is_escalated_once_from_any_source(
     [button] = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
                 if e["action_id"] == "draft_reply"]
     assert button["value"] == str(mention.id)
-    assert message.get("unfurl_links") in (False, "false", None)
+    [call] = [c for c in emulator.calls_to("chat.postMessage") if c.args.get("channel") == room.channel_id]
+    assert (call.args.get("unfurl_links"), call.args.get("unfurl_media")) == (False, False)
     with transaction(runtime.sessions) as session:
         [event] = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == ESCALATION_POSTED)).all()
         assert event.incident_id == room.incident_id

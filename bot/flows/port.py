@@ -15,6 +15,7 @@ from bot.crisis.incidents import IncidentSnapshot
 from bot.infra.errors import SlackFailure
 from bot.listening.digests import DigestFigures
 from bot.listening.escalations import EscalationView
+from bot.listening.spike_explain import SpikeExplanation
 from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
@@ -70,6 +71,8 @@ class SpikeAlertMessage:
     brand: str
     verdict: SpikeVerdict
     severity: str
+    explanation: SpikeExplanation | None = None
+    incident_note: bool = False  # posted in a covering incident's channel, not the alert channel
 
 
 @dataclass(frozen=True)

@@ -224,10 +224,9 @@ def _series(session: Session, scope: IncidentScope, dialect: str, end: datetime,
     return kept + fresh
 
 
-def _baseline(series: list[SeriesPoint], window_start: datetime, minutes: int, count: int) -> list[int]:
-    """Volumes of the last `count` series buckets that ended by `window_start`."""
-    ended = [p.volume for p in series
-             if datetime.fromisoformat(p.start) + timedelta(minutes=minutes) <= window_start]
+def _baseline(series: list[SeriesPoint], window_start: datetime, minutes: int, count: int) -> list[SeriesPoint]:
+    """The last `count` series buckets that ended by `window_start`."""
+    ended = [p for p in series if datetime.fromisoformat(p.start) + timedelta(minutes=minutes) <= window_start]
     return ended[-count:]
 
 
@@ -367,7 +366,8 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
     previous = _previous_figures(session, incident.id, window_end)
     series = _series(session, scope, dialect, window_end, minutes, previous)
     baseline = _baseline(series, window_start, minutes, plan.spike.baseline_windows)
-    verdict = judge(plan.spike, volume, split["negative"], baseline, window_start, window_end)
+    verdict = judge(plan.spike, volume, split["negative"], [p.volume for p in baseline], window_start, window_end,
+                    [p.negative for p in baseline])
     figures = DigestFigures(
         incident_id=incident.id, title=incident.title, severity=incident.severity,
         window_start=window_start.isoformat(), window_end=window_end.isoformat(), window_minutes=minutes,
