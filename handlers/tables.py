@@ -13,7 +13,19 @@ from slack_bolt import App
 
 from bot.background.runtime import Runtime
 from bot.listening.escalations import ESCALATE_JOB
-from handlers import commands, digests, drafts, drill, escalations, exports, home, incidents, roles, room
+from handlers import (
+    commands,
+    corrections,
+    digests,
+    drafts,
+    drill,
+    escalations,
+    exports,
+    home,
+    incidents,
+    roles,
+    room,
+)
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_crisis_job, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
@@ -47,12 +59,14 @@ WORK: WorkTable = {
     drafts.RETRY: Queued(drafts.queued_work(drafts.on_retry), "retrying the draft"),
     drafts.SAVE_EDIT: Queued(drafts.queued_work(drafts.save_edit), "saving the edit"),
     drafts.SAVE_REJECTION: Queued(drafts.queued_work(drafts.save_rejection), "rejecting the draft"),
+    corrections.CORRECT: Queued(corrections.handle_correction, "correcting the sentiment"),
 }
 
 
 def register(app: App, runtime: Runtime, *, work: WorkTable = WORK) -> None:
     """Attach every module's listeners to `app` (a test passes its own `work` to see which names they use)."""
     commands.register(app, runtime, SUBCOMMANDS)
+    corrections.register(app, runtime, work)
     drafts.register(app, runtime, work)
     home.register(app, runtime)
     incidents.register(app, runtime, work)

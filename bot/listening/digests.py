@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from bot.crisis.plan import Plan
 from bot.crisis.timeline import DIGEST_FAILED, DIGEST_POSTED, record_event
+from bot.listening.corrections import corrected_labels, effective_sentiment
 from bot.listening.escalations import capped_since
 from bot.listening.mentions import (
     STOP_WORDS,
@@ -51,7 +52,7 @@ from bot.listening.mentions import (
     words_of,
 )
 from bot.listening.spikes import judge
-from models import Digest, Incident, Mention, Rumour, rows_changed
+from models import Digest, Incident, Mention, Rumour, SentimentCorrection, rows_changed
 from models.incidents import OPEN, RUMOUR_OPEN
 
 TOP_POSTS = 5
@@ -353,11 +354,13 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
     current = case((Mention.created_at >= window_start, 1), else_=0)
     split = dict.fromkeys(SENTIMENTS, 0)
     previous_volume = 0
+    sentiment = effective_sentiment()  # a monitor's correction counts from then on
     for label, now_count, total in session.execute(
-        select(Mention.sentiment_label, func.sum(current), func.count())
+        select(sentiment, func.sum(current), func.count())
+        .outerjoin(SentimentCorrection, SentimentCorrection.mention_id == Mention.id)
         .where(Mention.created_at >= max(window_start - width, scope.since), Mention.created_at < window_end,
                keywords)
-        .group_by(Mention.sentiment_label)
+        .group_by(sentiment)
     ):
         split[label] = int(now_count or 0)
         previous_volume += int(total) - int(now_count or 0)
@@ -380,6 +383,9 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
             select(Mention).where(in_window).order_by(influence_rank().desc(), Mention.id).limit(TOP_POSTS)
         )
         figures.top_posts = [_top_post(mention) for mention in top]
+        corrected = corrected_labels(session, [post.mention_id for post in figures.top_posts])
+        for post in figures.top_posts:
+            post.sentiment = corrected.get(post.mention_id, post.sentiment)
         figures.influencers = _voices(session, in_window, negative_only=False)
         figures.detractors = _voices(session, in_window, negative_only=True)
         excluded = set(STOP_WORDS) | {w for keyword in scope.keywords for w in words_of(keyword)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
     ButtonElement,
     DividerBlock,
@@ -16,6 +17,7 @@ from slack_sdk.models.blocks import (
 from bot.infra.mrkdwn import escape_and_truncate
 from bot.listening.digests import DigestFigures, RumourMatch, TopPost, Voice, summary_line
 from handlers.render.common import context, section
+from handlers.render.corrections import sentiment_menu
 
 DRAFT_REPLY_ACTION = "draft_reply"
 POST_TEXT_LIMIT = 600
@@ -120,7 +122,8 @@ def render_digest(figures: DigestFigures, brand: str) -> list[Block]:
     blocks: list[Block] = [header, section(summary), DividerBlock()]
     if figures.top_posts:
         blocks.append(section("*Top posts* (reach × engagement)"))
-        blocks.extend(_post_block(post) for post in figures.top_posts)
+        for post in figures.top_posts:
+            blocks += [_post_block(post), ActionsBlock(elements=[sentiment_menu(post.mention_id, post.sentiment)])]
     if figures.influencers:
         blocks.append(_voices_block("*Top influencers*", figures.influencers, negative_only=False))
     if figures.detractors:

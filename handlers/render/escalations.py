@@ -7,18 +7,15 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     MarkdownTextObject,
-    Option,
-    OverflowMenuElement,
     SectionBlock,
 )
 
 from bot.infra.mrkdwn import escape_and_truncate
 from bot.listening.escalations import EscalationView
 from handlers.render.common import context
+from handlers.render.corrections import sentiment_menu
 from handlers.render.digest import DRAFT_REPLY_ACTION, POST_TEXT_LIMIT, safe_link
 
-CORRECT_SENTIMENT_ACTION = "correct_sentiment"
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
 _ICON = {"negative": ":red_circle:", "neutral": ":white_circle:", "positive": ":large_green_circle:"}
 
 
@@ -28,14 +25,6 @@ def short_count(value: int) -> str:
         if value >= size:
             return f"{value / size:.1f}".rstrip("0").rstrip(".") + suffix
     return str(value)
-
-
-def sentiment_menu(mention_id: int, shown: str) -> OverflowMenuElement:
-    """The overflow menu a monitor corrects a post's sentiment with (value: `<mention id>:<label>`)."""
-    return OverflowMenuElement(action_id=CORRECT_SENTIMENT_ACTION, options=[
-        Option(text=f"Sentiment is {label}", value=f"{mention_id}:{label}")
-        for label in SENTIMENT_LABELS if label != shown
-    ])
 
 
 def render_escalation(view: EscalationView) -> list[Block]:
