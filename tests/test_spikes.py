@@ -186,7 +186,7 @@ def seed_explained_spike(runtime: Runtime, end: datetime, burst: int = 45) -> No
     posts = [
         {"text": "acme air lost my luggage <!channel>" if n == 0 else f"acme air lost my luggage again {n}",
          "created_at": end - timedelta(seconds=5 + 10 * (n % 80)), "author": f"angry{n}",
-         "author_followers": 1000 * n, "url": f"https://x.example/{n}", "sentiment_label": "negative"}
+         "author_followers": 1000 * n or 10**6, "url": f"https://x.example/{n}", "sentiment_label": "negative"}
         for n in range(burst)
     ]
     add_mentions(runtime, baseline + posts)
@@ -206,7 +206,7 @@ def test_an_alert_says_what_crossed_and_what_changed(settings: Settings, emulato
         assert "100% negative vs 20% in the baseline (+80 points)" in text
         assert "*Rising terms*" in text and "`luggage`" in text and "`lost`" in text
         assert "*Top posts by reach*" in text and "*angry44* (44k followers, negative)" in text
-        assert "<!channel>" not in text
+        assert "<!channel>" not in text and "lost my luggage &lt;!channel&gt;" in text  # the top post, escaped
         [call] = emulator.calls_to("chat.postMessage")
         assert (call.args.get("unfurl_links"), call.args.get("unfurl_media")) == (False, False)
         with transaction(runtime.sessions) as session:

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.crisis.plan import EscalationThresholds, Plan
-from bot.listening.mentions import incident_keywords, required_matches, significant_words
+from bot.listening.mentions import NewMention, incident_keywords, required_matches, significant_words
 from models import Escalation, Incident, Job, Mention, MentionSighting, Rumour, SentimentCorrection
 from models.escalations import CAPPED, DROPPED, PENDING, POSTED
 from models.incidents import OPEN, RUMOUR_OPEN
@@ -154,9 +154,9 @@ def _insert_escalations(session: Session, rows: list[dict[str, Any]]) -> list[in
     return [int(row_id) for row_id in session.connection().execute(statement, rows).scalars()] if rows else []
 
 
-def queue_escalations(session: Session, plan: Plan, mentions: Sequence[Any], now: datetime) -> list[int]:
+def queue_escalations(session: Session, plan: Plan, mentions: Sequence[NewMention], now: datetime) -> list[int]:
     """Escalate the crossing ones among `mentions` (just stored, in the caller's transaction): insert their
-    escalation rows and one `escalate` job to post them. `mentions` are NewMention values."""
+    escalation rows and one `escalate` job to post them."""
     incidents = open_incidents(session, plan)
     if not incidents:
         return []
