@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crisis.plan import SpikeThresholds
 from bot.listening.sentiment import score_texts
@@ -60,7 +61,7 @@ def read_set(path: Path) -> list[tuple[str, str, str, datetime]]:
                 for row in csv.DictReader(handle) if row["created_at"]]
 
 
-def replay(sessions, thresholds: SpikeThresholds, start: datetime, end: datetime) -> list[Alert]:  # type: ignore[no-untyped-def]
+def replay(sessions: sessionmaker[Session], thresholds: SpikeThresholds, start: datetime, end: datetime) -> list[Alert]:
     with transaction(sessions) as session:
         session.execute(delete(SpikeAlert))
     alerts = []
