@@ -19,6 +19,7 @@ from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.flows.escalations import ESCALATION_POSTED, post_escalations
 from bot.infra.clock import ManualClock
+from bot.infra.errors import SlackFailure
 from bot.infra.settings import Settings
 from bot.listening.digests import compute_digest
 from bot.listening.escalations import engagement_growth, queue_escalations
@@ -228,3 +229,26 @@ def test_growth_is_per_minute_with_the_interval_floored_at_one_minute() -> None:
     start = utcnow()
     assert engagement_growth(10, start, 310, start + timedelta(minutes=3)) == 100
     assert engagement_growth(10, start, 70, start + timedelta(seconds=1)) == 60
+
+
+def test_an_escalation_slack_refused_waits_and_is_posted_by_the_retry(
+    runtime: Runtime, emulator: SlackEmulator, clock: ManualClock,
+) -> None:
+    room = open_war_room(runtime, emulator)
+    with transaction(runtime.sessions) as session:
+        item, _ = validate_mention(post(1), 0)
+        assert item is not None
+        session.add(Mention(platform=item.platform, external_id=item.external_id, text=item.text,
+                            created_at=item.created_at, author_followers=item.author_followers,
+                            sentiment_label="negative", sentiment_score=-0.9))
+        session.flush()
+        [queued] = queue_escalations(session, runtime.plan, [item], utcnow())
+    emulator.fail("chat.postMessage", error="not_in_channel")
+    with pytest.raises(SlackFailure, match="not_in_channel"):
+        post_escalations(runtime, job_gateway(runtime), [queued])
+    [row] = escalations(runtime)
+    assert (row.status, row.posted_at, row.error) == (PENDING, None, "not_in_channel")  # its cap slot is free
+    assert post_escalations(runtime, job_gateway(runtime), [queued]) != []
+    assert [r.status for r in escalations(runtime)] == [POSTED]
+    assert post_escalations(runtime, job_gateway(runtime), [queued]) == []  # a retried job skips it
+    assert len(escalation_messages(emulator, room.channel_id)) == 1
