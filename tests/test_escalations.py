@@ -252,3 +252,18 @@ def test_an_escalation_slack_refused_waits_and_is_posted_by_the_retry(
     assert [r.status for r in escalations(runtime)] == [POSTED]
     assert post_escalations(runtime, job_gateway(runtime), [queued]) == []  # a retried job skips it
     assert len(escalation_messages(emulator, room.channel_id)) == 1
+
+
+def test_a_post_is_escalated_into_each_open_incident_it_belongs_to(
+    runtime: Runtime, emulator: SlackEmulator, http: httpx.Client, clock: ManualClock,
+) -> None:
+    outage = open_war_room(runtime, emulator, playbook="outage")
+    other = open_war_room(runtime, emulator, playbook="outage")
+    ingest(http, post(1))
+    rows = settled(runtime, 2)
+    assert sorted(row.incident_id for row in rows) == sorted([outage.incident_id, other.incident_id])
+    for room in (outage, other):
+        wait_until(lambda room=room: len(escalation_messages(emulator, room.channel_id)) == 1, what="one each")
+    # A post that mentions neither the brand nor the playbook's words belongs to no incident.
+    ingest(http, post(2, text="worst airline ever, furious, lost my bag"))
+    assert len(escalations(runtime)) == 2
