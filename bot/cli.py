@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     score = mention_commands.add_parser("score", help="score a CSV of posts (column `text`): label,score per row")
     score.add_argument("file", type=Path)
+    fixes = mention_commands.add_parser(
+        "corrections", help="write monitors' sentiment corrections as labelled CSV (id,text,label,created_at,source)")
+    fixes.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
 
     export = commands.add_parser("export", help="write an incident's timeline export")
     export.add_argument("incident", help="incident id or channel name")
@@ -137,10 +140,15 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "db":
         return _db(settings, args)
+    if args.command == "mentions" and args.mentions_command == "corrections":
+        from bot.listening.corrections import export_corrections
+
+        return export_corrections(settings, args.output)
     if args.command == "mentions":
         from bot.listening.mention_import import import_csv
 
-        return import_csv(settings, args.file)
+        # The plan says which imported posts escalate into open incidents.
+        return import_csv(settings, args.file, load_plan(plan_path(settings.warroom_plan)))
     if args.command == "export":
         from bot.exports import export_command
 

@@ -19,6 +19,7 @@ from bot.flows.port import (
     Brief,
     Channel,
     DigestMessage,
+    EscalationMessage,
     Message,
     Notice,
     Opened,
@@ -36,6 +37,7 @@ from bot.listening.digests import summary_line
 from handlers.render import updates as render_updates
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
+from handlers.render.escalations import escalation_text, render_escalation
 from handlers.render.incident import (
     brief_blocks,
     brief_text,
@@ -70,9 +72,12 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
             return open_failed_text(title, step, problem), None
         case DigestMessage(figures=figures, brand=brand):
             return summary_line(figures), render_digest(figures, brand)
-        case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity):
+        case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity, explanation=explanation,
+                               incident_note=note):
             text = f"Mention spike: {verdict.count} mentions in {verdict.minutes} minutes"
-            return text, render_spike_alert(brand, verdict, severity)
+            return text, render_spike_alert(brand, verdict, severity, explanation, incident_note=note)
+        case EscalationMessage(view=view):
+            return escalation_text(view), render_escalation(view)
         case StakeholderUpdateMessage() | UpdatePosted() | UpdateNotPosted() | UpdateOverdue():
             return render_updates.render(message)
     if (rendered := render_task_message(message)) is not None:
@@ -88,8 +93,8 @@ def marker(message: Message) -> dict[str, Any] | None:
 
 
 def unfurls(message: Message) -> bool:
-    """Whether Slack may unfurl the message's links (a digest's quoted posts would bury its figures)."""
-    return not isinstance(message, DigestMessage)
+    """Whether Slack may unfurl the message's links (a quoted post's preview would bury the figures)."""
+    return not isinstance(message, DigestMessage | EscalationMessage | SpikeAlertMessage)
 
 
 def respond_teller(respond: Respond) -> Tell:

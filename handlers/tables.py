@@ -12,12 +12,15 @@ from typing import Any, NamedTuple
 from slack_bolt import App
 
 from bot.background.runtime import Runtime
+from bot.listening.escalations import ESCALATE_JOB
 from handlers import (
     catchup,
     commands,
+    corrections,
     digests,
     drafts,
     drill,
+    escalations,
     exports,
     home,
     incidents,
@@ -72,6 +75,7 @@ WORK: WorkTable = {
     tasks.TASK_BUTTON: Queued(tasks.handle_task_button, "updating the task"),
     tasks.HANDOVER: Queued(tasks.handle_handover, "handing over the task"),
     tasks.FOLLOWUP_FROM: Queued(tasks.handle_followup_from, "recording the follow-up"),
+    corrections.CORRECT: Queued(corrections.handle_correction, "correcting the sentiment"),
 }
 
 
@@ -79,6 +83,7 @@ def register(app: App, runtime: Runtime, *, work: WorkTable = WORK) -> None:
     """Attach every module's listeners to `app` (a test passes its own `work` to see which names they use)."""
     commands.register(app, runtime, SUBCOMMANDS)
     catchup.register(app, runtime, work)
+    corrections.register(app, runtime, work)
     drafts.register(app, runtime, work)
     home.register(app, runtime)
     incidents.register(app, runtime, work)
@@ -105,6 +110,7 @@ JOBS: dict[str, Job] = {
         run=lambda runtime, payload: run_interaction(runtime, WORK, payload),
         tell_failure=lambda runtime, payload, reason: tell_interaction_failed(runtime, WORK, payload, reason),
     ),
+    ESCALATE_JOB: Job(run=escalations.run_escalation_job, tell_failure=escalations.tell_escalation_failed),
 }
 
 

@@ -4,6 +4,7 @@ from models.base import Base, UTCDateTime, utcnow
 from models.catchup import CatchupMark
 from models.db import make_engine, make_session_factory, ping, rows_changed, transaction
 from models.drafts import Draft, DraftRevision
+from models.escalations import Escalation, MentionSighting, SentimentCorrection
 from models.incidents import (
     Decision,
     Fact,
@@ -22,7 +23,8 @@ from models.updates import StakeholderPost, UpdateReminder
 
 __all__ = [
     "Base", "UTCDateTime", "utcnow", "make_engine", "make_session_factory", "ping", "rows_changed", "transaction",
-    "Decision", "Digest", "Job", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident", "KeyMessage",
-    "CatchupMark", "Mention", "Publication", "RoleAssignment", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
+    "Decision", "Digest", "Escalation", "Job", "Draft", "DraftRevision", "Fact", "FeedCursor", "Incident",
+    "KeyMessage", "CatchupMark", "Mention", "MentionSighting", "Publication", "RoleAssignment",
+    "SentimentCorrection", "Rumour", "SlackUser", "SpikeAlert", "TimelineEvent",
     "StakeholderPost", "UpdateReminder", "Task", "FollowUp", "ChannelArchive",
 ]

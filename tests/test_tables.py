@@ -8,6 +8,7 @@ from slack_bolt import App
 
 from bot.background.runtime import Runtime
 from bot.crisis.commands import ANYWHERE, COMMANDS
+from bot.listening.escalations import ESCALATE_JOB
 from handlers import tables
 from handlers.commands import CRISIS_JOB
 from handlers.queued import INTERACTION_JOB, Queued
@@ -54,7 +55,8 @@ def test_every_queued_work_a_listener_names_is_in_the_work_table_and_none_is_unu
 
 
 def test_the_job_table_runs_every_kind_the_listeners_queue() -> None:
-    assert set(tables.JOBS) == {CRISIS_JOB, INTERACTION_JOB}
+    # Listeners queue crisis and interaction jobs; ingest queues escalate jobs.
+    assert set(tables.JOBS) == {CRISIS_JOB, INTERACTION_JOB, ESCALATE_JOB}
 
 
 def test_an_unknown_job_kind_is_refused(runtime: Runtime) -> None:

@@ -35,7 +35,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
 from bot.background.runtime import Runtime
-from bot.flows.alerts import post_spike_alert
+from bot.flows.alerts import check_spikes
 from bot.flows.digests import post_digest
 from bot.flows.port import SlackPort
 from bot.flows.tasks import archive_due_channels, send_due_nudges
@@ -157,17 +157,8 @@ class Scheduler:
         return sum(result.accepted for result in results)
 
     def check_spikes(self, now: datetime) -> str | None:
-        """Check for a brand-wide spike and alert once per cooldown; the alert's message ts."""
-        from bot.listening.spikes import evaluate, record_spike_alert
-
-        thresholds = self.runtime.plan.spike
-        with transaction(self.runtime.sessions) as session:
-            verdict = evaluate(session, thresholds, now)
-            alert = record_spike_alert(session, thresholds, verdict) if verdict.is_spike else None
-            alert_id = alert.id if alert is not None else None
-        if alert_id is None:
-            return None
-        return post_spike_alert(self.runtime, self.port, alert_id, verdict)
+        """Check for a brand-wide spike and alert when due (`bot.flows.alerts`); the alert's message ts."""
+        return check_spikes(self.runtime, self.port, now)
 
     def remind_updates(self, now: datetime) -> int:
         """Remind each open incident's lead once when its stakeholder update is overdue; how many were."""

@@ -109,7 +109,19 @@ class SpikeThresholds(_Strict):
     z_score: Annotated[float, Field(gt=0)] = 3.0
     ratio: Annotated[float, Field(gt=1)] = 2.0
     negative_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # Negativity judged against the baseline's own negative share: points above it (None: off).
+    negative_points: Annotated[float | None, Field(gt=0, le=100)] = 20.0
+    persistence: Annotated[int, Field(ge=1, le=2)] = 1  # consecutive windows that must cross
     cooldown_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
+
+
+class EscalationThresholds(_Strict):
+    """When one mention is pushed into the open incidents it belongs to (any threshold; None: off)."""
+
+    negative_reach: Annotated[int | None, Field(ge=1)] = 50_000
+    engagement_per_minute: Annotated[float | None, Field(gt=0)] = 100.0
+    rumour_reach: Annotated[int | None, Field(ge=1)] = 10_000
+    hourly_cap: Annotated[int, Field(ge=1, le=100)] = 5
 
 
 class SeverityLevel(_Strict):
@@ -247,6 +259,7 @@ class Plan(_Strict):
     stakeholder_channel: str | None = None
     feeds: Feeds = Feeds()
     spike: SpikeThresholds = SpikeThresholds()
+    escalation: EscalationThresholds = EscalationThresholds()
     severities: dict[Severity, SeverityLevel]
     roles: dict[str, Role] = Field(default_factory=_default_roles)
     playbooks: dict[str, Playbook] = {}

@@ -20,8 +20,8 @@ BUNDLED_STREAMS = Path(__file__).with_name("data")
 
 # Plan keys a drill runs with as they are. The rest are replaced (`drill_plan`) or left out; a key added
 # to the plan later stays out of drills until it is listed here (tests/test_drill.py keeps the lists whole).
-DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "severities", "roles", "playbooks", "tone", "mentions",
-                         "approval", "drills"})
+DRILL_KEEPS = frozenset({"brand", "timezone", "spike", "escalation", "severities", "roles", "playbooks", "tone",
+                         "mentions", "approval", "drills"})
 # A drill never publishes, and never posts outside its own channels.
 DRILL_REPLACES = frozenset({"alert_channel", "channel", "feeds", "publishing", "stakeholder_channel"})
 

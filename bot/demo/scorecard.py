@@ -125,7 +125,9 @@ def _time(metric: dict[str, Any] | None) -> datetime | None:
 
 def build_scorecard(runtime: Runtime, run: DrillRun, wall_seconds: float) -> Scorecard:
     with transaction(runtime.sessions) as session:
-        alerts = list(session.scalars(select(SpikeAlert.fired_at).order_by(SpikeAlert.fired_at)))
+        # Alerts in the alert channel; a note into an open incident (volume doubled) is not a new alert.
+        rows = session.execute(select(SpikeAlert.fired_at, SpikeAlert.figures).order_by(SpikeAlert.fired_at))
+        alerts = [fired_at for fired_at, figures in rows if not (figures or {}).get("incidents")]
         incident = session.scalars(select(Incident).where(Incident.is_drill.is_(True))
                                    .order_by(Incident.opened_at, Incident.id)).first()
         if incident is None:

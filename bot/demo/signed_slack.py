@@ -71,7 +71,8 @@ def _find_element(blocks: list[dict[str, Any]], action_id: str, value: str | Non
         for element in candidates:
             if not isinstance(element, dict) or element.get("action_id") != action_id:
                 continue
-            if value is None or element.get("value") == value:
+            options = [option.get("value") for option in element.get("options") or [] if isinstance(option, dict)]
+            if value is None or element.get("value") == value or value in options:  # a button, or a menu's option
                 return block.get("block_id"), element
     return None, None
 
@@ -199,7 +200,11 @@ class SlackClient:
             "action_ts": _now_ts(),
         }
         chosen_value = value if value is not None else (element or {}).get("value")
-        if chosen_value is not None:
+        if action["type"] == "overflow":
+            # An overflow menu sends the chosen option, as Slack does, not a value.
+            option = next(o for o in (element or {}).get("options", []) if o.get("value") == chosen_value)
+            action["selected_option"] = option
+        elif chosen_value is not None:
             action["value"] = chosen_value
         payload["actions"] = [action]
         return self._send_payload(payload)

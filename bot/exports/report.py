@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session
 
 from bot.crisis import timeline
 from bot.crisis.plan import Plan
+from bot.exports.corrections import corrections_section
 from bot.exports.sections import Section, SectionBuilder, SectionContext
 from bot.exports.stakeholder_updates import updates_section
+from bot.listening.corrections import effective_sentiment
 from bot.listening.mentions import contains_any, incident_keywords
 from bot.publishing.publish import publications_section
 from bot.tasks.export import coordination_metrics_section, followups_section, tasks_section
@@ -33,6 +35,7 @@ from models import (
     Mention,
     RoleAssignment,
     Rumour,
+    SentimentCorrection,
     TimelineEvent,
 )
 from models.drafts import APPROVED, FAILED, PENDING, REJECTED, REQUESTED, SUPERSEDED
@@ -67,6 +70,7 @@ _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^<>]*)?>")
 # Sections features add to the export (bot/exports/sections.py), in the order they are shown.
 SECTION_BUILDERS: tuple[SectionBuilder, ...] = (
     tasks_section, followups_section, coordination_metrics_section, updates_section, publications_section,
+    corrections_section,
 )
 
 
@@ -195,7 +199,8 @@ def _mentions(
     buckets = [{"negative": 0, "neutral": 0, "positive": 0} for _ in range(bucket_count)]
     counts = {name: {"count": 0, "negative": 0} for name in windows}
     query = (
-        select(Mention.created_at, Mention.sentiment_label)
+        select(Mention.created_at, effective_sentiment())  # a monitor's correction counts
+        .outerjoin(SentimentCorrection, SentimentCorrection.mention_id == Mention.id)
         .where(
             Mention.created_at >= start,
             Mention.created_at < end,

@@ -16,11 +16,13 @@ from bot.flows.task_messages import TaskMessages
 from bot.flows.update_messages import StakeholderUpdateMessage, UpdateNotPosted, UpdateOverdue, UpdatePosted
 from bot.infra.errors import SlackFailure
 from bot.listening.digests import DigestFigures
+from bot.listening.escalations import EscalationView
+from bot.listening.spike_explain import SpikeExplanation
 from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
            "DigestMessage", "SpikeAlertMessage", "StakeholderUpdateMessage", "UpdatePosted", "UpdateNotPosted",
-           "UpdateOverdue"]
+           "UpdateOverdue", "EscalationMessage"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -72,10 +74,20 @@ class SpikeAlertMessage:
     brand: str
     verdict: SpikeVerdict
     severity: str
+    explanation: SpikeExplanation | None = None
+    incident_note: bool = False  # posted in a covering incident's channel, not the alert channel
+
+
+@dataclass(frozen=True)
+class EscalationMessage:
+    """One mention that crossed the plan's `escalation` thresholds, posted in the incident's channel."""
+
+    view: EscalationView
 
 
 Message = (Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
-           | StakeholderUpdateMessage | UpdatePosted | UpdateNotPosted | UpdateOverdue | TaskMessages)
+           | StakeholderUpdateMessage | UpdatePosted | UpdateNotPosted | UpdateOverdue | TaskMessages
+           | EscalationMessage)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ from sqlalchemy.orm import Session
 
 from bot.crisis.plan import Plan
 from bot.crisis.timeline import DIGEST_FAILED, DIGEST_POSTED, record_event
+from bot.listening.corrections import corrected_labels, effective_sentiment
+from bot.listening.escalations import capped_since
 from bot.listening.mentions import (
     STOP_WORDS,
     IncidentScope,
@@ -50,7 +52,7 @@ from bot.listening.mentions import (
     words_of,
 )
 from bot.listening.spikes import judge
-from models import Digest, Incident, Mention, Rumour, rows_changed
+from models import Digest, Incident, Mention, Rumour, SentimentCorrection, rows_changed
 from models.incidents import OPEN, RUMOUR_OPEN
 
 TOP_POSTS = 5
@@ -138,6 +140,7 @@ class DigestFigures:
     series: list[SeriesPoint] = field(default_factory=list)
     series_minutes: int = 0
     series_start: str = ""
+    escalations_held_back: int = 0  # crossing posts over the hourly escalation cap in the window
 
     @property
     def change(self) -> float | None:
@@ -222,10 +225,9 @@ def _series(session: Session, scope: IncidentScope, dialect: str, end: datetime,
     return kept + fresh
 
 
-def _baseline(series: list[SeriesPoint], window_start: datetime, minutes: int, count: int) -> list[int]:
-    """Volumes of the last `count` series buckets that ended by `window_start`."""
-    ended = [p.volume for p in series
-             if datetime.fromisoformat(p.start) + timedelta(minutes=minutes) <= window_start]
+def _baseline(series: list[SeriesPoint], window_start: datetime, minutes: int, count: int) -> list[SeriesPoint]:
+    """The last `count` series buckets that ended by `window_start`."""
+    ended = [p for p in series if datetime.fromisoformat(p.start) + timedelta(minutes=minutes) <= window_start]
     return ended[-count:]
 
 
@@ -352,11 +354,13 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
     current = case((Mention.created_at >= window_start, 1), else_=0)
     split = dict.fromkeys(SENTIMENTS, 0)
     previous_volume = 0
+    sentiment = effective_sentiment()  # a monitor's correction counts from then on
     for label, now_count, total in session.execute(
-        select(Mention.sentiment_label, func.sum(current), func.count())
+        select(sentiment, func.sum(current), func.count())
+        .outerjoin(SentimentCorrection, SentimentCorrection.mention_id == Mention.id)
         .where(Mention.created_at >= max(window_start - width, scope.since), Mention.created_at < window_end,
                keywords)
-        .group_by(Mention.sentiment_label)
+        .group_by(sentiment)
     ):
         split[label] = int(now_count or 0)
         previous_volume += int(total) - int(now_count or 0)
@@ -365,7 +369,8 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
     previous = _previous_figures(session, incident.id, window_end)
     series = _series(session, scope, dialect, window_end, minutes, previous)
     baseline = _baseline(series, window_start, minutes, plan.spike.baseline_windows)
-    verdict = judge(plan.spike, volume, split["negative"], baseline, window_start, window_end)
+    verdict = judge(plan.spike, volume, split["negative"], [p.volume for p in baseline], window_start, window_end,
+                    [p.negative for p in baseline])
     figures = DigestFigures(
         incident_id=incident.id, title=incident.title, severity=incident.severity,
         window_start=window_start.isoformat(), window_end=window_end.isoformat(), window_minutes=minutes,
@@ -378,6 +383,9 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
             select(Mention).where(in_window).order_by(influence_rank().desc(), Mention.id).limit(TOP_POSTS)
         )
         figures.top_posts = [_top_post(mention) for mention in top]
+        corrected = corrected_labels(session, [post.mention_id for post in figures.top_posts])
+        for post in figures.top_posts:
+            post.sentiment = corrected.get(post.mention_id, post.sentiment)
         figures.influencers = _voices(session, in_window, negative_only=False)
         figures.detractors = _voices(session, in_window, negative_only=True)
         excluded = set(STOP_WORDS) | {w for keyword in scope.keywords for w in words_of(keyword)}
@@ -385,6 +393,7 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
         figures.rising_terms = rising_terms(current_texts, previous_texts, excluded)
     figures.rumours = _rumours(session, plan, incident.id, scope, dialect, in_window,
                                window_start, window_end, previous)
+    figures.escalations_held_back = capped_since(session, incident.id, window_start, window_end)
     return figures
 
 

@@ -40,6 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crisis.plan import MastodonFeed, Plan, RssFeed
+from bot.listening.escalations import queue_escalations
 from bot.listening.feed_http import AllowedAddresses, FeedFetchError, Fetched, feed_client, fetch
 from bot.listening.html_text import html_to_text
 from bot.listening.mentions import MAX_TEXT_CHARS, NewMention, store_mentions, validate_mention
@@ -218,7 +219,8 @@ def parse_feed(fetched: Fetched) -> tuple[list[Any], bool]:
     return list(parsed.entries), str(parsed.get("version", "")).startswith("atom")
 
 
-def poll_rss(sessions: sessionmaker[Session], feed: RssFeed, http: httpx.Client, now: datetime) -> PollResult:
+def poll_rss(sessions: sessionmaker[Session], feed: RssFeed, http: httpx.Client, now: datetime,
+             plan: Plan | None = None) -> PollResult:
     """Fetch one RSS/Atom feed if it changed and store its new items."""
     key = rss_key(feed)
     with transaction(sessions) as session:
@@ -242,6 +244,8 @@ def poll_rss(sessions: sessionmaker[Session], feed: RssFeed, http: httpx.Client,
     # next poll fetches the whole feed again.
     with transaction(sessions) as session:
         result = store_mentions(session, mentions, source="rss")
+        if plan is not None:
+            queue_escalations(session, plan, mentions, now)
         cursor = _cursor(session, key)
         cursor.cursor = {"etag": fetched.headers.get("ETag"),
                          "last_modified": fetched.headers.get("Last-Modified")}
@@ -293,7 +297,7 @@ def _rate_limit_reset(response: Fetched, now: datetime) -> datetime | None:
 
 
 def poll_mastodon(sessions: sessionmaker[Session], feed: MastodonFeed, http: httpx.Client,
-                  now: datetime, token_env: str | None = None) -> PollResult:
+                  now: datetime, token_env: str | None = None, plan: Plan | None = None) -> PollResult:
     """Fetch the new statuses of one tag timeline (or search, with a token) and store them; honours the
     instance's rate limit."""
     key = mastodon_key(feed)
@@ -341,6 +345,8 @@ def poll_mastodon(sessions: sessionmaker[Session], feed: MastodonFeed, http: htt
     mentions, skipped = _storable(statuses, status_item, key)
     with transaction(sessions) as session:
         result = store_mentions(session, mentions, source="mastodon")
+        if plan is not None:
+            queue_escalations(session, plan, mentions, now)
         cursor = _cursor(session, key)
         cursor.cursor = {**cursor.cursor, "since_id": since_id}
         cursor.polled_at, cursor.next_poll_at, cursor.error = now, next_poll_at, None
@@ -364,8 +370,8 @@ def poll_feeds(sessions: sessionmaker[Session], plan: Plan, now: datetime, *,
     """
     with feed_client(allow, user_agent=USER_AGENT) as client:
         jobs: list[tuple[str, Callable[[], PollResult]]] = [
-            (rss_key(f), partial(poll_rss, sessions, f, client, now)) for f in plan.feeds.rss]
-        jobs += [(mastodon_key(f), partial(poll_mastodon, sessions, f, client, now, mastodon_token_env(plan, f)))
+            (rss_key(f), partial(poll_rss, sessions, f, client, now, plan)) for f in plan.feeds.rss]
+        jobs += [(mastodon_key(f), partial(poll_mastodon, sessions, f, client, now, mastodon_token_env(plan, f), plan))
                  for f in plan.feeds.mastodon]
         return [_poll_one(sessions, key, poll, now) for key, poll in jobs]
 

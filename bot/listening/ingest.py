@@ -19,8 +19,9 @@ from typing import Any
 from bot.background.runtime import Runtime
 from bot.infra.bearer import bearer_matches
 from bot.infra.metrics import count_refused_mentions
+from bot.listening.escalations import queue_escalations
 from bot.listening.mentions import FieldError, NewMention, json_int, store_mentions, validate_mention
-from models import transaction
+from models import transaction, utcnow
 
 MAX_BATCH = 1000
 # A batch's mentions are 3 deep ({"mentions": [{...}]}): room for fields War Room ignores to nest.
@@ -146,4 +147,5 @@ def handle_ingest_request(
         return status, problem
     with transaction(runtime.sessions) as session:
         result = store_mentions(session, mentions, source="webhook")
+        queue_escalations(session, runtime.plan, mentions, utcnow())
     return 202, {"accepted": result.accepted, "duplicates": result.duplicates}

@@ -17,11 +17,13 @@ from typing import IO, TextIO
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from bot.crisis.plan import Plan
 from bot.infra.errors import CommandError
 from bot.infra.settings import Settings
+from bot.listening.escalations import queue_escalations
 from bot.listening.mentions import REQUIRED_FIELDS, NewMention, store_mentions, validate_mention
 from bot.listening.sentiment import score_texts
-from models import make_engine, make_session_factory, transaction
+from models import make_engine, make_session_factory, transaction, utcnow
 
 MAX_REPORTED_ERRORS = 20
 SCORE_CHUNK = 1000
@@ -137,7 +139,7 @@ def read_mentions(path: Path, defaults: dict[str, str] | None = None) -> tuple[l
     return mentions, problems
 
 
-def import_csv(settings: Settings, path: Path) -> int:
+def import_csv(settings: Settings, path: Path, plan: Plan | None = None) -> int:
     """Import a mentions CSV: all rows or none. Exit code 0, or 2 after printing what is wrong."""
     mentions, problems = read_mentions(path)
     if problems:
@@ -153,6 +155,8 @@ def import_csv(settings: Settings, path: Path) -> int:
     try:
         with transaction(make_session_factory(engine)) as session:
             result = store_mentions(session, mentions, source="csv", progress=ProgressBar(len(mentions)))
+            if plan is not None:
+                queue_escalations(session, plan, mentions, utcnow())
     except (OperationalError, ProgrammingError) as exc:
         why = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise CommandError(f"DATABASE_URL: cannot store mentions ({why}); try `warroom db upgrade`") from None

@@ -1,4 +1,4 @@
-"""Brand-wide spike detection with the plan's `spike` thresholds, and the once-per-cooldown alert record.
+"""Brand-wide spike detection with the plan's `spike` thresholds, and the alert record that keeps it quiet.
 
 Every stored mention counts (everything War Room ingests is the brand's monitoring output). The
 window is the last `window_minutes` up to the check (to the whole minute); the baseline is the
@@ -8,18 +8,25 @@ any one of:
 - z-score ≥ `z_score`, where z = (count − baseline mean) / baseline standard deviation, the deviation
   floored at 1 so a perfectly flat baseline does not make every extra post infinite;
 - count ≥ `ratio` × baseline mean (a baseline mean of 0 counts as 1);
-- negative share of the window ≥ `negative_share`.
+- negativity: the window's negative share at least `negative_points` percentage points above the
+  baseline windows' own negative share (so a brand whose normal traffic is mostly complaints is not
+  alerted for being complained about); with `negative_points: null`, or a baseline with no posts, the
+  absolute rule: negative share ≥ `negative_share`.
 
-At most one alert fires per `cooldown_minutes`, across processes: the SpikeAlert row is inserted and
-the cooldown checked in one transaction that first serialises checkers (a PostgreSQL advisory lock;
-SQLite's write lock), and `window_end` is unique.
+With `persistence: 2` the previous window (against its own baseline) must have crossed too.
+
+Nagging is bounded across processes: the SpikeAlert row is inserted and checked in one transaction
+that first serialises checkers (a PostgreSQL advisory lock; SQLite's write lock), and `window_end` is
+unique. With no open incident, at most one alert per `cooldown_minutes`. While an open incident covers
+the brand (every incident's mentions include the brand's keywords), the alert channel stays quiet and
+a note goes to the incident, only when the window's volume is at least double the last alert's.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +54,15 @@ class SpikeVerdict:
     ratio: float
     negative_share: float
     reasons: list[str]
+    baseline_negative_share: float | None = None  # None: the baseline windows had no posts
+    unconfirmed: list[str] = field(default_factory=list)  # crossed, waiting for a second window
+
+    @property
+    def shift_points(self) -> float | None:
+        """Percentage points the window's negative share stands above the baseline's (None: no baseline)."""
+        if self.baseline_negative_share is None:
+            return None
+        return round((self.negative_share - self.baseline_negative_share) * 100, 1)
 
     @property
     def is_spike(self) -> bool:
@@ -60,27 +76,40 @@ class SpikeVerdict:
         data = asdict(self)
         data["window_start"] = self.window_start.isoformat()
         data["window_end"] = self.window_end.isoformat()
+        data["shift_points"] = self.shift_points
         return data
 
 
 def judge(thresholds: SpikeThresholds, count: int, negative: int, baseline: list[int],
-          window_start: datetime, window_end: datetime) -> SpikeVerdict:
-    """Apply the thresholds to a window's count and negatives against baseline window counts."""
+          window_start: datetime, window_end: datetime,
+          baseline_negative: list[int] | None = None) -> SpikeVerdict:
+    """Apply the thresholds to a window's count and negatives against baseline window counts (and, when
+    given, the baseline windows' negatives, for the shift rule)."""
     mean = statistics.fmean(baseline) if baseline else 0.0
     deviation = max(statistics.pstdev(baseline) if len(baseline) > 1 else 0.0, 1.0)
     z = (count - mean) / deviation
     ratio = count / max(mean, 1.0)
     share = negative / count if count else 0.0
+    baseline_total = sum(baseline)
+    baseline_share: float | None = None
+    if baseline_negative is not None and baseline_total:
+        baseline_share = sum(baseline_negative) / baseline_total
     reasons: list[str] = []
     if count >= thresholds.min_count:
         if z >= thresholds.z_score:
             reasons.append(f"z-score {z:.1f} ≥ {thresholds.z_score:g}")
         if ratio >= thresholds.ratio:
             reasons.append(f"{ratio:.1f}× the baseline ≥ {thresholds.ratio:g}×")
-        if share >= thresholds.negative_share:
+        if thresholds.negative_points is not None and baseline_share is not None:
+            points = (share - baseline_share) * 100
+            if points >= thresholds.negative_points:
+                reasons.append(f"{share:.0%} negative, {points:.0f} points above the baseline's "
+                               f"{baseline_share:.0%} ≥ {thresholds.negative_points:g}")
+        elif share >= thresholds.negative_share:
             reasons.append(f"{share:.0%} negative ≥ {thresholds.negative_share:.0%}")
     return SpikeVerdict(window_start, window_end, count, negative, baseline, round(mean, 3),
-                        round(z, 3) if math.isfinite(z) else 0.0, round(ratio, 3), round(share, 4), reasons)
+                        round(z, 3) if math.isfinite(z) else 0.0, round(ratio, 3), round(share, 4), reasons,
+                        None if baseline_share is None else round(baseline_share, 4))
 
 
 def window_counts(session: Session, end: datetime, minutes: int, windows: int,
@@ -109,29 +138,53 @@ def window_counts(session: Session, end: datetime, minutes: int, windows: int,
     return counts
 
 
+def judge_windows(thresholds: SpikeThresholds, counts: list[tuple[int, int]], end: datetime) -> SpikeVerdict:
+    """Judge the newest of `counts` ((count, negatives) per window, newest first, ending at `end`), and
+    with `persistence: 2` require the window before to have crossed against its own baseline too."""
+    width = timedelta(minutes=thresholds.window_minutes)
+    windows = thresholds.baseline_windows
+
+    def at(index: int) -> SpikeVerdict:
+        count, negative = counts[index]
+        before = counts[index + 1 : index + 1 + windows]
+        return judge(thresholds, count, negative, [c for c, _ in before], end - width * (index + 1),
+                     end - width * index, [n for _, n in before])
+
+    verdict = at(0)
+    if thresholds.persistence > 1 and verdict.is_spike and not at(1).is_spike:
+        return replace(verdict, reasons=[], unconfirmed=verdict.reasons)
+    return verdict
+
+
 def evaluate(session: Session, thresholds: SpikeThresholds, now: datetime) -> SpikeVerdict:
     """Judge the brand-wide window ending at `now` (to the minute) against its baseline."""
     end = now.replace(second=0, microsecond=0)
-    counts = window_counts(session, end, thresholds.window_minutes, thresholds.baseline_windows + 1)
-    count, negative = counts[0]
-    return judge(thresholds, count, negative, [c for c, _ in counts[1:]],
-                 end - timedelta(minutes=thresholds.window_minutes), end)
+    counts = window_counts(session, end, thresholds.window_minutes,
+                           thresholds.baseline_windows + thresholds.persistence)
+    return judge_windows(thresholds, counts, end)
 
 
 def record_spike_alert(
-    session: Session, thresholds: SpikeThresholds, verdict: SpikeVerdict
+    session: Session, thresholds: SpikeThresholds, verdict: SpikeVerdict, *, covered: bool = False
 ) -> SpikeAlert | None:
-    """Insert the alert for `verdict` unless one fired within the cooldown; None when it must stay quiet.
+    """Insert the alert for `verdict` unless it must stay quiet (None): within the cooldown, or, when an
+    open incident `covered` the brand, unless the volume is at least double the last alert's.
 
     Call inside a transaction and commit before posting, so a second process sees the row.
     """
     _serialise_checkers(session)
-    cooldown_start = verdict.window_end - timedelta(minutes=thresholds.cooldown_minutes)
-    recent = session.scalar(
-        select(func.count()).select_from(SpikeAlert).where(SpikeAlert.window_end > cooldown_start)
-    )
-    if recent:
-        return None
+    if covered:
+        last = session.scalars(select(SpikeAlert).order_by(SpikeAlert.window_end.desc()).limit(1)).first()
+        if last is not None and (last.window_end >= verdict.window_end
+                                 or verdict.count < 2 * int((last.figures or {}).get("count", 0))):
+            return None
+    else:
+        cooldown_start = verdict.window_end - timedelta(minutes=thresholds.cooldown_minutes)
+        recent = session.scalar(
+            select(func.count()).select_from(SpikeAlert).where(SpikeAlert.window_end > cooldown_start)
+        )
+        if recent:
+            return None
     alert = SpikeAlert(window_end=verdict.window_end, fired_at=verdict.window_end, figures=verdict.as_json())
     session.add(alert)
     session.flush()
@@ -149,8 +202,11 @@ def _serialise_checkers(session: Session) -> None:
 
 
 def alert_severity(thresholds: SpikeThresholds, verdict: SpikeVerdict) -> str:
-    """The severity an alert suggests: sev2 when the window is mostly negative or far off the baseline."""
-    if verdict.negative_share >= thresholds.negative_share or verdict.z >= 2 * thresholds.z_score:
+    """The severity an alert suggests: sev2 when negativity jumped (twice the points threshold) or the
+    window is mostly negative, or volume is far off the baseline."""
+    shift, points = verdict.shift_points, thresholds.negative_points
+    if (shift is not None and points is not None and shift >= 2 * points) \
+            or verdict.negative_share >= thresholds.negative_share or verdict.z >= 2 * thresholds.z_score:
         return "sev2"
     return "sev3"
 

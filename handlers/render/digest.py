@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
     ButtonElement,
     DividerBlock,
@@ -16,6 +17,7 @@ from slack_sdk.models.blocks import (
 from bot.infra.mrkdwn import escape_and_truncate
 from bot.listening.digests import DigestFigures, RumourMatch, TopPost, Voice, summary_line
 from handlers.render.common import context, section
+from handlers.render.corrections import sentiment_menu
 
 DRAFT_REPLY_ACTION = "draft_reply"
 POST_TEXT_LIMIT = 600
@@ -114,10 +116,14 @@ def render_digest(figures: DigestFigures, brand: str) -> list[Block]:
     summary = f"*{figures.volume} mentions* · {trend}\n{shares}"
     if figures.spike:
         summary += "\n:rotating_light: *Spike*: " + "; ".join(figures.spike_reasons)
+    if figures.escalations_held_back:
+        summary += (f"\n:mute: {figures.escalations_held_back} more post(s) crossed the escalation thresholds "
+                    "after the hourly cap was reached and were not posted one by one")
     blocks: list[Block] = [header, section(summary), DividerBlock()]
     if figures.top_posts:
         blocks.append(section("*Top posts* (reach × engagement)"))
-        blocks.extend(_post_block(post) for post in figures.top_posts)
+        for post in figures.top_posts:
+            blocks += [_post_block(post), ActionsBlock(elements=[sentiment_menu(post.mention_id, post.sentiment)])]
     if figures.influencers:
         blocks.append(_voices_block("*Top influencers*", figures.influencers, negative_only=False))
     if figures.detractors:

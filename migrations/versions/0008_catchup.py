@@ -1,7 +1,7 @@
 """catch-up marks: when each person last caught up on an incident, and their join catch-up (once)
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-03 20:40:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from models.base import UTCDateTime
 
 revision: str = '0008'
-down_revision: str | None = '0005'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
