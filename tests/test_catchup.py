@@ -267,3 +267,21 @@ def test_since_you_last_looked_starts_at_your_last_action(
     assert "Since your last action here" in shown and "5 timeline entries" in shown
     assert "New fact: The baggage belt" in shown and "New fact: Flights resumed" not in shown
     assert "Flights resumed at 16:00 UTC" in shown  # still listed among the confirmed facts, not as new
+
+
+@pytest.mark.parametrize("with_llm", [False])
+def test_catchup_lists_open_tasks_overdue_first(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI, room: WarRoom,
+    clock: ManualClock,
+) -> None:
+    run(slack, runtime, f"task Call the airport ops desk <@{LEAD}> due 10m", LEAD, room)
+    run(slack, runtime, "task Brief the CEO due 2h", LEAD, room)
+    run(slack, runtime, "task Check the FAQ page", LEAD, room)
+    clock.advance(timedelta(minutes=30))  # the first is overdue now
+
+    shown = message_text(catchup(slack, emulator, runtime, room))
+    assert "*Open tasks*" in shown and "3 open tasks (1 overdue)" in shown
+    listed = shown[shown.index("*Open tasks*"):]
+    assert listed.index("Call the airport ops desk") < listed.index("Brief the CEO") < listed.index("Check the FAQ")
+    assert "*overdue* since" in listed.split("Brief the CEO")[0] and f"<@{LEAD}>" in listed
+    assert "nobody yet" in listed

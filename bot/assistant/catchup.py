@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,7 @@ from bot.crisis.incidents import severity_label
 from bot.crisis.plan import Plan
 from bot.crisis.roles import LEAD
 from bot.listening.mentions import contains_any, incident_scope, influence_rank
+from bot.tasks.tasks import incident_tasks
 from models import (
     CatchupMark,
     Decision,
@@ -37,6 +39,7 @@ from models import (
 )
 from models.drafts import PENDING
 from models.incidents import OPEN, RUMOUR_OPEN
+from models.tasks import TASK_OPEN
 
 # Someone who joins the channel once the incident is this old gets the catch-up privately.
 JOIN_CATCHUP_AFTER = timedelta(minutes=15)
@@ -134,6 +137,17 @@ class Listed:
 
 
 @dataclass(frozen=True)
+class OpenTask:
+    """A task still open in the incident, with whether it is overdue."""
+
+    id: int
+    text: str
+    owner: str | None
+    due_at: datetime | None
+    overdue: bool
+
+
+@dataclass(frozen=True)
 class CatchUp:
     """Everything one person's catch-up shows. A part added later (tasks, narratives) is one more field."""
 
@@ -160,6 +174,8 @@ class CatchUp:
     open_rumours: tuple[OpenRumour, ...]
     rumours_total: int
     chatter: Chatter
+    open_tasks: tuple[OpenTask, ...] = ()  # overdue first, then by due time
+    tasks_total: int = 0
 
     def known_entries(self) -> set[int]:
         """Every timeline entry id the catch-up (and so the model) was shown: the only ones a point may cite."""
@@ -327,7 +343,18 @@ def gather_catchup(session: Session, plan: Plan, incident_id: int, user_id: str,
         ),
         rumours_total=len(rumours),
         chatter=_chatter(session, plan, incident, since, now),
+        **_open_tasks(session, incident.id, now),
     )
+
+
+def _open_tasks(session: Session, incident_id: int, now: datetime) -> dict[str, Any]:
+    """The incident's open tasks, overdue ones first, at most MAX_LISTED of them."""
+    still_open = [task for task in incident_tasks(session, incident_id) if task.status == TASK_OPEN]
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    still_open.sort(key=lambda task: (not task.overdue(now), task.due_at or far, task.id))
+    shown = tuple(OpenTask(task.id, task.text[:ENTRY_TEXT_MAX], task.owner, task.due_at, task.overdue(now))
+                  for task in still_open[:MAX_LISTED])
+    return {"open_tasks": shown, "tasks_total": len(still_open)}
 
 
 # ---------------------------------------------------------------------------------------------

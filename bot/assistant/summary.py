@@ -92,11 +92,14 @@ def deterministic_summary(catchup: CatchUp, reason: str) -> Summary:
     if chatter.volume:
         said += f" ({round(chatter.negative_share * 100)}% negative)"
     new_facts = sum(fact.new for fact in catchup.facts.items)
+    late = sum(task.overdue for task in catchup.open_tasks)
+    overdue = f" ({late} overdue)" if late else ""
     second = (
         f"Since {since_phrase(catchup)}: {_plural(catchup.timeline_total, 'timeline entry', 'timeline entries')}, "
         f"{_plural(new_facts, 'new fact')}, {_plural(catchup.decisions.total, 'decision')}, "
         f"{_plural(catchup.pending_total, 'draft')} waiting for approval, "
-        f"{_plural(catchup.rumours_total, 'open rumour')} and {said}."
+        f"{_plural(catchup.rumours_total, 'open rumour')}, {_plural(catchup.tasks_total, 'open task')}"
+        f"{overdue} and {said}."
     )
     points = [
         Point(f"{POINT_KINDS[entry.kind]}: {' '.join(entry.text.split())[:LINE_MAX]}", (entry.id,))

@@ -93,6 +93,16 @@ def catchup_blocks(catchup: CatchUp, summary: Summary) -> list[Block]:
     blocks.append(section("*Open rumours*\n" + (rumours or "None.")
                           + _more(len(catchup.open_rumours), catchup.rumours_total)))
 
+    task_lines = "\n".join(
+        f"• #{task.id} {_team(task.text)} — "
+        + (f"<@{task.owner}>" if task.owner else "nobody yet")
+        + (f", *overdue* since {slack_date(task.due_at)}" if task.overdue and task.due_at
+           else f", due {slack_date(task.due_at)}" if task.due_at else "")
+        for task in catchup.open_tasks
+    )
+    blocks.append(section("*Open tasks*\n" + (task_lines or "None.")
+                          + _more(len(catchup.open_tasks), catchup.tasks_total)))
+
     chatter = catchup.chatter
     said = f"*What is being said* — {chatter.volume} mention(s) since then"
     if chatter.volume:
