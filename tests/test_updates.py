@@ -155,6 +155,14 @@ def test_an_overdue_update_reminds_the_lead_once_and_never_after_resolve(
     assert scheduler.remind_updates(opened + timedelta(minutes=200)) == 0
     assert count(runtime, UpdateReminder) == 1
 
+    # The export's coordination metrics count the update that went overdue.
+    with transaction(runtime.sessions) as session:
+        document = json.loads("".join(stream_export(session, room.incident_id, "json", runtime.plan, {})))
+    metrics = document["sections"]["coordination_metrics"]
+    assert metrics["updates_missed"] == 1
+    assert {"metric": "Stakeholder updates missed", "value": "1",
+            "against": "overdue for the severity's update cadence"} in metrics["rows"]
+
 
 def test_an_update_follows_the_reply_rules_regenerate_four_eyes_and_no_stakeholder_channel(
     slack: SlackClient, runtime: Runtime, emulator: SlackEmulator

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.exports.sections import Section, SectionContext
 from bot.tasks.followups import incident_followups
 from bot.tasks.tasks import STATEMENT_TARGET, TaskView, incident_tasks
-from models import Draft, TimelineEvent
+from models import Draft, TimelineEvent, UpdateReminder
 from models.drafts import APPROVED
 from models.tasks import TASK_DONE, TASK_DROPPED, TASK_FOLLOWUP, TASK_OPEN
 
@@ -81,7 +81,7 @@ def _first_approval(context: SectionContext) -> datetime | None:
 
 
 def coordination_metrics_section(context: SectionContext) -> Section | None:
-    """Time to the first holding statement against the plan's target, and tasks done late."""
+    """Time to the first holding statement against the plan's target, tasks done late, updates missed."""
     incident = context.incident
     target = context.session.scalars(select(TimelineEvent).where(
         TimelineEvent.incident_id == incident.id, TimelineEvent.kind == STATEMENT_TARGET)).first()
@@ -98,17 +98,21 @@ def coordination_metrics_section(context: SectionContext) -> Section | None:
     elif minutes is not None:
         rows.append(("Time to first holding statement", "none approved", f"target {minutes}m: missed"))
     tasks = incident_tasks(context.session, incident.id)
-    if not tasks and minutes is None:
+    # Each reminder is one stakeholder update that went overdue for the severity's `update_minutes`.
+    missed = int(context.session.scalar(
+        select(func.count()).select_from(UpdateReminder).where(UpdateReminder.incident_id == incident.id)) or 0)
+    if not tasks and minutes is None and not missed:
         return None
     late = [t for t in tasks if t.late_by is not None]
     done = [t for t in tasks if t.status == TASK_DONE]
     rows.append(("Tasks done", f"{len(done)} of {len(tasks)}", ""))
     rows.append(("Tasks done late", str(len(late)),
                  f"latest by {duration_text(max(t.late_by for t in late if t.late_by))}" if late else ""))
+    rows.append(("Stakeholder updates missed", str(missed), "overdue for the severity's update cadence"))
     return Section(
         key="coordination_metrics", title="Coordination metrics",
         columns=("metric", "value", "against"), rows=tuple(rows),
         data={"first_statement_seconds": int(took.total_seconds()) if took else None,
               "first_statement_target_minutes": minutes, "tasks": len(tasks), "tasks_done": len(done),
-              "tasks_done_late": len(late)},
+              "tasks_done_late": len(late), "updates_missed": missed},
     )
