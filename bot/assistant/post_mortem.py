@@ -32,7 +32,9 @@ from bot.background.runtime import Runtime
 from bot.crisis.plan import Plan
 from bot.drafting.prompts import PromptError, fill_template, load_template
 from bot.exports.report import build_report
+from bot.tasks.tasks import incident_tasks
 from models import Incident, TimelineEvent, transaction, utcnow
+from models.tasks import TASK_DONE, TASK_DROPPED, TASK_FOLLOWUP, TASK_OPEN
 
 SYSTEM_TEMPLATE = "post_mortem_system.md"
 REQUEST_TEMPLATE = "post_mortem_request.md"
@@ -103,7 +105,15 @@ def gather_post_mortem(session: Session, plan: Plan, incident_id: int, now: date
         (e.id, e.at, e.kind, e.actor, e.text[:LINE_MAX])
         for e in sorted(events.values(), key=lambda e: (e.at, e.id))
     )
-    metrics = build_report(session, incident_id, plan, {}, now)["metrics"]
+    metrics = dict(build_report(session, incident_id, plan, {}, now)["metrics"])
+    tasks = incident_tasks(session, incident_id)
+    metrics["tasks"] = {
+        "done": sum(task.status == TASK_DONE for task in tasks),
+        "done late": sum(task.late_by is not None for task in tasks),
+        "still open": sum(task.status == TASK_OPEN for task in tasks),
+        "turned into follow-ups": sum(task.status == TASK_FOLLOWUP for task in tasks),
+        "dropped": sum(task.status == TASK_DROPPED for task in tasks),
+    }
     return PostMortemInput(plan.brand.name, incident.title, incident.severity, incident.opened_at,
                            incident.resolved_at, metrics, entries, total)
 
@@ -123,6 +133,9 @@ def _metric_lines(metrics: dict[str, Any]) -> str:
     lines.append("- Drafts: " + ", ".join(f"{count} {status}" for status, count in drafts.items()))
     rumours = metrics.get("rumours") or {}
     lines.append("- Rumours: " + ", ".join(f"{count} {status}" for status, count in rumours.items()))
+    tasks = metrics.get("tasks") or {}
+    if any(tasks.values()):
+        lines.append("- Tasks: " + ", ".join(f"{count} {state}" for state, count in tasks.items()))
     return "\n".join(lines)
 
 
