@@ -20,6 +20,7 @@ from bot.flows.port import (
     Channel,
     DigestMessage,
     Message,
+    NarrativesMessage,
     Notice,
     Opened,
     OpenFailed,
@@ -38,6 +39,7 @@ from handlers.render.incident import (
     purpose_text,
     topic_text,
 )
+from handlers.render.narratives import render_narratives
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +66,16 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
         case SpikeAlertMessage(brand=brand, verdict=verdict, severity=severity):
             text = f"Mention spike: {verdict.count} mentions in {verdict.minutes} minutes"
             return text, render_spike_alert(brand, verdict, severity)
+        case NarrativesMessage(narratives=narratives, window_minutes=minutes, brand=brand):
+            count = len(narratives.narratives)
+            return f"{count} narrative{'s' * (count != 1)} in the last {minutes} min", render_narratives(
+                narratives, minutes, brand)
     raise TypeError(f"no rendering for {type(message).__name__}")
 
 
 def unfurls(message: Message) -> bool:
     """Whether Slack may unfurl the message's links (a digest's quoted posts would bury its figures)."""
-    return not isinstance(message, DigestMessage)
+    return not isinstance(message, DigestMessage | NarrativesMessage)
 
 
 def respond_teller(respond: Respond) -> Tell:

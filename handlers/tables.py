@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from slack_bolt import App
 
 from bot.background.runtime import Runtime
-from handlers import commands, digests, drafts, drill, exports, home, incidents, roles, room
+from handlers import commands, digests, drafts, drill, exports, home, incidents, narratives, roles, room
 from handlers.commands import CRISIS_JOB, Subcommand, SubcommandTable, run_crisis_job, tell_crisis_failed
 from handlers.queued import INTERACTION_JOB, Queued, WorkTable, run_interaction, tell_interaction_failed
 
@@ -31,6 +31,7 @@ SUBCOMMANDS: SubcommandTable = {spec.name: spec for spec in (
     Subcommand("digest", digests.digest_command),
     Subcommand("export", exports.export, when_resolved=True),
     Subcommand("resolve", incidents.resolve_command),
+    Subcommand("narratives", narratives.narratives_command),
     Subcommand("drill", drill.drill_command, needs_incident=False),
 )}
 

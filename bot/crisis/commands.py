@@ -20,6 +20,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("digest", "", "posts a mention digest now"),
     ("export", "[md|html|json|csv]", "uploads the timeline export"),
     ("resolve", "[summary]", "resolves the incident"),
+    ("narratives", "", "the top narratives in the incident's mentions now"),
     ("drill", "<name>", "replays a drill the plan defines against a practice copy of War Room"),
 )
 ANYWHERE = frozenset({"open", "help", "drill"})

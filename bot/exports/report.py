@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.crisis import timeline
 from bot.crisis.plan import Plan
+from bot.exports.narratives import narratives_section
 from bot.exports.sections import Section, SectionBuilder, SectionContext
 from bot.listening.mentions import contains_any, incident_keywords
 from models import (
@@ -59,7 +60,7 @@ _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^<>]*)?>")
 
 
 # Sections features add to the export (bot/exports/sections.py), in the order they are shown.
-SECTION_BUILDERS: tuple[SectionBuilder, ...] = ()
+SECTION_BUILDERS: tuple[SectionBuilder, ...] = (narratives_section,)
 
 
 class IncidentNotFound(LookupError):

@@ -14,10 +14,11 @@ from typing import Protocol
 from bot.crisis.incidents import IncidentSnapshot
 from bot.infra.errors import SlackFailure
 from bot.listening.digests import DigestFigures
+from bot.listening.narratives import NarrativeSet
 from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
-           "DigestMessage", "SpikeAlertMessage"]
+           "DigestMessage", "SpikeAlertMessage", "NarrativesMessage"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -71,7 +72,16 @@ class SpikeAlertMessage:
     severity: str
 
 
-Message = Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
+@dataclass(frozen=True)
+class NarrativesMessage:
+    """An incident's narratives in its severity's window (`/crisis narratives`)."""
+
+    narratives: NarrativeSet
+    window_minutes: int
+    brand: str
+
+
+Message = Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage | NarrativesMessage
 
 
 @dataclass(frozen=True)

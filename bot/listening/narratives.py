@@ -41,12 +41,25 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from scipy import sparse
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
 
-from bot.listening.mentions import STOP_WORDS, influence, words_of
+from bot.crisis.plan import Plan
+from bot.listening.mentions import (
+    STOP_WORDS,
+    contains_any,
+    incident_scope,
+    influence,
+    significant_words,
+    words_of,
+)
+from models import Incident, Mention, Rumour
+from models.incidents import RUMOUR_OPEN
 
 MAX_NARRATIVES = 5
 MAX_CLUSTERS = 100
@@ -176,13 +189,15 @@ def _reach(members: Sequence[Post]) -> int:
 
 
 def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozenset[str] = frozenset(),
-                     previous_texts: Sequence[str] = (), rumours: Sequence[tuple[str, Sequence[str]]] = (),
+                     previous_texts: Sequence[str] = (), previous_weight: float = 1.0,
+                     rumours: Sequence[tuple[str, Sequence[str]]] = (),
                      window_posts: int | None = None) -> NarrativeSet:
     """Group a window's posts into its top narratives (see the module docstring).
 
     `excluded_words`: the brand's and playbook's keyword words, never a label. `rumours`: (claim,
     significant words) of the incident's tracked rumours. `window_posts`: the window's size when
-    `posts` is a sample of it.
+    `posts` is a sample of it; `previous_weight`: what one previous text counts for (the previous
+    window's sampling rate over this one's).
     """
     from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -261,7 +276,8 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
     candidates.sort(key=lambda item: (item[0], item[1]))
     kept = candidates[:MAX_NARRATIVES]
 
-    previous_assigned = _assign_previous(vectorizer, previous_texts, [c[3] for c in kept])
+    previous_assigned = [round(count * previous_weight)
+                         for count in _assign_previous(vectorizer, previous_texts, [c[3] for c in kept])]
     grouped = 0
     for index, (negative_weight, _, local, centre, similarity) in enumerate(kept):
         post_indexes = [p for doc in rows[local] for p in members[doc]]
@@ -329,3 +345,56 @@ def _match_rumours(result: NarrativeSet, kept: list[Any], rows: np.ndarray, memb
 def sample_stride(window_posts: int, cap: int = SAMPLE_CAP) -> int:
     """Every how many mention ids to take so a window of `window_posts` fits in `cap` (1: take all)."""
     return 1 if window_posts <= cap else math.ceil(window_posts / cap)
+
+
+# ---- reading a window from the database ----------------------------------------------------------
+
+
+def _window_posts(session: Session, where: Any, cap: int) -> tuple[list[Post], int]:
+    """The posts matching `where` (every k-th mention id when more than `cap`), and how many match."""
+    total = int(session.scalar(select(func.count()).select_from(Mention).where(where)) or 0)
+    stride = sample_stride(total, cap)
+    query = select(Mention.id, Mention.text, Mention.sentiment_label, Mention.author, Mention.platform,
+                   Mention.author_followers, Mention.likes + Mention.shares + Mention.replies, Mention.url)
+    query = query.where(where)
+    if stride > 1:
+        query = query.where(Mention.id % stride == 0)
+    rows = session.execute(query.order_by(Mention.id).limit(cap)).all()
+    posts = [Post(int(mention_id), text, sentiment, author, platform, int(followers or 0), int(engagement or 0), url)
+             for mention_id, text, sentiment, author, platform, followers, engagement, url in rows]
+    return posts, total
+
+
+def window_narratives(session: Session, in_window: Any, previous_window: Any, keywords: Sequence[str],
+                      rumours: Sequence[tuple[str, Sequence[str]]], cap: int = SAMPLE_CAP) -> NarrativeSet:
+    """The narratives of the mentions matching `in_window`, trends against `previous_window`."""
+    posts, total = _window_posts(session, in_window, cap)
+    before, before_total = _window_posts(session, previous_window, cap // 4)
+    # Trends compare whole windows: scale the previous sample's counts to this sample's rate.
+    rate_now = total / len(posts) if posts else 1.0
+    rate_before = before_total / len(before) if before else 1.0
+    excluded = {word for keyword in keywords for word in words_of(keyword)}
+    return group_narratives(posts, excluded_words=excluded, previous_texts=[post.text for post in before],
+                            previous_weight=rate_before / rate_now, rumours=rumours, window_posts=total)
+
+
+def incident_narratives(session: Session, plan: Plan, incident_id: int, window_end: datetime,
+                        window_minutes: int | None = None) -> tuple[NarrativeSet, int]:
+    """`/crisis narratives`: the incident's narratives in the severity's window ending at `window_end`,
+    and that window's length in minutes."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise LookupError(f"no incident {incident_id}")
+    minutes = window_minutes or plan.digest_minutes(incident.severity)
+    dialect = session.get_bind().dialect.name
+    scope = incident_scope(plan, incident)
+    keywords = contains_any(dialect, scope.keywords)
+    start, width = window_end - timedelta(minutes=minutes), timedelta(minutes=minutes)
+    in_window = and_(Mention.created_at >= max(start, scope.since), Mention.created_at < window_end, keywords)
+    before = and_(Mention.created_at >= max(start - width, scope.since), Mention.created_at < start, keywords)
+    claims = session.scalars(
+        select(Rumour.claim).where(Rumour.incident_id == incident_id, Rumour.status == RUMOUR_OPEN)
+        .order_by(Rumour.id)
+    ).all()
+    rumours = [(claim, significant_words(claim, plan.brand.keywords)) for claim in claims]
+    return window_narratives(session, in_window, before, scope.keywords, rumours), minutes
