@@ -50,7 +50,7 @@ def titles_prompt(brand: str, narratives: NarrativeSet) -> str:
 
 def clean_title(title: str) -> str:
     """One line, no control characters, at most TITLE_CHARS (escaped later, where it is shown)."""
-    line = " ".join("".join(char for char in title if char.isprintable()).split())
+    line = " ".join("".join(char if char.isprintable() else " " for char in title).split())
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
@@ -61,7 +61,9 @@ def title_narratives(runtime: Runtime, narratives: NarrativeSet | None, brand: s
     model = runtime.settings.warroom_llm_model
     client: openai.OpenAI | None = None
     try:
-        client = runtime_llm_client(runtime).with_options(timeout=TITLE_TIMEOUT_SECONDS, max_retries=1)
+        # Shorter than a draft's wait: the digest waits for its titles.
+        timeout = min(TITLE_TIMEOUT_SECONDS, float(runtime.extras.get("llm_timeout", TITLE_TIMEOUT_SECONDS)))
+        client = runtime_llm_client(runtime).with_options(timeout=timeout, max_retries=1)
         completion = client.chat.completions.parse(
             model=model,
             messages=[{"role": "user", "content": titles_prompt(brand, narratives)}],

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -169,6 +170,28 @@ def claim_matches(text: str, words: Sequence[str]) -> bool:
     return sum(word in lowered for word in words) >= math.ceil(len(words) * 2 / 3)
 
 
+def word_stem(word: str) -> str:
+    """A light suffix strip so "boycotting", "boycotted" and "boycotts" count as one word, and "price",
+    "prices" and "priced" as another (English only; labels show the written form, never the stem)."""
+    stem = word
+    if word.endswith(("ies", "ied")) and len(word) > 4:
+        stem = word[:-3] + "y"
+    elif word.endswith("ings") and len(word) >= 7:
+        stem = word[:-4]
+    elif word.endswith("ing") and len(word) >= 6:
+        stem = word[:-3]
+    elif word.endswith("ed") and len(word) >= 5:
+        stem = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) >= 4:
+        stem = word[:-1]
+    return stem[:-1] if stem.endswith("e") and len(stem) > 3 else stem
+
+
+def _shown(surface: dict[str, Counter[str]], stem: str) -> str:
+    forms = surface.get(stem)
+    return min(forms.items(), key=lambda item: (-item[1], item[0]))[0] if forms else stem
+
+
 def _trend(now: int, before: int) -> str:
     if before < 2:
         return "new" if now >= MIN_POSTS else "steady"
@@ -212,8 +235,17 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
     members = list(groups.values())
     excluded = set(STOP_WORDS) | set(excluded_words)
 
+    surface: dict[str, Counter[str]] = {}
+
     def analyse(text: str) -> list[str]:
-        return [word for word in words_of(text) if len(word) >= 3 and word not in excluded]
+        stems = []
+        for word in words_of(text):
+            if len(word) >= 3 and word not in excluded:
+                stem = word_stem(word)
+                if stem not in excluded:
+                    stems.append(stem)
+                    surface.setdefault(stem, Counter())[word] += 1
+        return stems
 
     vectorizer = TfidfVectorizer(analyzer=analyse, min_df=2, sublinear_tf=True, dtype=np.float32)
     try:
@@ -274,7 +306,7 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
             continue
         candidates.append((-weight, texts[rows[local[0]]], local, centre / norm, similarity))
     candidates.sort(key=lambda item: (item[0], item[1]))
-    kept = candidates[:MAX_NARRATIVES]
+    kept = _sweep(candidates[:MAX_NARRATIVES], fitted, counts[rows])
 
     previous_assigned = [round(count * previous_weight)
                          for count in _assign_previous(vectorizer, previous_texts, [c[3] for c in kept])]
@@ -286,7 +318,8 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
         grouped += weight
         distinct = centre - global_mean
         order = np.argsort(-distinct, kind="stable")
-        terms = [str(vocabulary[i]) for i in order[:LABEL_TERMS] if distinct[i] > 0]
+        # A label shows each stem as the word people wrote most often ("prices", not "price").
+        terms = [_shown(surface, str(vocabulary[i])) for i in order[:LABEL_TERMS] if distinct[i] > 0]
         negatives = sum(post.sentiment == "negative" for post in story_posts)
         result.narratives.append(Narrative(
             label=" · ".join(terms) or "(no distinctive words)", terms=terms, posts=weight,
@@ -300,6 +333,29 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
     if not result.narratives:
         result.note = NOT_ENOUGH if len(posts) < 2 * MIN_POSTS else ""
     return result
+
+
+def _sweep(kept: list[Any], fitted: Any, weights: np.ndarray) -> list[Any]:
+    """Give each narrative the leftover texts that sit near its centre (cosine ≥ MIN_COHESION): a story's
+    post can land in a noisy fine cluster and would otherwise be lost to "other"."""
+    if not kept:
+        return kept
+    taken = np.zeros(fitted.shape[0], dtype=bool)
+    for _, _, local, _, _ in kept:
+        taken[local] = True
+    leftover = np.flatnonzero(~taken)
+    similarity = np.asarray(fitted[leftover] @ np.vstack([item[3] for item in kept]).T) if len(leftover) else None
+    swept = []
+    for column, (_, first, local, centre, _) in enumerate(kept):
+        joined = local
+        if similarity is not None:
+            best = similarity.argmax(axis=1)
+            near = (best == column) & (similarity[:, column] >= MIN_COHESION)
+            joined = np.sort(np.concatenate([local, leftover[near]]))
+        closeness = np.asarray(fitted[joined] @ centre).ravel()
+        swept.append((-float(weights[joined].sum()), first, joined, centre, closeness))
+    swept.sort(key=lambda item: (item[0], item[1]))
+    return swept
 
 
 def _assign_previous(vectorizer: Any, texts: Sequence[str], centres: list[np.ndarray]) -> list[int]:
