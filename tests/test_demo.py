@@ -70,7 +70,9 @@ def test_demo_runs_a_crisis_and_writes_four_exports(tmp_path: Path) -> None:
     # Mentions per simulated hour: a wave that grows after the open, not posts a second apart.
     assert 20 < mentions["before"]["per_hour"] < mentions["during"]["per_hour"] < 500
     rows = list(csv.DictReader(files[".csv"].open(newline="")))
-    assert [int(row["id"]) for row in rows] == [event["id"] for event in document["timeline"]]
+    events = [row for row in rows if row["id"]]  # feature sections (narratives …) follow with no id
+    assert [int(row["id"]) for row in events] == [event["id"] for event in document["timeline"]]
+    assert {row["kind"] for row in rows if not row["id"]} <= set(document.get("sections", {}))
     assert "data:image/png;base64," in files[".html"].read_text()
     assert "## Post-mortem" in files[".md"].read_text()
 
