@@ -38,16 +38,18 @@ def insert_mention_rows(session: Session, statement: Any, rows: Sequence[dict[st
         return [int(row_id) for (row_id,) in connection.execute(statement, rows).all()]
     columns = [(name, sql_type) for name, sql_type in _stage_columns(connection.dialect) if name in rows[0]]
     names = ", ".join(name for name, _ in columns)
+    # The statements go through SQLAlchemy (its events and logging see them); only COPY, which it has
+    # no API for, uses the driver's cursor on the same connection and transaction.
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} "
+        f"({', '.join(f'{name} {sql_type}' for name, sql_type in columns)}) ON COMMIT DELETE ROWS")
     driver = connection.connection.driver_connection
     assert driver is not None
-    with driver.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} "
-                       f"({', '.join(f'{name} {sql_type}' for name, sql_type in columns)}) ON COMMIT DELETE ROWS")
-        with cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[name] for name, _ in columns])
-        cursor.execute(f"INSERT INTO mentions ({names}) SELECT {names} FROM {STAGE} "
-                       "ORDER BY platform, external_id ON CONFLICT (platform, external_id) DO NOTHING RETURNING id")
-        inserted = [int(row_id) for (row_id,) in cursor.fetchall()]
-        cursor.execute(f"TRUNCATE {STAGE}")  # the next batch of the same transaction starts empty
+    with driver.cursor() as cursor, cursor.copy(f"COPY {STAGE} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[name] for name, _ in columns])
+    inserted = [int(row_id) for (row_id,) in connection.exec_driver_sql(
+        f"INSERT INTO mentions ({names}) SELECT {names} FROM {STAGE} "
+        "ORDER BY platform, external_id ON CONFLICT (platform, external_id) DO NOTHING RETURNING id")]
+    connection.exec_driver_sql(f"TRUNCATE {STAGE}")  # the next batch of the same transaction starts empty
     return inserted
