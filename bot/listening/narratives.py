@@ -187,9 +187,9 @@ def word_stem(word: str) -> str:
     return stem[:-1] if stem.endswith("e") and len(stem) > 3 else stem
 
 
-def _shown(surface: dict[str, Counter[str]], stem: str) -> str:
-    forms = surface.get(stem)
-    return min(forms.items(), key=lambda item: (-item[1], item[0]))[0] if forms else stem
+def _shown(stem_of: dict[str, str | None], written: Counter[str], stem: str) -> str:
+    forms = [word for word, found in stem_of.items() if found == stem]
+    return min(forms, key=lambda word: (-written[word], word)) if forms else stem
 
 
 def _trend(now: int, before: int) -> str:
@@ -235,16 +235,20 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
     members = list(groups.values())
     excluded = set(STOP_WORDS) | set(excluded_words)
 
-    surface: dict[str, Counter[str]] = {}
+    stem_of: dict[str, str | None] = {}  # word → its stem, None when it is never a term
+    written: Counter[str] = Counter()  # how often each word was written (a label shows the commonest form)
 
     def analyse(text: str) -> list[str]:
+        words = words_of(text)
+        written.update(words)
         stems = []
-        for word in words_of(text):
-            if len(word) >= 3 and word not in excluded:
-                stem = word_stem(word)
-                if stem not in excluded:
-                    stems.append(stem)
-                    surface.setdefault(stem, Counter())[word] += 1
+        for word in words:
+            if word not in stem_of:
+                stem = word_stem(word) if len(word) >= 3 and word not in excluded else None
+                stem_of[word] = stem if stem not in excluded else None
+            found = stem_of[word]
+            if found is not None:
+                stems.append(found)
         return stems
 
     vectorizer = TfidfVectorizer(analyzer=analyse, min_df=2, sublinear_tf=True, dtype=np.float32)
@@ -268,7 +272,7 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
     # 2–3. fine clusters, merged into stories
     fitted = matrix[rows]
     fine_count = int(min(MAX_CLUSTERS, max(2, math.ceil(len(rows) / TEXTS_PER_CLUSTER)), len(rows)))
-    kmeans = MiniBatchKMeans(n_clusters=fine_count, random_state=SEED, n_init=3, batch_size=2048,
+    kmeans = MiniBatchKMeans(n_clusters=fine_count, random_state=SEED, n_init=1, batch_size=2048,
                              max_no_improvement=5, reassignment_ratio=0.0)
     fine = kmeans.fit_predict(fitted, sample_weight=1.0 + np.log(counts[rows]))
     # Fine clusters whose texts do not sit together are noise ("other"); only coherent ones merge.
@@ -319,7 +323,7 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
         distinct = centre - global_mean
         order = np.argsort(-distinct, kind="stable")
         # A label shows each stem as the word people wrote most often ("prices", not "price").
-        terms = [_shown(surface, str(vocabulary[i])) for i in order[:LABEL_TERMS] if distinct[i] > 0]
+        terms = [_shown(stem_of, written, str(vocabulary[i])) for i in order[:LABEL_TERMS] if distinct[i] > 0]
         negatives = sum(post.sentiment == "negative" for post in story_posts)
         result.narratives.append(Narrative(
             label=" · ".join(terms) or "(no distinctive words)", terms=terms, posts=weight,
