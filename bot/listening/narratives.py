@@ -8,7 +8,8 @@ How a window is grouped (`group_narratives`, pure: plain posts in, plain values 
    but a text posted 500 times is fitted with weight 1 + ln(500) ≈ 7, not 500, so it cannot drag a
    centroid or own the labels.
 2. **TF-IDF** (`TfidfVectorizer`, sublinear tf, l2) over words of ≥ 3 letters that are not stop
-   words and not the brand's or playbook's keywords, kept when they occur in ≥ 2 distinct texts.
+   words and not the brand's or playbook's keywords, lightly stemmed (`word_stem`: "boycotting" and
+   "boycotts" are "boycott"), kept when they occur in ≥ 2 distinct texts.
 3. **Over-cluster, drop the noise, merge.** `MiniBatchKMeans` (fixed seed, fitted with those
    weights) cuts the texts into fine clusters (about one per `TEXTS_PER_CLUSTER` distinct texts, at
    most `MAX_CLUSTERS`). A fine cluster whose texts do not sit near its centroid (mean cosine <
@@ -18,9 +19,12 @@ How a window is grouped (`group_narratives`, pure: plain posts in, plain values 
    as one. No k to guess, and the quadratic step runs on ≤ 100 centroids, never on 20,000 posts.
 4. **Keep the big ones.** A merged group is a narrative when it holds ≥ `MIN_POSTS` posts and ≥
    `MIN_SHARE` of the window and is still coherent; the `MAX_NARRATIVES` largest by volume are
-   shown, everything else (and texts with no kept word) is "other".
+   kept, and leftover texts whose cosine to a kept centre is ≥ `MIN_COHESION` join the nearest
+   one (a story's post that fell into a noisy fine cluster). Everything else (and texts with no
+   kept word) is "other".
 5. **Describe each one.** Label: the 3 terms whose mean TF-IDF weight in the group most exceeds
-   their weight in the whole window (distinct texts, unweighted). Share of the window's posts,
+   their weight in the whole window (distinct texts, unweighted), each shown as its most written
+   form. Share of the window's posts,
    negative share, reach (followers summed over distinct authors), 2–3 examples (the most
    influential posts among the texts closest to the centroid, one per distinct text), trend: the
    previous window's texts are assigned to the same centroids (cosine ≥ `MIN_COHESION`) and
