@@ -276,43 +276,41 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
     # 2–3. fine clusters, merged into stories
     fitted = matrix[rows]
     fine_count = int(min(MAX_CLUSTERS, max(2, math.ceil(len(rows) / TEXTS_PER_CLUSTER)), len(rows)))
-    kmeans = MiniBatchKMeans(n_clusters=fine_count, random_state=SEED, n_init=1, batch_size=2048,
+    kmeans = MiniBatchKMeans(n_clusters=fine_count, random_state=SEED, n_init=1, init="random", batch_size=2048,
                              max_no_improvement=5, reassignment_ratio=0.0)
     fine = kmeans.fit_predict(fitted, sample_weight=1.0 + np.log(counts[rows]))
     # Fine clusters whose texts do not sit together are noise ("other"); only coherent ones merge.
-    coherent = []
-    for label in np.unique(fine):
-        local = np.flatnonzero(fine == label)
-        centre = np.asarray(fitted[local].mean(axis=0)).ravel()
-        norm = float(np.linalg.norm(centre))
-        if norm and float((fitted[local] @ (centre / norm)).mean()) >= MIN_COHESION:
-            coherent.append((int(label), centre / norm))
+    fine_centres, fine_cohesion, fine_size = _centres(fitted, fine, fine_count)
+    coherent = [label for label in range(fine_count)
+                if fine_size[label] and fine_cohesion[label] >= MIN_COHESION]
     story = np.full(len(rows), -1)
     if len(coherent) >= 2:
         merger = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
                                          distance_threshold=MERGE_DISTANCE)
-        merged = merger.fit_predict(np.vstack([centre for _, centre in coherent]))
-        for (label, _), story_id in zip(coherent, merged.tolist(), strict=True):
-            story[fine == label] = story_id
+        merged = merger.fit_predict(fine_centres[coherent])
+        story_of_fine = np.full(fine_count, -1)
+        story_of_fine[coherent] = merged
+        story = story_of_fine[fine]
     elif coherent:
-        story[fine == coherent[0][0]] = 0
+        story[fine == coherent[0]] = 0
 
     # 4. coherent, large enough stories, largest first
     global_mean = np.asarray(fitted.mean(axis=0)).ravel()
     vocabulary = vectorizer.get_feature_names_out()
     candidates = []
-    for story_id in np.unique(story[story >= 0]):
-        local = np.flatnonzero(story == story_id)
-        weight = float(counts[rows[local]].sum())
-        centre = np.asarray(fitted[local].mean(axis=0)).ravel()
-        norm = float(np.linalg.norm(centre))
-        if norm == 0:
-            continue
-        similarity = np.asarray(fitted[local] @ (centre / norm)).ravel()
-        cohesion = float(similarity.mean())
-        if weight < max(MIN_POSTS, MIN_SHARE * len(posts)) or cohesion < MIN_COHESION:
-            continue
-        candidates.append((-weight, texts[rows[local[0]]], local, centre / norm, similarity))
+    in_story = np.flatnonzero(story >= 0)
+    if len(in_story):
+        story_count = int(story.max()) + 1
+        centres, cohesion, _ = _centres(fitted[in_story], story[in_story], story_count)
+        weights = np.bincount(story[in_story], weights=counts[rows[in_story]], minlength=story_count)
+        for story_id in range(story_count):
+            local = in_story[story[in_story] == story_id]
+            if (not len(local) or weights[story_id] < max(MIN_POSTS, MIN_SHARE * len(posts))
+                    or cohesion[story_id] < MIN_COHESION):
+                continue
+            similarity = np.asarray(fitted[local] @ centres[story_id]).ravel()
+            candidates.append((-float(weights[story_id]), texts[rows[local[0]]], local, centres[story_id],
+                               similarity))
     candidates.sort(key=lambda item: (item[0], item[1]))
     kept = _sweep(candidates[:MAX_NARRATIVES], fitted, counts[rows])
 
@@ -341,6 +339,23 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
     if not result.narratives:
         result.note = NOT_ENOUGH if len(posts) < 2 * MIN_POSTS else ""
     return result
+
+
+def _centres(matrix: Any, labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per label: the unit centroid of its rows, their mean cosine to it (cohesion), and how many rows.
+
+    Vectorised (one sparse product, one bincount) because a loop of sparse row selections cost more
+    than the clustering itself on small windows."""
+    rows = matrix.shape[0]
+    indicator = sparse.csr_matrix((np.ones(rows), (labels, np.arange(rows))), shape=(count, rows))
+    sums = np.asarray((indicator @ matrix).todense())
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    centres = sums / np.where(norms == 0, 1.0, norms)
+    coo = matrix.tocoo()
+    closeness = np.bincount(coo.row, weights=coo.data * centres[labels[coo.row], coo.col], minlength=rows)
+    size = np.bincount(labels, minlength=count)
+    cohesion = np.bincount(labels, weights=closeness, minlength=count) / np.maximum(size, 1)
+    return centres, cohesion, size
 
 
 def _sweep(kept: list[Any], fitted: Any, weights: np.ndarray) -> list[Any]:
