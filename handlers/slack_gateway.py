@@ -21,6 +21,7 @@ from bot.flows.port import (
     DigestMessage,
     EscalationMessage,
     Message,
+    NarrativesMessage,
     Notice,
     Opened,
     OpenFailed,
@@ -46,6 +47,7 @@ from handlers.render.incident import (
     purpose_text,
     topic_text,
 )
+from handlers.render.narratives import render_narratives
 from handlers.render.tasks import render_task_message
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,10 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
             return text, render_spike_alert(brand, verdict, severity, explanation, incident_note=note)
         case EscalationMessage(view=view):
             return escalation_text(view), render_escalation(view)
+        case NarrativesMessage(narratives=narratives, window_minutes=minutes, brand=brand):
+            count = len(narratives.narratives)
+            return f"{count} narrative{'s' * (count != 1)} in the last {minutes} min", render_narratives(
+                narratives, minutes, brand)
         case StakeholderUpdateMessage() | UpdatePosted() | UpdateNotPosted() | UpdateOverdue():
             return render_updates.render(message)
     if (rendered := render_task_message(message)) is not None:
@@ -94,7 +100,7 @@ def marker(message: Message) -> dict[str, Any] | None:
 
 def unfurls(message: Message) -> bool:
     """Whether Slack may unfurl the message's links (a quoted post's preview would bury the figures)."""
-    return not isinstance(message, DigestMessage | EscalationMessage | SpikeAlertMessage)
+    return not isinstance(message, DigestMessage | EscalationMessage | SpikeAlertMessage | NarrativesMessage)
 
 
 def respond_teller(respond: Respond) -> Tell:

@@ -24,6 +24,7 @@ from handlers import (
     exports,
     home,
     incidents,
+    narratives,
     publishing,
     roles,
     room,
@@ -50,10 +51,11 @@ SUBCOMMANDS: SubcommandTable = {spec.name: spec for spec in (
     Subcommand("resolve", incidents.resolve_command),
     Subcommand("catchup", catchup.catchup_command),
     Subcommand("update", updates.update_command),
-    Subcommand("drill", drill.drill_command, needs_incident=False),
+    Subcommand("narratives", narratives.narratives_command),
     Subcommand("task", tasks.task_command),
     Subcommand("tasks", tasks.tasks_command, answers_in_ack=lambda args: True),
     Subcommand("followup", tasks.followup_command),
+    Subcommand("drill", drill.drill_command, needs_incident=False),
 )}
 
 # Queued interaction name → the work a worker runs, and its name for the user.

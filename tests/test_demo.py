@@ -74,6 +74,7 @@ def test_demo_runs_a_crisis_and_writes_four_exports(tmp_path: Path) -> None:
     events = [row for row in rows if row["id"]]
     assert [int(row["id"]) for row in events] == [event["id"] for event in document["timeline"]]
     assert all(not row["id"] for row in rows[len(events):])
+    assert {row["kind"] for row in rows if not row["id"]} <= set(document.get("sections", {}))
     assert "data:image/png;base64," in files[".html"].read_text()
     assert "## Post-mortem" in files[".md"].read_text()
 

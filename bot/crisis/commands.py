@@ -22,10 +22,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("resolve", "[summary]", "resolves the incident"),
     ("catchup", "", "a private summary of what happened since you last looked"),
     ("update", "[note]", "drafts a stakeholder update for approval"),
-    ("drill", "<name>", "replays a drill the plan defines against a practice copy of War Room"),
+    ("narratives", "", "the top narratives in the incident's mentions now"),
     ("task", "<text> [@owner] [due 30m|HH:MM]", "adds a task (`task #3 @person` reassigns task 3)"),
     ("tasks", "", "open and done tasks, with owners and due times"),
     ("followup", "<text> [@owner]", "records an action item for after the incident"),
+    ("drill", "<name>", "replays a drill the plan defines against a practice copy of War Room"),
 )
 ANYWHERE = frozenset({"open", "help", "drill"})
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bot.crisis import timeline
 from bot.crisis.plan import Plan
 from bot.exports.corrections import corrections_section
+from bot.exports.narratives import narratives_section
 from bot.exports.sections import Section, SectionBuilder, SectionContext
 from bot.exports.stakeholder_updates import updates_section
 from bot.listening.corrections import effective_sentiment
@@ -69,8 +70,8 @@ _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]{2,})(?:\|[^<>]*)?>")
 
 # Sections features add to the export (bot/exports/sections.py), in the order they are shown.
 SECTION_BUILDERS: tuple[SectionBuilder, ...] = (
-    tasks_section, followups_section, coordination_metrics_section, updates_section, publications_section,
-    corrections_section,
+    narratives_section, tasks_section, followups_section, coordination_metrics_section, updates_section,
+    publications_section, corrections_section,
 )
 
 

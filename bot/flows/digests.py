@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 
 from bot.background.runtime import Runtime
+from bot.drafting.narrative_titles import title_narratives
 from bot.exports.charts import render_chart
 from bot.flows.port import DigestMessage, SlackFailure, SlackPort
 from bot.listening.digests import compute_digest, record_digest, record_digest_failure
@@ -29,6 +30,7 @@ def post_digest(runtime: Runtime, port: SlackPort, incident_id: int, *, kind: st
             raise LookupError(f"incident {incident_id} has no channel to post a digest in")
         channel_id = incident.channel_id
         figures = compute_digest(session, runtime.plan, incident_id, window_end)
+    title_narratives(runtime, figures.narratives, runtime.plan.brand.name)
     try:
         slack_ts = port.post(channel_id, DigestMessage(figures, runtime.plan.brand.name))
     except SlackFailure as failure:

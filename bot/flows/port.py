@@ -17,12 +17,13 @@ from bot.flows.update_messages import StakeholderUpdateMessage, UpdateNotPosted,
 from bot.infra.errors import SlackFailure
 from bot.listening.digests import DigestFigures
 from bot.listening.escalations import EscalationView
+from bot.listening.narratives import NarrativeSet
 from bot.listening.spike_explain import SpikeExplanation
 from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
            "DigestMessage", "SpikeAlertMessage", "StakeholderUpdateMessage", "UpdatePosted", "UpdateNotPosted",
-           "UpdateOverdue", "EscalationMessage"]
+           "UpdateOverdue", "EscalationMessage", "NarrativesMessage"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -85,9 +86,18 @@ class EscalationMessage:
     view: EscalationView
 
 
+@dataclass(frozen=True)
+class NarrativesMessage:
+    """An incident's narratives in its severity's window (`/crisis narratives`)."""
+
+    narratives: NarrativeSet
+    window_minutes: int
+    brand: str
+
+
 Message = (Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
            | StakeholderUpdateMessage | UpdatePosted | UpdateNotPosted | UpdateOverdue | TaskMessages
-           | EscalationMessage)
+           | EscalationMessage | NarrativesMessage)
 
 
 @dataclass(frozen=True)

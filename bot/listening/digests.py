@@ -14,6 +14,8 @@ A digest covers the `window_minutes` before `window_end` (the severity's cadence
 - rising terms: words whose share of posts rose against the previous window (document frequency, at
   most TERM_SAMPLE newest posts per window, stop words and brand words removed, ≥ MIN_TERM_POSTS
   posts, lift = (posts now + 1) / (expected from before + 1) ≥ MIN_LIFT);
+- the window's narratives (`bot.listening.narratives`), with trends against the window before and the
+  tracked rumours they carry;
 - a series of volume and negatives per cadence-long bucket, from the lookback before the incident
   opened up to now, for the chart.
 
@@ -51,6 +53,7 @@ from bot.listening.mentions import (
     significant_words,
     words_of,
 )
+from bot.listening.narratives import NarrativeSet, window_narratives
 from bot.listening.spikes import judge
 from models import Digest, Incident, Mention, Rumour, SentimentCorrection, rows_changed
 from models.incidents import OPEN, RUMOUR_OPEN
@@ -141,6 +144,7 @@ class DigestFigures:
     series_minutes: int = 0
     series_start: str = ""
     escalations_held_back: int = 0  # crossing posts over the hourly escalation cap in the window
+    narratives: NarrativeSet | None = None
 
     @property
     def change(self) -> float | None:
@@ -394,6 +398,9 @@ def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: d
     figures.rumours = _rumours(session, plan, incident.id, scope, dialect, in_window,
                                window_start, window_end, previous)
     figures.escalations_held_back = capped_since(session, incident.id, window_start, window_end)
+    if volume:
+        figures.narratives = window_narratives(session, in_window, previous_window, scope.keywords,
+                                               [(match.claim, match.words) for match in figures.rumours])
     return figures
 
 

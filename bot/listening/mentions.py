@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from bot.crisis.plan import Plan
 from bot.infra.metrics import MENTIONS_INGESTED
+from bot.listening.bulk_insert import insert_mention_rows
 from bot.listening.sentiment import score_texts
 from models import Incident, Mention, utcnow
 
@@ -326,7 +327,7 @@ def store_mentions(
                 }
                 for m, score in zip(fresh, scores, strict=True)
             ]
-            accepted += len(session.connection().execute(statement, rows).all())
+            accepted += len(insert_mention_rows(session, statement, rows))
         handled += len(batch)
         if progress is not None:
             progress(handled)

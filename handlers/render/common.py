@@ -30,6 +30,15 @@ def slack_date(moment: datetime | None) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
+def safe_link(url: str | None, label: str) -> str:
+    """A mrkdwn link to an untrusted http(s) URL, or "" when it is not one."""
+    if not url or not url.lower().startswith(("http://", "https://")):
+        return ""
+    # <, > and | would end the link early and let the rest of the URL become markup.
+    cleaned = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{cleaned}|{label}>" if len(cleaned) < 1500 else ""
+
+
 def usage_blocks(problem: str | None = None) -> list[Block]:
     """The `/crisis` usage, optionally under a line saying what was wrong."""
     blocks: list[Block] = []

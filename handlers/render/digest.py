@@ -16,8 +16,9 @@ from slack_sdk.models.blocks import (
 
 from bot.infra.mrkdwn import escape_and_truncate
 from bot.listening.digests import DigestFigures, RumourMatch, TopPost, Voice, summary_line
-from handlers.render.common import context, section
+from handlers.render.common import context, safe_link, section
 from handlers.render.corrections import sentiment_menu
+from handlers.render.narratives import narratives_block
 
 DRAFT_REPLY_ACTION = "draft_reply"
 POST_TEXT_LIMIT = 600
@@ -34,15 +35,6 @@ def _count(value: int) -> str:
         if value >= size:
             return f"{value / size:.1f}".rstrip("0").rstrip(".") + suffix
     return str(value)
-
-
-def safe_link(url: str | None, label: str) -> str:
-    """A mrkdwn link to an untrusted http(s) URL, or "" when it is not one."""
-    if not url or not url.lower().startswith(("http://", "https://")):
-        return ""
-    # <, > and | would end the link early and let the rest of the URL become markup.
-    cleaned = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
-    return f"<{cleaned}|{label}>" if len(cleaned) < 1500 else ""
 
 
 def _author(name: str | None, platform: str) -> str:
@@ -93,7 +85,7 @@ def _time(iso: str) -> str:
 
 
 def render_digest(figures: DigestFigures, brand: str) -> list[Block]:
-    """The digest: summary, spike flag, top posts with *Draft reply*, voices, rumours, rising terms."""
+    """The digest: summary, spike flag, top posts with *Draft reply*, voices, rumours, narratives, rising terms."""
     window = f"{_time(figures.window_start)}–{_time(figures.window_end)} UTC"
     header = HeaderBlock(text=f"Mention digest — last {figures.window_minutes} min"[:150])
     footer = context(
@@ -129,6 +121,7 @@ def render_digest(figures: DigestFigures, brand: str) -> list[Block]:
     if figures.detractors:
         blocks.append(_voices_block("*Top detractors*", figures.detractors, negative_only=True))
     blocks.extend(_rumour_blocks(figures))
+    blocks.extend(narratives_block(figures.narratives))
     if figures.rising_terms:
         terms = ", ".join(
             f"`{escape_and_truncate(term.term, 40)}` ({term.posts}, was {term.previous})"
