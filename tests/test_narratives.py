@@ -99,6 +99,18 @@ def test_an_empty_or_one_post_window_says_not_enough_posts() -> None:
         assert "Not enough posts to group" in text
 
 
+def test_a_window_that_is_one_story_is_labelled_by_its_own_words() -> None:
+    """Nothing distinguishes a story from the window when it is the whole window: its commonest words label it."""
+    first = next(iter(STORIES))
+    texts = story_posts(first)
+    result = group_narratives(posts_of(texts, sentiment="negative"), excluded_words={"apple", "aapl"})
+    assert len(result.narratives) == 1
+    [narrative] = result.narratives
+    assert narrative.label != "(no distinctive words)" and narrative.terms
+    assert any(word in narrative.label for word in STORY_WORDS[first])
+    assert not {"apple", "aapl"} & set(narrative.terms)
+
+
 def test_three_stories_come_out_separately_with_labels_that_are_not_brand_or_stop_words() -> None:
     texts = [text for name in STORIES for text in story_posts(name)]
     result = group_narratives(posts_of(texts, sentiment="negative"), excluded_words={"apple", "aapl"})

@@ -206,6 +206,8 @@ def test_an_alert_says_what_crossed_and_what_changed(settings: Settings, emulato
         assert "100% negative vs 20% in the baseline (+80 points)" in text
         assert "*Rising terms*" in text and "`luggage`" in text and "`lost`" in text
         assert "*Top posts by reach*" in text and "*angry44* (44k followers, negative)" in text
+        assert "*Narratives*" in text and "lost" in text.split("*Narratives*")[1].split("*Top posts")[0]
+        assert "45 posts (100%), new, 100% negative" in text  # the burst is one story the baseline lacked
         assert "<!channel>" not in text and "lost my luggage &lt;!channel&gt;" in text  # the top post, escaped
         [call] = emulator.calls_to("chat.postMessage")
         assert (call.args.get("unfurl_links"), call.args.get("unfurl_media")) == (False, False)

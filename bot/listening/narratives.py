@@ -323,6 +323,8 @@ def group_narratives(posts: Sequence[Post], *, excluded_words: set[str] | frozen
         weight = int(-negative_weight)
         grouped += weight
         distinct = centre - global_mean
+        if not (distinct > 1e-9).any():  # the story is the whole window: its own commonest terms label it
+            distinct = centre
         order = np.argsort(-distinct, kind="stable")
         # A label shows each stem as the word people wrote most often ("prices", not "price").
         terms = [_shown(stem_of, written, str(vocabulary[i])) for i in order[:LABEL_TERMS] if distinct[i] > 0]

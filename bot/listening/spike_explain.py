@@ -1,5 +1,5 @@
-"""What a spike alert says changed: rising terms against the baseline, the top posts by reach, and the
-sentiment shift against the baseline (the figures that crossed are the verdict's reasons).
+"""What a spike alert says changed: rising terms and narratives against the baseline, the top posts by
+reach, and the sentiment shift against the baseline (the figures that crossed are the verdict's reasons).
 
 Rising terms compare the window's posts with the baseline windows' posts (at most TERM_SAMPLE newest of
 each; `bot.listening.digests.rising_terms`), brand words and stop words left out.
@@ -17,10 +17,23 @@ from sqlalchemy.orm import Session
 from bot.crisis.plan import Plan
 from bot.listening.digests import TERM_SAMPLE, RisingTerm, TopPost, rising_terms
 from bot.listening.mentions import STOP_WORDS, engagement, influence, words_of
+from bot.listening.narratives import window_narratives
 from bot.listening.spikes import SpikeVerdict
 from models import Mention, SentimentCorrection
 
 TOP_BY_REACH = 3
+TOP_NARRATIVES = 3
+
+
+@dataclass
+class NarrativeLine:
+    """One of the spiking window's narratives, as the alert shows it."""
+
+    label: str
+    posts: int
+    share: float
+    trend: str
+    negative_share: float
 
 
 @dataclass
@@ -29,6 +42,7 @@ class SpikeExplanation:
 
     rising_terms: list[RisingTerm] = field(default_factory=list)
     top_posts: list[TopPost] = field(default_factory=list)
+    narratives: list[NarrativeLine] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,4 +75,7 @@ def explain_spike(session: Session, plan: Plan, verdict: SpikeVerdict) -> SpikeE
             text=mention.text, url=mention.url, sentiment=corrected or mention.sentiment_label,
             created_at=mention.created_at.isoformat(),
         ))
-    return SpikeExplanation(rising_terms=terms, top_posts=posts)
+    grouped = window_narratives(session, window, baseline, plan.brand.keywords, rumours=())
+    stories = [NarrativeLine(n.title or n.label, n.posts, round(n.share, 3), n.trend, round(n.negative_share, 3))
+               for n in grouped.narratives[:TOP_NARRATIVES]]
+    return SpikeExplanation(rising_terms=terms, top_posts=posts, narratives=stories)

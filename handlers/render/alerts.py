@@ -37,6 +37,11 @@ def _changes(explanation: SpikeExplanation | None) -> list[str]:
         terms = ", ".join(f"`{escape_and_truncate(term.term, 40)}` ({term.posts}, was {term.previous})"
                           for term in explanation.rising_terms)
         lines.append(f"*Rising terms*: {terms}")
+    if explanation.narratives:
+        lines.append("*Narratives*")
+        for story in explanation.narratives:
+            lines.append(f"• {escape_and_truncate(story.label, 80)} — {story.posts} posts ({story.share:.0%}), "
+                         f"{story.trend}, {story.negative_share:.0%} negative")
     if explanation.top_posts:
         lines.append("*Top posts by reach*")
         for post in explanation.top_posts:
