@@ -25,6 +25,7 @@ from bot.crisis.plan import (
     Publishing,
     parse_plan,
 )
+from bot.demo.slack_emulator import SlackEmulator
 from bot.listening import bluesky as bluesky_feed
 from bot.listening.bluesky import poll_bluesky_feeds, search_key
 from bot.listening.feed_http import fetch
@@ -202,3 +203,27 @@ def test_a_token_never_follows_a_redirect_to_another_host() -> None:
         fetched = fetch(client, "https://mastodon.example/api/v2/search", headers={"Authorization": "Bearer t"})
     assert fetched.status_code == 200
     assert seen == [("mastodon.example", "Bearer t"), ("mastodon.example", "Bearer t"), ("elsewhere.example", None)]
+
+
+def test_a_crossing_bluesky_post_escalates_like_any_other_source(
+    runtime: Runtime, bluesky: FakeBluesky, emulator: SlackEmulator
+) -> None:
+    from bot.crisis.plan import EscalationThresholds
+    from bot.listening.escalations import ESCALATE_JOB
+    from models import Escalation, Job
+    from models.escalations import PENDING
+    from tests.fixtures_drafts import open_war_room
+
+    bluesky.add_post("loud.bsky.social", "Acme Air lost my bag again, worst airline ever, furious", followers=120_000)
+    bluesky.add_post("quiet.bsky.social", "Acme Air lost my bag again, worst airline ever, furious!", followers=10)
+    base = bluesky_plan(bluesky, "acme air")
+    runtime.plan = base.model_copy(update={"escalation": EscalationThresholds(negative_reach=50_000)})
+    room = open_war_room(runtime, emulator)
+
+    assert Scheduler(runtime, job_gateway(runtime)).poll_feeds(utcnow()) == 2
+    with transaction(runtime.sessions) as session:
+        rows = list(session.scalars(select(Escalation)))
+        jobs = list(session.scalars(select(Job).where(Job.kind == ESCALATE_JOB)))
+        [mention] = session.scalars(select(Mention).where(Mention.author == "loud.bsky.social")).all()
+    assert [(row.incident_id, row.mention_id, row.status) for row in rows] == [(room.incident_id, mention.id, PENDING)]
+    assert len(jobs) == 1

@@ -30,6 +30,7 @@ from atproto_client.request import Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crisis.plan import BlueskyAccount, BlueskySearch, Plan
+from bot.listening.escalations import queue_escalations
 from bot.listening.feeds import PollResult, _cursor, _storable
 from bot.listening.mentions import store_mentions
 from models import transaction
@@ -89,7 +90,7 @@ def _followers(client: Client, posts: list[Any]) -> dict[str, int]:
 
 
 def poll_bluesky(sessions: sessionmaker[Session], search: BlueskySearch, account: BlueskyAccount, password: str,
-                 now: datetime) -> list[PollResult]:
+                 now: datetime, plan: Plan | None = None) -> list[PollResult]:
     """One poll of every query (one sign-in); a query's failure is recorded on its cursor, the rest go on."""
     keys = [search_key(query) for query in search.queries]
     with transaction(sessions) as session:
@@ -107,7 +108,7 @@ def poll_bluesky(sessions: sessionmaker[Session], search: BlueskySearch, account
                 results.append(PollResult(key, skipped=True))
                 continue
             try:
-                results.append(_poll_query(sessions, client, query, key, limits, now))
+                results.append(_poll_query(sessions, client, query, key, limits, now, plan))
             except RateLimitExceededError:
                 raise
             except Exception as exc:  # one query's failure never costs the others
@@ -131,7 +132,7 @@ def poll_bluesky(sessions: sessionmaker[Session], search: BlueskySearch, account
 
 
 def _poll_query(sessions: sessionmaker[Session], client: Client, query: str, key: str, limits: _Limits,
-                now: datetime) -> PollResult:
+                now: datetime, plan: Plan | None = None) -> PollResult:
     with transaction(sessions) as session:
         state = dict(_cursor(session, key).cursor)
     since, page_cursor, newest = state.get("since"), state.get("cursor"), state.get("pending_since")
@@ -158,6 +159,8 @@ def _poll_query(sessions: sessionmaker[Session], client: Client, query: str, key
     mentions, skipped = _storable([post_item(post, followers) for post in found], lambda item: item, key)
     with transaction(sessions) as session:
         stored = store_mentions(session, mentions, source="bluesky")
+        if plan is not None:  # crossing posts escalate as from every other source, in the same transaction
+            queue_escalations(session, plan, mentions, now)
         cursor = _cursor(session, key)
         if finished:
             cursor.cursor = {"since": newest or since}
@@ -178,7 +181,7 @@ def poll_bluesky_feeds(sessions: sessionmaker[Session], plan: Plan, now: datetim
     try:
         if not password:
             raise LookupError(f"${account.password_env} is not set, so Bluesky cannot be searched")
-        return poll_bluesky(sessions, search, account, password, now)
+        return poll_bluesky(sessions, search, account, password, now, plan)
     except Exception as exc:  # whatever Bluesky does, the other feeds' round goes on
         error = f"{type(exc).__name__}: {exc}"[:2000]
         log.warning("bluesky search failed: %s", error)
