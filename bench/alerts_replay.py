@@ -35,7 +35,7 @@ from bot.listening.sentiment import score_texts
 from bot.listening.spikes import evaluate, record_spike_alert
 from models import Base, Mention, SpikeAlert, make_engine, make_session_factory, transaction
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"apple": "apple_twitter_sentiment_dfe.csv", "sanders": "sanders_twitter_sentiment.csv"}
 RULES = {
     "before": SpikeThresholds(negative_points=None, persistence=1),

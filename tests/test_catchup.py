@@ -285,3 +285,22 @@ def test_catchup_lists_open_tasks_overdue_first(
     assert listed.index("Call the airport ops desk") < listed.index("Brief the CEO") < listed.index("Check the FAQ")
     assert "*overdue* since" in listed.split("Brief the CEO")[0] and f"<@{LEAD}>" in listed
     assert "nobody yet" in listed
+
+
+@pytest.mark.parametrize("with_llm", [False])
+def test_catchup_shows_the_narratives_now_escaped(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI, room: WarRoom,
+    clock: ManualClock,
+) -> None:
+    for n in range(8):
+        add_mention(runtime, text=f"Acme Air lost my luggage at the belt again <!channel> {n}")
+        add_mention(runtime, text=f"Acme Air refund still not paid after {n + 2} weeks, refund please")
+    clock.advance(timedelta(minutes=1))
+
+    shown = message_text(catchup(slack, emulator, runtime, room))
+    said = shown[shown.index("*Narratives now*"):]
+    lines = [line for line in said.splitlines() if line.startswith("• ")]
+    assert len(lines) == 2 and all("8 posts (50%), new, 100% negative" in line for line in lines)
+    assert any("belt" in line or "luggage" in line for line in lines)
+    assert any("refund" in line or "weeks" in line or "paid" in line for line in lines)
+    assert "<!channel>" not in shown

@@ -21,6 +21,7 @@ from tests.conftest import APPROVER, DRAFTER, LEAD, AppServer, make_settings, ma
 from tests.fixtures_drafts import (
     WarRoom,
     action_ids,
+    add_mention,
     draft_message,
     drafts_of,
     message_text,
@@ -242,3 +243,27 @@ def test_a_never_say_word_a_recorded_fact_uses_is_not_flagged(
     assert "Legal guard" not in message_text(draft_message(emulator, draft))
     slack.block_action(APPROVE, value=f"{draft.id}:1", user_id=APPROVER, channel_id=room.channel_id)
     assert wait_for_draft(runtime, room.incident_id, "approved").id == draft.id
+
+
+def test_the_update_request_carries_the_narratives_fenced(
+    slack: SlackClient, runtime: Runtime, emulator: SlackEmulator, openai_server: FakeOpenAI
+) -> None:
+    room = open_war_room(runtime, emulator)
+    emulator.add_channel(STAKEHOLDERS, [LEAD])
+    for n in range(8):
+        add_mention(runtime, text=f"Acme Air lost my luggage at the belt again {n} {INJECTION}")
+        add_mention(runtime, text=f"Acme Air refund still not paid after {n + 2} weeks, refund please")
+    openai_server.responder = lambda request: {
+        "situation": "Two stories: lost luggage and unpaid refunds.", "doing": "Answering both.",
+        "needs": "Nothing right now.", "concerns": [],
+    }
+    command(slack, room, "update")
+    pending(slack, runtime, room)
+
+    user = openai_server.last_messages()[1]["content"]
+    said = user.split("## What is being said (narratives)", 1)[1].split("## Recent timeline", 1)[0]
+    assert said.count(DATA_OPEN) == 1 and said.count(DATA_CLOSE) == 1
+    fenced = said.split(DATA_OPEN, 1)[1].split(DATA_CLOSE, 1)[0]
+    lines = [line for line in fenced.splitlines() if "posts (" in line]
+    assert len(lines) == 2 and all("8 posts (50%), new, 100% negative" in line for line in lines)
+    assert "Not enough posts" not in said

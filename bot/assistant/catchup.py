@@ -23,6 +23,7 @@ from bot.crisis.incidents import severity_label
 from bot.crisis.plan import Plan
 from bot.crisis.roles import LEAD
 from bot.listening.mentions import contains_any, incident_scope, influence_rank
+from bot.listening.narratives import NarrativeLine, incident_narratives, narrative_lines
 from bot.tasks.tasks import incident_tasks
 from models import (
     CatchupMark,
@@ -175,6 +176,7 @@ class CatchUp:
     rumours_total: int
     chatter: Chatter
     open_tasks: tuple[OpenTask, ...] = ()  # overdue first, then by due time
+    narratives: tuple[NarrativeLine, ...] = ()  # the top narratives in the severity's window now
     tasks_total: int = 0
 
     def known_entries(self) -> set[int]:
@@ -344,6 +346,7 @@ def gather_catchup(session: Session, plan: Plan, incident_id: int, user_id: str,
         rumours_total=len(rumours),
         chatter=_chatter(session, plan, incident, since, now),
         **_open_tasks(session, incident.id, now),
+        narratives=tuple(narrative_lines(incident_narratives(session, plan, incident.id, now)[0])),
     )
 
 

@@ -19,12 +19,20 @@ if TYPE_CHECKING:
     from bot.demo.replay import DrillRun
 
 
-def _tasks_done_late(report: dict[str, Any] | None) -> str:
-    """From the export's coordination metrics section (bot/tasks/export.py)."""
+def _coordination(report: dict[str, Any] | None) -> dict[str, Any]:
+    """The export's coordination metrics (bot/tasks/export.py), or nothing when it has none."""
     section = next((s for s in (report or {}).get("sections", []) if s.key == "coordination_metrics"), None)
-    if section is None:
-        return "no tasks"
-    return f"{section.data['tasks_done_late']} of {section.data['tasks']} tasks"
+    return section.data if section is not None else {}
+
+
+def _tasks_done_late(report: dict[str, Any] | None) -> str:
+    figures = _coordination(report)
+    return f"{figures['tasks_done_late']} of {figures['tasks']} tasks" if figures.get("tasks") else "no tasks"
+
+
+def _updates_missed(report: dict[str, Any] | None) -> str:
+    missed = _coordination(report).get("updates_missed", 0)
+    return f"{missed} (overdue for the severity's update_minutes)" if missed else "none"
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,8 @@ class Scorecard:
             statement = figures["first_holding_statement_after_open"]
             approval = figures["first_approval_after_open"]
             resolved = metrics.get("time_to_resolve")
+            planned = _coordination(report).get("first_statement_target_minutes")
+            statement_target = timedelta(minutes=planned) if planned else SLOW_STATEMENT
             lines += [
                 f"{'incident opened':<26}{at(self.opened_at)}  "
                 + (after(figures["open_after_first_alert"], "the first alert") if self.alerts
@@ -104,7 +114,7 @@ class Scorecard:
                 f"{after(ack['seconds'] if ack else None, 'opening')}"
                 f"{target(ack['seconds'] if ack else None, SLOW_ACKNOWLEDGEMENT)}",
                 f"{'first holding statement':<26}{at(_time(metrics.get('time_to_first_approved_statement')))}  "
-                f"{after(statement, 'opening')}{target(statement, SLOW_STATEMENT)} — the first approved draft",
+                f"{after(statement, 'opening')}{target(statement, statement_target)} — the first approved draft",
                 f"{'first approval':<26}{at(self.first_approval)}  {after(approval, 'opening')}",
                 f"{'digests posted':<26}{len(self.digests)}"
                 + (f"  at {', '.join(f'{moment:%H:%M}' for moment in self.digests)} UTC" if self.digests else ""),
@@ -112,8 +122,8 @@ class Scorecard:
             ]
         lines += [
             f"{'tasks done late':<26}{_tasks_done_late(self.incident)}",
-            f"{'updates missed':<26}not tracked yet (War Room has no stakeholder updates yet)",
-            "targets: War Room's post-mortem thresholds (the plan sets none yet)",
+            f"{'updates missed':<26}{_updates_missed(self.incident)}",
+            "targets: the severity's first_statement_minutes, else War Room's post-mortem thresholds",
         ]
         lines += [f"problem: {problem}" for problem in self.problems]
         return "\n".join(lines)

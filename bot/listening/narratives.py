@@ -161,6 +161,28 @@ class NarrativeSet:
         return NarrativeSet(**{**data, "narratives": narratives})
 
 
+@dataclass
+class NarrativeLine:
+    """One narrative in a line, as spike alerts, catch-ups and stakeholder updates show it. The label is
+    made of words people posted: untrusted text, escaped or fenced wherever it is shown."""
+
+    label: str
+    posts: int
+    share: float
+    trend: str
+    negative_share: float
+
+    def text(self) -> str:
+        return (f"{self.label} — {self.posts} posts ({self.share:.0%}), {self.trend}, "
+                f"{self.negative_share:.0%} negative")
+
+
+def narrative_lines(result: NarrativeSet, limit: int = 3) -> list[NarrativeLine]:
+    """The top `limit` narratives of `result` as lines."""
+    return [NarrativeLine(n.heading, n.posts, round(n.share, 3), n.trend, round(n.negative_share, 3))
+            for n in result.narratives[:limit]]
+
+
 def normalise(text: str) -> str:
     """The text as compared for duplicates: no URLs, handles or leading RT; lower-case; single spaces."""
     return " ".join(_RT.sub("", _STRIP.sub(" ", text).strip()).lower().split())

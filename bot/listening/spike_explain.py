@@ -17,23 +17,12 @@ from sqlalchemy.orm import Session
 from bot.crisis.plan import Plan
 from bot.listening.digests import TERM_SAMPLE, RisingTerm, TopPost, rising_terms
 from bot.listening.mentions import STOP_WORDS, engagement, influence, words_of
-from bot.listening.narratives import window_narratives
+from bot.listening.narratives import NarrativeLine, narrative_lines, window_narratives
 from bot.listening.spikes import SpikeVerdict
 from models import Mention, SentimentCorrection
 
 TOP_BY_REACH = 3
 TOP_NARRATIVES = 3
-
-
-@dataclass
-class NarrativeLine:
-    """One of the spiking window's narratives, as the alert shows it."""
-
-    label: str
-    posts: int
-    share: float
-    trend: str
-    negative_share: float
 
 
 @dataclass
@@ -76,6 +65,5 @@ def explain_spike(session: Session, plan: Plan, verdict: SpikeVerdict) -> SpikeE
             created_at=mention.created_at.isoformat(),
         ))
     grouped = window_narratives(session, window, baseline, plan.brand.keywords, rumours=())
-    stories = [NarrativeLine(n.title or n.label, n.posts, round(n.share, 3), n.trend, round(n.negative_share, 3))
-               for n in grouped.narratives[:TOP_NARRATIVES]]
-    return SpikeExplanation(rising_terms=terms, top_posts=posts, narratives=stories)
+    return SpikeExplanation(rising_terms=terms, top_posts=posts,
+                            narratives=narrative_lines(grouped, TOP_NARRATIVES))

@@ -40,8 +40,7 @@ def _changes(explanation: SpikeExplanation | None) -> list[str]:
     if explanation.narratives:
         lines.append("*Narratives*")
         for story in explanation.narratives:
-            lines.append(f"• {escape_and_truncate(story.label, 80)} — {story.posts} posts ({story.share:.0%}), "
-                         f"{story.trend}, {story.negative_share:.0%} negative")
+            lines.append(f"• {escape_and_truncate(story.text(), 160)}")
     if explanation.top_posts:
         lines.append("*Top posts by reach*")
         for post in explanation.top_posts:

@@ -113,5 +113,7 @@ def catchup_blocks(catchup: CatchUp, summary: Summary) -> list[Block]:
             f"{escape_mrkdwn(truncate(' '.join(post.text.split()), ITEM_MAX))}"
             for post in chatter.samples
         )
+    if catchup.narratives:
+        said += "\n*Narratives now*\n" + "\n".join(f"• {escape_mrkdwn(line.text())}" for line in catchup.narratives)
     blocks.append(section(said))
     return blocks
