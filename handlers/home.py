@@ -10,11 +10,10 @@ from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.background.runtime import Runtime
 from bot.crisis.incidents import home_incidents
-from bot.tasks.tasks import open_tasks_of, people_concerned
+from bot.tasks.tasks import open_tasks_of
 from handlers.render.home import home_view
 from models import transaction, utcnow
 
@@ -29,19 +28,6 @@ def publish_home(runtime: Runtime, client: WebClient, user_id: str) -> None:
         open_incidents, resolved = home_incidents(session, runtime.plan, user_id, resolved_limit=RESOLVED_SHOWN)
         tasks = open_tasks_of(session, user_id)
     client.views_publish(user_id=user_id, view=home_view(open_incidents, resolved, utcnow(), tasks))
-
-
-def republish_homes(runtime: Runtime, client: WebClient, incident_id: int | None) -> None:
-    """Re-publish the Home tab of everyone concerned by the incident; one refusal does not stop the rest."""
-    if incident_id is None:
-        return
-    with transaction(runtime.sessions) as session:
-        people = people_concerned(session, incident_id)
-    for user_id in people:
-        try:
-            publish_home(runtime, client, user_id)
-        except (SlackApiError, SlackClientError) as exc:
-            log.warning("the App Home of %s could not be published: %s", user_id, exc)
 
 
 def register(app: App, runtime: Runtime) -> None:

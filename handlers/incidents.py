@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
 from bot.background.runtime import Runtime
@@ -24,39 +24,31 @@ from bot.crisis.incidents import (
     change_severity,
     incident_snapshot,
     parse_open_args,
-    resolve_incident,
-    resolve_summary,
     validate_open,
 )
 from bot.crisis.plan import SEVERITIES
 from bot.crisis.roles import RoleError
 from bot.crisis.room import RoomError, clean_text, record_status_update, status_summary
-from bot.flows import opening
+from bot.flows import opening, resolving
+from bot.flows.room import refresh_homes, refresh_room
 from bot.infra.errors import describe, is_transient
 from bot.infra.mrkdwn import escape_mrkdwn
-from handlers import home, tasks
 from handlers.commands import CommandRequest
-from handlers.exports import upload_export
 from handlers.queued import Submit, WorkTable, submit_or_refuse
 from handlers.render.incident import (
     FORM_TITLE,
     OPEN_ACTION,
     OPEN_CALLBACK,
-    brief_blocks,
-    brief_text,
     open_form,
     read_open_form,
-    resolve_blocks,
-    resolve_text,
     section,
     severity_change_text,
     status_blocks,
     status_text,
     status_update_blocks,
     status_update_text,
-    topic_text,
 )
-from handlers.slack_gateway import SlackGateway, Tell, respond_teller, user_teller
+from handlers.slack_gateway import SlackGateway, Tell, client_gateway, respond_teller, user_teller
 from models import transaction, utcnow
 
 log = logging.getLogger(__name__)
@@ -76,31 +68,6 @@ def sync_scheduler(runtime: Runtime) -> None:
 def snapshot(runtime: Runtime, incident_id: int) -> IncidentSnapshot:
     with transaction(runtime.sessions) as session:
         return incident_snapshot(session, runtime.plan, incident_id)
-
-
-def refresh_room(runtime: Runtime, client: WebClient, incident_id: int) -> list[str]:
-    """Bring the pinned brief and the channel topic up to date; returns what could not be updated."""
-    incident = snapshot(runtime, incident_id)
-    problems: list[str] = []
-    if not incident.channel_id:
-        return problems
-    if incident.brief_ts:
-        try:
-            client.chat_update(
-                channel=incident.channel_id,
-                ts=incident.brief_ts,
-                text=brief_text(incident),
-                blocks=brief_blocks(incident, runtime.plan.digest_minutes(incident.severity)),
-            )
-        except (SlackApiError, SlackClientError) as exc:
-            log.warning("brief update failed for incident %s: %s", incident_id, exc)
-            problems.append(f"the brief ({describe(exc)})")
-    try:
-        client.conversations_setTopic(channel=incident.channel_id, topic=topic_text(incident))
-    except (SlackApiError, SlackClientError) as exc:
-        log.warning("topic update failed for incident %s: %s", incident_id, exc)
-        problems.append(f"the topic ({describe(exc)})")
-    return problems
 
 
 def post_in_room(client: WebClient, channel_id: str, text: str, blocks: Sequence[Block] | None = None) -> str:
@@ -148,7 +115,7 @@ def open_command(request: CommandRequest) -> None:
         severity=args.severity,
         playbook=args.playbook,
     )
-    home.republish_homes(request.runtime, request.client, incident_id)  # their Home tabs show it
+    refresh_homes(request.runtime, client_gateway(request.runtime, request.client), incident_id)  # their Home tabs
 
 
 def plan_prefill(args: OpenArgs) -> dict[str, str]:
@@ -233,7 +200,7 @@ def open_from_form(runtime: Runtime, body: dict[str, Any], client: WebClient, _r
             playbook=values["playbook"] or None,
             description=values["description"],
         )
-        home.republish_homes(runtime, client, incident_id)  # their Home tabs show it
+        refresh_homes(runtime, client_gateway(runtime, client), incident_id)  # their Home tabs show it
     except Exception as exc:
         if is_transient(exc):
             raise  # the worker tries it again; the open resumes from its failed step
@@ -280,11 +247,12 @@ def severity_command(request: CommandRequest) -> None:
         request.reply(str(exc))
         return
     sync_scheduler(runtime)
-    problems = refresh_room(runtime, request.client, request.incident_id)
+    gateway = client_gateway(runtime, request.client)
+    problems = refresh_room(runtime, gateway, request.incident_id)
     label = runtime.plan.severities[change.new].label  # type: ignore[index]
     text = severity_change_text(change.old, change.new, label, request.user_id)
     post_in_room(request.client, request.channel_id, text, [section(text)])
-    home.republish_homes(runtime, request.client, request.incident_id)
+    refresh_homes(runtime, gateway, request.incident_id)
     if problems:
         request.reply(f"Severity changed, but Slack would not update {', '.join(problems)}.")
 
@@ -317,37 +285,16 @@ def status_command(request: CommandRequest) -> None:
 
 
 def resolve_command(request: CommandRequest) -> None:
-    """`/crisis resolve [summary]`, by the lead only."""
+    """`/crisis resolve [summary]`, by the lead only (bot/flows/resolving.py tells the room)."""
     assert request.incident_id is not None
-    runtime = request.runtime
+    gateway = SlackGateway(request.runtime, request.client, respond_teller(request.respond))
     try:
-        with transaction(runtime.sessions) as session:
-            resolve_incident(session, runtime.plan, request.incident_id, request.user_id, request.args)
+        problems = resolving.resolve(request.runtime, gateway, request.incident_id, request.user_id, request.args)
     except (RoleError, IncidentError) as exc:
         request.reply(str(exc))
         return
-    sync_scheduler(runtime)
-    problems = refresh_room(runtime, request.client, request.incident_id)
-    problems += after_resolve(runtime, request.client, request.incident_id, request.user_id)
-    home.republish_homes(runtime, request.client, request.incident_id)
     if problems:
         request.reply(f"Resolved, but Slack would not update {', '.join(problems)}.")
-
-
-def after_resolve(runtime: Runtime, client: WebClient, incident_id: int, actor: str) -> list[str]:
-    """Post the summary and upload the Markdown export; returns what Slack refused, for the lead to see."""
-    with transaction(runtime.sessions) as session:
-        summary = resolve_summary(session, runtime.plan, incident_id)
-    if not summary.incident.channel_id:
-        return []
-    post_in_room(client, summary.incident.channel_id, resolve_text(summary), resolve_blocks(summary))
-    problems = tasks.after_resolve(runtime, client, incident_id)  # open tasks: follow-up or drop
-    try:
-        upload_export(runtime, client, incident_id, "md", actor)
-    except SlackApiError as exc:
-        log.warning("export upload after resolve failed: %s", exc.response.get("error"))
-        return [*problems, "the Markdown export upload (run `/crisis export md` to try again)"]
-    return problems
 
 
 def register(app: App, runtime: Runtime, work: WorkTable) -> None:

@@ -14,10 +14,11 @@ from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of, parse_user_ref
 from bot.crisis.incidents import IncidentError
 from bot.crisis.roles import Assignment, RoleError, assign_role
+from bot.flows.room import refresh_room
 from bot.infra.errors import describe
 from bot.infra.mrkdwn import escape_team_text
 from handlers.commands import CommandRequest
-from handlers.incidents import post_in_room, refresh_room, snapshot
+from handlers.incidents import post_in_room, snapshot
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
     CLAIM_ACTION_PREFIX,
@@ -26,7 +27,7 @@ from handlers.render.incident import (
     roles_blocks,
     section,
 )
-from handlers.slack_gateway import Tell, bot_user_id, invite, respond_teller, user_teller
+from handlers.slack_gateway import Tell, bot_user_id, client_gateway, invite, respond_teller, user_teller
 from models import transaction
 from models.incidents import RESOLVED
 
@@ -54,7 +55,7 @@ def welcome_holder(runtime: Runtime, client: WebClient, assignment: Assignment, 
         )
     except (SlackApiError, SlackClientError) as exc:
         problems.append(f"the DM to <@{assignment.user_id}> ({describe(exc)})")
-    problems += refresh_room(runtime, client, assignment.incident_id)
+    problems += refresh_room(runtime, client_gateway(runtime, client), assignment.incident_id)
     if incident.channel_id:
         text = assignment_text(assignment, actor)
         post_in_room(client, incident.channel_id, text, [section(text)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from slack_bolt import Respond
@@ -25,6 +26,7 @@ from bot.flows.port import (
     Notice,
     Opened,
     OpenFailed,
+    Resolved,
     SlackFailure,
     SpikeAlertMessage,
     StakeholderUpdateMessage,
@@ -35,6 +37,7 @@ from bot.flows.port import (
 from bot.flows.update_messages import UPDATE_MARK
 from bot.infra.errors import is_transient
 from bot.listening.digests import summary_line
+from handlers.home import publish_home
 from handlers.render import updates as render_updates
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
@@ -45,6 +48,8 @@ from handlers.render.incident import (
     open_failed_text,
     opened_blocks,
     purpose_text,
+    resolve_blocks,
+    resolve_text,
     topic_text,
 )
 from handlers.render.narratives import render_narratives
@@ -66,6 +71,8 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
     match message:
         case Notice(text=text):
             return text, None
+        case Resolved(summary=summary):
+            return resolve_text(summary), resolve_blocks(summary)
         case Brief(incident=incident, digest_minutes=minutes):
             return brief_text(incident), brief_blocks(incident, minutes)
         case Opened(incident=incident):
@@ -270,6 +277,21 @@ class SlackGateway:
             self.client.files_upload_v2(channel=channel_id, thread_ts=thread_ts, file=content, filename=filename,
                                         title=title, alt_txt=alt_text)
 
+    def upload_file(self, channel_id: str, path: Path, *, filename: str, title: str, comment: str) -> str | None:
+        with slack_call("files.uploadV2"):
+            answer = self.client.files_upload_v2(channel=channel_id, file=str(path), filename=filename, title=title,
+                                                 initial_comment=comment)
+        files = answer.get("files") or [answer.get("file") or {}]
+        return files[0].get("id") if files else None
+
+    def user_profile(self, user_id: str) -> dict[str, Any]:
+        with slack_call("users.info"):
+            return dict(self.client.users_info(user=user_id)["user"])
+
+    def publish_home(self, user_id: str) -> None:
+        with slack_call("views.publish"):
+            publish_home(self.runtime, self.client, user_id)
+
     def pin(self, channel_id: str, ts: str) -> None:
         try:
             with slack_call("pins.add"):
@@ -305,6 +327,16 @@ class SlackGateway:
         except SlackFailure as failure:
             if failure.code != "already_archived":
                 raise
+
+
+def client_gateway(runtime: Runtime, client: WebClient) -> SlackGateway:
+    """A gateway for work that follows another capability's (a hook, a refresh): nobody asked for it, so a
+    `tell` is logged."""
+
+    def log_only(text: str, blocks: Sequence[Block] | None = None) -> None:
+        log.info("follow-up work had something to tell: %s", text)
+
+    return SlackGateway(runtime, client, log_only)
 
 
 def job_gateway(runtime: Runtime) -> SlackGateway:

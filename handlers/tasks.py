@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
-from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
 from bot.background.runtime import Runtime
 from bot.crisis.commands import parse_user_ref
 from bot.flows.port import Notice, SlackFailure
 from bot.flows.task_messages import FollowUpNote, TaskList
-from bot.flows.tasks import post_handover, refresh_tasks, show_task, update_handover
+from bot.flows.tasks import refresh_tasks, show_task, update_handover
 from bot.tasks import followups
 from bot.tasks.followups import FOLLOWUP_FORM, add_followup, followup_from, hand_over_task, incident_followups
 from bot.tasks.tasks import (
@@ -42,7 +40,7 @@ from handlers.render.tasks import (
     TASK_SNOOZE_ACTION,
     TASK_TAKE_ACTION,
 )
-from handlers.slack_gateway import SlackGateway, Tell, respond_teller, user_teller
+from handlers.slack_gateway import SlackGateway, Tell, client_gateway, respond_teller, user_teller
 from models import Task, transaction, utcnow
 from models.tasks import STATEMENT, TASK_DROPPED, TASK_FOLLOWUP
 
@@ -222,26 +220,7 @@ def after_approval(runtime: Runtime, client: WebClient, incident_id: int) -> Non
     """An approved statement may have completed the playbook's statement task: update its message."""
     with transaction(runtime.sessions) as session:
         ids = list(session.scalars(select(Task.id).where(Task.incident_id == incident_id, Task.kind == STATEMENT)))
-    refresh_tasks(runtime, _client_gateway(runtime, client), ids)
-
-
-def _client_gateway(runtime: Runtime, client: WebClient) -> SlackGateway:
-    """A gateway for hooks that run after another capability's work: nobody asked, so a `tell` is logged."""
-
-    def log_only(text: str, blocks: Sequence[Block] | None = None) -> None:
-        log.info("a task hook had something to tell: %s", text)
-
-    return SlackGateway(runtime, client, log_only)
-
-
-def after_resolve(runtime: Runtime, client: WebClient, incident_id: int) -> list[str]:
-    """After the resolve summary: the hand-over of open tasks; what Slack refused."""
-    try:
-        post_handover(runtime, _client_gateway(runtime, client), incident_id)
-    except SlackFailure as failure:
-        log.warning("the task hand-over could not be posted: %s", failure)
-        return [f"the list of open tasks ({failure.code}; `/crisis tasks` shows them)"]
-    return []
+    refresh_tasks(runtime, client_gateway(runtime, client), ids)
 
 
 def register(app: App, runtime: Runtime, work: WorkTable) -> None:

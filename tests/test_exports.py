@@ -22,7 +22,7 @@ from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
 from bot.exports import FORMATS, incident_names, stream_export
 from bot.exports.as_csv import neutralise
-from bot.exports.names import resolve_names
+from bot.exports.names import resolve_names, users_info_lookup
 from models import Incident, SlackUser, TimelineEvent, make_engine, make_session_factory, transaction
 from models.incidents import OPEN
 from tests.conftest import APPROVER, BOT_TOKEN, DRAFTER, LEAD, MONITOR
@@ -250,7 +250,7 @@ def test_names_come_from_users_info_then_the_cache_and_fall_back_to_ids(
     from slack_sdk import WebClient
 
     client = WebClient(token=BOT_TOKEN, base_url=emulator.api_url)
-    names = incident_names(sessions, seeded.id, client)
+    names = incident_names(sessions, seeded.id, users_info_lookup(client))
     assert names[LEAD] == "Lena Lead"  # from the cache: no call
     assert names[DRAFTER] == "Dee Drafter" and names[MONITOR] == "Mo Monitor"
     assert sorted(call.args["user"] for call in emulator.calls_to("users.info")) == [DRAFTER, MONITOR]
@@ -259,12 +259,12 @@ def test_names_come_from_users_info_then_the_cache_and_fall_back_to_ids(
             session.scalar(select(SlackUser.real_name).where(SlackUser.user_id == DRAFTER)) == "Dee Drafter"
         )
     emulator.clear_calls()
-    assert incident_names(sessions, seeded.id, client)[MONITOR] == "Mo Monitor"
+    assert incident_names(sessions, seeded.id, users_info_lookup(client))[MONITOR] == "Mo Monitor"
     assert emulator.calls_to("users.info") == []
 
     unreachable = WebClient(token=BOT_TOKEN, base_url="http://127.0.0.1:9/api/", timeout=2)
     with transaction(sessions) as session:
-        assert resolve_names(session, ["UNKNOWN1", "UNKNOWN2", LEAD], unreachable) == {
+        assert resolve_names(session, ["UNKNOWN1", "UNKNOWN2", LEAD], users_info_lookup(unreachable)) == {
             "UNKNOWN1": "UNKNOWN1",
             "UNKNOWN2": "UNKNOWN2",
             LEAD: "Lena Lead",

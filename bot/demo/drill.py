@@ -84,6 +84,7 @@ def drill_progress(setup: DrillSetup) -> ProgressBar:
 def write_exports(runtime: Runtime, incident_id: int, out_dir: Path) -> list[Path]:
     """All four formats of the incident's export into `out_dir`."""
     from bot.exports import FORMATS, export_filename, write_export
+    from bot.exports.names import users_info_lookup
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with transaction(runtime.sessions) as session:
@@ -94,7 +95,7 @@ def write_exports(runtime: Runtime, incident_id: int, out_dir: Path) -> list[Pat
     for fmt, name in names.items():
         path = out_dir / name
         with path.open("w", encoding="utf-8", newline="") as out:
-            write_export(runtime.sessions, incident_id, fmt, runtime.plan, out, runtime.slack)
+            write_export(runtime.sessions, incident_id, fmt, runtime.plan, out, users_info_lookup(runtime.slack))
         written.append(path)
     return written
 

@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from slack_sdk import WebClient
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,7 +23,7 @@ from bot.exports.as_csv import render_csv
 from bot.exports.as_html import render_html
 from bot.exports.as_json import render_json
 from bot.exports.as_markdown import render_markdown
-from bot.exports.names import incident_user_ids, resolve_names
+from bot.exports.names import UserLookup, incident_user_ids, resolve_names, users_info_lookup
 from bot.exports.report import Clock, IncidentNotFound, TimelineRow, build_report, timeline_rows
 from bot.infra.errors import CommandError
 from bot.infra.settings import Settings
@@ -78,11 +77,11 @@ def stream_export(
 
 
 def incident_names(
-    sessions: sessionmaker[Session], incident_id: int, slack: WebClient | None
+    sessions: sessionmaker[Session], incident_id: int, lookup: UserLookup | None
 ) -> dict[str, str]:
     """Names of everyone the incident's records mention, from the cache or Slack (ids when neither knows)."""
     with transaction(sessions) as session:
-        return resolve_names(session, incident_user_ids(session, incident_id), slack)
+        return resolve_names(session, incident_user_ids(session, incident_id), lookup)
 
 
 def export_filename(incident: Incident, fmt: str) -> str:
@@ -106,11 +105,11 @@ def write_export(
     fmt: str,
     plan: Plan,
     out: TextIO,
-    slack: WebClient | None,
+    lookup: UserLookup | None,
     post_mortem: dict[str, list[str]] | None = None,
 ) -> int:
-    """Stream the export into `out`; returns the number of characters written."""
-    names = incident_names(sessions, incident_id, slack)
+    """Stream the export into `out` (names asked of Slack with `lookup`); returns the characters written."""
+    names = incident_names(sessions, incident_id, lookup)
     written = 0
     with sessions() as session:
         for chunk in stream_export(session, incident_id, fmt, plan, names, post_mortem=post_mortem):
@@ -140,7 +139,7 @@ def export_command(settings: Settings, incident: str, fmt: str, output: Path | N
                 )
             incident_id = found.id
         # Names come from Slack only when a bot token is configured; otherwise the cache, else ids.
-        slack = make_slack_client(settings) if settings.slack_bot_token else None
+        slack = users_info_lookup(make_slack_client(settings)) if settings.slack_bot_token else None
         if output is None:
             write_export(sessions, incident_id, fmt, plan, sys.stdout, slack)
             sys.stdout.flush()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot.infra.errors import SlackFailure
 from models import (
     Decision,
     Draft,
@@ -69,7 +70,16 @@ def _cache(session: Session, user_id: str, name: str, real_name: str) -> None:
     session.execute(insert(SlackUser).values(**values).on_conflict_do_nothing(index_elements=["user_id"]))
 
 
-def resolve_names(session: Session, user_ids: Iterable[str], slack: WebClient | None) -> dict[str, str]:
+# Asks Slack for one person (`users.info`'s `user`): the Slack port's `user_profile`, or a client's (below).
+UserLookup = Callable[[str], dict[str, Any]]
+
+
+def users_info_lookup(client: WebClient) -> UserLookup:
+    """A `UserLookup` straight on a Web API client (the CLI and drills, which have no port)."""
+    return lambda user_id: dict(client.users_info(user=user_id)["user"])
+
+
+def resolve_names(session: Session, user_ids: Iterable[str], lookup: UserLookup | None) -> dict[str, str]:
     """Display names for `user_ids`, caching what `users.info` returns; unknown ids map to themselves.
 
     When Slack is unreachable the first failure stops further calls, so an export never waits on
@@ -83,16 +93,23 @@ def resolve_names(session: Session, user_ids: Iterable[str], slack: WebClient | 
     for user_id, row in cached.items():
         names[user_id] = row.real_name or row.name
     for user_id in sorted(wanted - names.keys()):
-        if slack is None:
+        if lookup is None:
             break
         try:
-            user = slack.users_info(user=user_id)["user"]
+            user = lookup(user_id)
         except SlackApiError as exc:
             log.info("users.info %s: %s; showing the id", user_id, exc.response.get("error"))
             continue
+        except SlackFailure as failure:
+            if failure.transient:
+                log.warning("Slack unreachable for names (%s); showing ids", failure)
+                lookup = None
+            else:
+                log.info("users.info %s: %s; showing the id", user_id, failure.code)
+            continue
         except (SlackClientError, OSError) as exc:
             log.warning("Slack unreachable for names (%s); showing ids", type(exc).__name__)
-            slack = None
+            lookup = None
             continue
         name = _name_from_profile(user) or user_id
         _cache(session, user_id, (user.get("name") or name)[:120], name[:200])

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
-from bot.crisis.incidents import IncidentSnapshot
+from bot.crisis.incidents import IncidentSnapshot, ResolveSummary
 from bot.flows.task_messages import TaskMessages
 from bot.flows.update_messages import StakeholderUpdateMessage, UpdateNotPosted, UpdateOverdue, UpdatePosted
 from bot.infra.errors import SlackFailure
@@ -23,7 +24,7 @@ from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
            "DigestMessage", "SpikeAlertMessage", "StakeholderUpdateMessage", "UpdatePosted", "UpdateNotPosted",
-           "UpdateOverdue", "EscalationMessage", "NarrativesMessage"]
+           "UpdateOverdue", "EscalationMessage", "NarrativesMessage", "Resolved"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -87,6 +88,13 @@ class EscalationMessage:
 
 
 @dataclass(frozen=True)
+class Resolved:
+    """The resolve summary posted in the incident's channel."""
+
+    summary: ResolveSummary
+
+
+@dataclass(frozen=True)
 class NarrativesMessage:
     """An incident's narratives in its severity's window (`/crisis narratives`)."""
 
@@ -97,7 +105,7 @@ class NarrativesMessage:
 
 Message = (Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
            | StakeholderUpdateMessage | UpdatePosted | UpdateNotPosted | UpdateOverdue | TaskMessages
-           | EscalationMessage | NarrativesMessage)
+           | EscalationMessage | NarrativesMessage | Resolved)
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,18 @@ class SlackPort(Protocol):
 
     def post(self, channel_id: str, message: Message) -> str:
         """Post a message in a channel; its ts."""
+        ...
+
+    def upload_file(self, channel_id: str, path: Path, *, filename: str, title: str, comment: str) -> str | None:
+        """Upload a file from disk into a channel with a comment; its file id."""
+        ...
+
+    def user_profile(self, user_id: str) -> dict[str, Any]:
+        """Slack's profile of one person (`users.info`'s `user`), for names in exports."""
+        ...
+
+    def publish_home(self, user_id: str) -> None:
+        """Publish one person's App Home tab afresh."""
         ...
 
     def upload(self, channel_id: str, *, content: bytes, filename: str, title: str, alt_text: str,
