@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,153 +18,22 @@ from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of
 from bot.crisis.incidents import find_incident_by_channel
 from bot.drafting import drafts, updates
-from bot.drafting.drafts import DraftInputError, DraftView, Platform
-from bot.drafting.llm import DraftFailed, draft_reply, runtime_llm_client
-from bot.drafting.prompts import PromptError, build_messages
-from bot.flows.updates import post_update, write_update
+from bot.drafting.drafts import DraftInputError, DraftView
+from bot.flows import drafting
+from bot.flows.updates import post_update
 from bot.infra.errors import AlreadyTold, is_transient
-from bot.publishing.publish import publish_panel
 from handlers import tasks
 from handlers.commands import CommandRequest
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
-from handlers.render import publishing as render_publishing
-from handlers.slack_gateway import SlackGateway, user_teller
+from handlers.slack_gateway import SlackGateway, client_gateway, respond_teller, user_teller
 from models import transaction
-from models.drafts import REQUESTED
 from models.incidents import RESOLVED
 
 log = logging.getLogger(__name__)
 MESSAGE_SYNC_ROUNDS = 3
 # How long a repeated request waits for the first one's message to exist, to link to it.
 PLACEHOLDER_WAIT_SECONDS = 2.0
-
-
-# ----------------------------------------------------------------------------------- drafting
-
-
-def start_draft(
-    runtime: Runtime,
-    client: WebClient,
-    *,
-    incident_id: int,
-    platform: Platform,
-    request: str,
-    user_id: str,
-    channel_id: str,
-    mention_id: int | None = None,
-    reply_to_url: str | None = None,
-    tell: Callable[[str], None] | None = None,
-) -> int:
-    """Record the request, show a "drafting…" placeholder, then draft (LLM or template); returns the id.
-
-    A repeat of the same request within 30 s (double click, command sent twice) makes no second draft:
-    `tell` (default: an ephemeral to the requester) points them at the draft already under way.
-    """
-    asked = drafts.request_draft_once(
-        runtime.sessions, incident_id=incident_id, platform=platform, request=request, requested_by=user_id,
-        channel_id=channel_id, mention_id=mention_id, reply_to_url=reply_to_url,
-    )
-    if asked.duplicate:
-        link = _draft_link(runtime, client, asked.draft.id)
-        text = render.already_drafting_text(asked.draft, link)
-        if tell is not None:
-            tell(text)
-        else:
-            _ephemeral(client, channel_id, user_id, text)
-        return asked.draft.id
-    if asked.draft.status == REQUESTED and not asked.draft.slack_ts:
-        _post_placeholder(runtime, client, asked.draft)
-    if run_draft(runtime, client, asked.draft.id) is None:
-        _sync_message(runtime, client, asked.draft.id)  # a re-run whose draft was already made: show it
-    return asked.draft.id
-
-
-def _draft_link(runtime: Runtime, client: WebClient, draft_id: int) -> str | None:
-    """A permalink to the draft's message; waits briefly when the first request is still posting it."""
-    deadline = time.monotonic() + PLACEHOLDER_WAIT_SECONDS
-    while True:
-        with transaction(runtime.sessions) as session:
-            view = drafts.get_draft(session, draft_id)
-        if view is not None and view.channel_id and view.slack_ts:
-            try:
-                return str(client.chat_getPermalink(channel=view.channel_id, message_ts=view.slack_ts)["permalink"])
-            except SlackApiError:
-                log.warning("no permalink for draft %s's message", draft_id, exc_info=True)
-                return None
-        if view is None or time.monotonic() >= deadline:
-            return None
-        time.sleep(0.05)
-
-
-def _post_placeholder(runtime: Runtime, client: WebClient, draft: DraftView) -> None:
-    text, blocks = render.drafting_message(draft)
-    try:
-        # No channel is refused by Slack like a wrong one (slack_sdk drops a None argument).
-        posted = client.chat_postMessage(channel=draft.channel_id or "", text=text, blocks=blocks)
-    except SlackApiError:
-        # The request is kept; the result is posted as a new message once drafted (see _sync_message).
-        log.exception("could not post the drafting placeholder for draft %s", draft.id)
-        return
-    with transaction(runtime.sessions) as session:
-        drafts.set_draft_message(session, draft.id, posted["channel"], posted["ts"])
-
-
-def run_draft(runtime: Runtime, client: WebClient, draft_id: int) -> DraftView | None:
-    """One drafting attempt of a `requested` draft; the message ends as the draft, or an error + *Retry*."""
-    plan, settings = runtime.plan, runtime.settings
-    with transaction(runtime.sessions) as session:
-        job = drafts.start_attempt(session, draft_id, plan)
-    if job is None:
-        return None
-    try:
-        if job.draft.is_update:
-            result = write_update(runtime, draft_id)
-        elif settings.llm_configured:
-            system, user = build_messages(job.prompt)
-            result = draft_reply(runtime_llm_client(runtime), settings.warroom_llm_model, system, user)
-        else:
-            prompt = job.prompt
-            result = drafts.template_reply(job.holding_statement, prompt.facts, prompt.sign_off, prompt.limit)
-        failure = None
-    except DraftFailed as exc:
-        failure = exc.reason
-    except PromptError as exc:
-        failure = f"the prompt templates need fixing: {exc}"
-    with transaction(runtime.sessions) as session:
-        if failure is None:
-            drafts.record_draft_result(session, draft_id, result, tuple(plan.tone.avoid), tuple(plan.tone.never_say))
-        else:
-            drafts.record_draft_failure(session, draft_id, failure)
-    return _sync_message(runtime, client, draft_id)
-
-
-def _sync_message(runtime: Runtime, client: WebClient, draft_id: int) -> DraftView | None:
-    """Make the draft's message show what the database holds.
-
-    Two clicks can race (an edit and an approval); each renders what it read, so the slower chat.update
-    could show a stale state. Re-reading after updating, until nothing changed, makes the last word right.
-    """
-    shown: tuple[Any, ...] | None = None
-    view: DraftView | None = None
-    for _ in range(MESSAGE_SYNC_ROUNDS):
-        with transaction(runtime.sessions) as session:
-            view = drafts.get_draft(session, draft_id)
-            panel = publish_panel(session, runtime.plan.publishing, view) if view is not None else None
-        if view is None:
-            return None
-        state = (view.status, view.revision, view.text, view.attempts, view.decided_by, tuple(view.edited_by), panel)
-        if state == shown:
-            break
-        text, blocks = render.render_draft(view, render_publishing.publish_blocks(view, panel) if panel else None)
-        if view.slack_ts and view.channel_id:
-            client.chat_update(channel=view.channel_id, ts=view.slack_ts, text=text, blocks=blocks)
-        elif view.channel_id:
-            posted = client.chat_postMessage(channel=view.channel_id, text=text, blocks=blocks)
-            with transaction(runtime.sessions) as session:
-                drafts.set_draft_message(session, draft_id, posted["channel"], posted["ts"])
-        shown = state
-    return view
 
 
 # ----------------------------------------------------------------------------------- /crisis draft
@@ -179,12 +47,9 @@ def draft_command(req: CommandRequest) -> None:
         req.reply(str(exc), form=form_of("draft"))
         return
     assert req.incident_id is not None
-
-    def tell(text: str) -> None:
-        req.respond(response_type="ephemeral", text=text, blocks=render.notice(text)[1])
-
-    start_draft(req.runtime, req.client, incident_id=req.incident_id, platform=platform, request=request,
-                user_id=req.user_id, channel_id=req.channel_id, tell=tell)
+    gateway = SlackGateway(req.runtime, req.client, respond_teller(req.respond))
+    drafting.start_draft(req.runtime, gateway, incident_id=req.incident_id, platform=platform, request=request,
+                         user_id=req.user_id, channel_id=req.channel_id)
 
 
 # ----------------------------------------------------------------------------------- buttons and modals
@@ -205,12 +70,12 @@ def _answer(
     message, so what everyone sees, and can click, is the current revision."""
     if outcome.ok:
         if outcome.draft is not None:
-            _sync_message(runtime, client, outcome.draft.id)
+            drafting.show_draft(runtime, client_gateway(runtime, client), outcome.draft.id)
         return
     where = channel_id or (outcome.draft.channel_id if outcome.draft else None)
     _ephemeral(client, where, user_id, render.refusal_text(outcome, verb), typed)
     if outcome.refusal == "stale" and outcome.draft is not None:
-        _sync_message(runtime, client, outcome.draft.id)
+        drafting.show_draft(runtime, client_gateway(runtime, client), outcome.draft.id)
 
 
 def _where(body: dict[str, Any]) -> tuple[str, str]:
@@ -289,8 +154,10 @@ def on_draft_reply(runtime: Runtime, body: dict[str, Any], client: WebClient) ->
     if wanted is None:
         _ephemeral(client, channel_id, user_id, "That mention is no longer stored; nothing to reply to.")
         return
-    start_draft(runtime, client, incident_id=incident_id, platform=wanted.platform, request=wanted.text,
-                user_id=user_id, channel_id=channel_id, mention_id=wanted.mention_id, reply_to_url=wanted.url)
+    gateway = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
+    drafting.start_draft(runtime, gateway, incident_id=incident_id, platform=wanted.platform, request=wanted.text,
+                         user_id=user_id, channel_id=channel_id, mention_id=wanted.mention_id,
+                         reply_to_url=wanted.url)
 
 
 @_surfaced("Approving the draft")
@@ -358,9 +225,10 @@ def on_regenerate(runtime: Runtime, body: dict[str, Any], client: WebClient) -> 
     if not outcome.ok or outcome.new_draft is None:
         _answer(runtime, client, outcome, channel_id, user_id, "regenerate")
         return
-    _sync_message(runtime, client, draft_id)
-    _post_placeholder(runtime, client, outcome.new_draft)
-    run_draft(runtime, client, outcome.new_draft.id)
+    gateway = client_gateway(runtime, client)
+    drafting.show_draft(runtime, gateway, draft_id)
+    drafting.post_placeholder(runtime, gateway, outcome.new_draft)
+    drafting.run_draft(runtime, gateway, outcome.new_draft.id)
 
 
 @_surfaced("Retrying the draft")
@@ -375,8 +243,9 @@ def on_retry(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     if not outcome.ok:
         _answer(runtime, client, outcome, channel_id, user_id, "retry")
         return
-    _sync_message(runtime, client, draft_id)  # back to "drafting…"
-    run_draft(runtime, client, draft_id)
+    gateway = client_gateway(runtime, client)
+    drafting.show_draft(runtime, gateway, draft_id)  # back to "drafting…"
+    drafting.run_draft(runtime, gateway, draft_id)
 
 
 def _submitted(body: dict[str, Any], block_id: str) -> str:

@@ -8,10 +8,12 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.background.runtime import Runtime
+from bot.flows import drafting
 from bot.flows.publishing import publish_draft
-from handlers.drafts import _ephemeral, _surfaced, _sync_message, _where
+from handlers.drafts import _ephemeral, _surfaced, _where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render import publishing as render
+from handlers.slack_gateway import client_gateway
 
 PUBLISH = "draft:publish"
 
@@ -30,7 +32,7 @@ def on_publish(runtime: Runtime, body: dict[str, Any], client: WebClient) -> Non
         where = channel_id or (claim.draft.channel_id if claim.draft else None)
         _ephemeral(client, where, user_id, render.publish_refusal_text(claim))
     if claim.draft is not None:
-        _sync_message(runtime, client, draft_id)
+        drafting.show_draft(runtime, client_gateway(runtime, client), draft_id)
 
 
 def register(app: App, runtime: Runtime, work: WorkTable) -> None:

@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.background.runtime import Runtime
 from bot.crisis.incidents import IncidentSnapshot
+from bot.flows.draft_messages import AlreadyDrafting, DraftPlaceholder, DraftShown
 from bot.flows.port import (
     Brief,
     Channel,
@@ -38,6 +39,8 @@ from bot.flows.update_messages import UPDATE_MARK
 from bot.infra.errors import is_transient
 from bot.listening.digests import summary_line
 from handlers.home import publish_home
+from handlers.render import drafts as render_drafts
+from handlers.render import publishing as render_publishing
 from handlers.render import updates as render_updates
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
@@ -71,6 +74,12 @@ def render(message: Message) -> tuple[str, list[Block] | None]:
     match message:
         case Notice(text=text):
             return text, None
+        case DraftPlaceholder(draft=draft):
+            return render_drafts.drafting_message(draft)
+        case DraftShown(draft=draft, panel=panel):
+            return render_drafts.render_draft(draft, render_publishing.publish_blocks(draft, panel) if panel else None)
+        case AlreadyDrafting(draft=draft, link=link):
+            return render_drafts.notice(render_drafts.already_drafting_text(draft, link))
         case Resolved(summary=summary):
             return resolve_text(summary), resolve_blocks(summary)
         case Brief(incident=incident, digest_minutes=minutes):
@@ -276,6 +285,10 @@ class SlackGateway:
         with slack_call("files.uploadV2"):
             self.client.files_upload_v2(channel=channel_id, thread_ts=thread_ts, file=content, filename=filename,
                                         title=title, alt_txt=alt_text)
+
+    def permalink(self, channel_id: str, ts: str) -> str:
+        with slack_call("chat.getPermalink"):
+            return str(self.client.chat_getPermalink(channel=channel_id, message_ts=ts)["permalink"])
 
     def upload_file(self, channel_id: str, path: Path, *, filename: str, title: str, comment: str) -> str | None:
         with slack_call("files.uploadV2"):

@@ -14,13 +14,13 @@ from bot.crisis.commands import form_of
 from bot.crisis.incidents import find_incident_by_channel
 from bot.drafting import updates
 from bot.drafting.drafts import STAKEHOLDER_UPDATE
+from bot.flows import drafting
 from bot.flows.updates import post_update
 from handlers.commands import CommandRequest
-from handlers.drafts import _action_value, _ephemeral, _surfaced, _where, start_draft
+from handlers.drafts import _action_value, _ephemeral, _surfaced, _where
 from handlers.queued import WorkTable, enqueue_listener
-from handlers.render import drafts as render
 from handlers.render.updates import POST_UPDATE, START_UPDATE
-from handlers.slack_gateway import SlackGateway, user_teller
+from handlers.slack_gateway import SlackGateway, respond_teller, user_teller
 from models import transaction
 from models.incidents import RESOLVED
 
@@ -35,12 +35,9 @@ def update_command(req: CommandRequest) -> None:
         req.reply(str(exc), form=form_of("update"))
         return
     assert req.incident_id is not None
-
-    def tell(text: str) -> None:
-        req.respond(response_type="ephemeral", text=text, blocks=render.notice(text)[1])
-
-    start_draft(req.runtime, req.client, incident_id=req.incident_id, platform=STAKEHOLDER_UPDATE,
-                request=note or updates.DEFAULT_REQUEST, user_id=req.user_id, channel_id=req.channel_id, tell=tell)
+    gateway = SlackGateway(req.runtime, req.client, respond_teller(req.respond))
+    drafting.start_draft(req.runtime, gateway, incident_id=req.incident_id, platform=STAKEHOLDER_UPDATE,
+                         request=note or updates.DEFAULT_REQUEST, user_id=req.user_id, channel_id=req.channel_id)
 
 
 @_surfaced("Drafting a stakeholder update")
@@ -56,8 +53,9 @@ def on_start_update(runtime: Runtime, body: dict[str, Any], client: WebClient) -
     if status == RESOLVED:
         _ephemeral(client, channel_id, user_id, "This incident is resolved, so no more updates are drafted here.")
         return
-    start_draft(runtime, client, incident_id=incident_id, platform=STAKEHOLDER_UPDATE,
-                request=updates.DEFAULT_REQUEST, user_id=user_id, channel_id=channel_id)
+    gateway = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
+    drafting.start_draft(runtime, gateway, incident_id=incident_id, platform=STAKEHOLDER_UPDATE,
+                         request=updates.DEFAULT_REQUEST, user_id=user_id, channel_id=channel_id)
 
 
 @_surfaced("Posting the update")

@@ -7,7 +7,10 @@ functions and `if TYPE_CHECKING:` blocks too): a cycle hidden in a function is s
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "handlers", "models")
@@ -42,6 +45,13 @@ def import_graph() -> dict[str, set[str]]:
                     target = target.rpartition(".")[0]
                 if target and target != name:
                     graph[name].add(target)
+                    # Importing a module runs its packages' __init__ first: from another package, that is
+                    # an import of the package too (bot.publishing → bot.exports.sections runs bot/exports).
+                    own = name if is_package else name.rpartition(".")[0]
+                    parent = target.rpartition(".")[0]
+                    while parent and parent in files and not (own == parent or own.startswith(parent + ".")):
+                        graph[name].add(parent)
+                        parent = parent.rpartition(".")[0]
     return graph
 
 
@@ -78,6 +88,17 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def test_the_checker_sees_a_cycle_through_a_package_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """a.x imports b.y: that runs b/__init__, which imports b.z, which imports a.x — a cycle at import time."""
+    for path, text in {"a/__init__.py": "", "a/x.py": "from b.y import Y\n", "b/__init__.py": "from b import z\n",
+                       "b/y.py": "Y = 1\n", "b/z.py": "from a.x import X\n"}.items():
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGES", ("a", "b"))
+    assert cycles(import_graph()) == [["a.x", "b", "b.z"]]
 
 
 def test_the_checker_sees_a_cycle() -> None:

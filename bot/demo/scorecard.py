@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def _coordination(report: dict[str, Any] | None) -> dict[str, Any]:
-    """The export's coordination metrics (bot/tasks/export.py), or nothing when it has none."""
+    """The export's coordination metrics (bot/exports/tasks.py), or nothing when it has none."""
     section = next((s for s in (report or {}).get("sections", []) if s.key == "coordination_metrics"), None)
     return section.data if section is not None else {}
 

@@ -20,12 +20,12 @@ from bot.crisis import timeline
 from bot.crisis.plan import Plan
 from bot.exports.corrections import corrections_section
 from bot.exports.narratives import narratives_section
+from bot.exports.publications import publications_section
 from bot.exports.sections import Section, SectionBuilder, SectionContext
 from bot.exports.stakeholder_updates import updates_section
+from bot.exports.tasks import coordination_metrics_section, followups_section, tasks_section
 from bot.listening.corrections import effective_sentiment
 from bot.listening.mentions import contains_any, incident_keywords
-from bot.publishing.publish import publications_section
-from bot.tasks.export import coordination_metrics_section, followups_section, tasks_section
 from bot.tasks.tasks import STATEMENT_TARGET, TASK_PLANNED
 from models import (
     Decision,

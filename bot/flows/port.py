@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.crisis.incidents import IncidentSnapshot, ResolveSummary
+from bot.flows.draft_messages import AlreadyDrafting, DraftPlaceholder, DraftShown
 from bot.flows.task_messages import TaskMessages
 from bot.flows.update_messages import StakeholderUpdateMessage, UpdateNotPosted, UpdateOverdue, UpdatePosted
 from bot.infra.errors import SlackFailure
@@ -24,7 +25,8 @@ from bot.listening.spikes import SpikeVerdict
 
 __all__ = ["SlackFailure", "SlackPort", "Channel", "Message", "Notice", "Brief", "Opened", "OpenFailed",
            "DigestMessage", "SpikeAlertMessage", "StakeholderUpdateMessage", "UpdatePosted", "UpdateNotPosted",
-           "UpdateOverdue", "EscalationMessage", "NarrativesMessage", "Resolved"]
+           "UpdateOverdue", "EscalationMessage", "NarrativesMessage", "Resolved",
+           "DraftPlaceholder", "DraftShown", "AlreadyDrafting"]
 
 
 # ---- messages a flow hands to the port -----------------------------------------------------------
@@ -105,7 +107,7 @@ class NarrativesMessage:
 
 Message = (Notice | Brief | Opened | OpenFailed | DigestMessage | SpikeAlertMessage
            | StakeholderUpdateMessage | UpdatePosted | UpdateNotPosted | UpdateOverdue | TaskMessages
-           | EscalationMessage | NarrativesMessage | Resolved)
+           | EscalationMessage | NarrativesMessage | Resolved | DraftPlaceholder | DraftShown | AlreadyDrafting)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,10 @@ class SlackPort(Protocol):
 
     def post(self, channel_id: str, message: Message) -> str:
         """Post a message in a channel; its ts."""
+        ...
+
+    def permalink(self, channel_id: str, ts: str) -> str:
+        """A link to a message."""
         ...
 
     def upload_file(self, channel_id: str, path: Path, *, filename: str, title: str, comment: str) -> str | None:

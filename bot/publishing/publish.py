@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from bot.crisis import timeline
 from bot.crisis.plan import Publishing
 from bot.drafting.drafts import DECIDERS, DraftView, get_draft, role_holders
-from bot.exports.sections import Section, SectionContext
 from bot.publishing.accounts import Account, account_for
 from bot.publishing.bluesky import new_tid
 from bot.publishing.platform import Answered, Posted
@@ -217,18 +216,3 @@ def record_refused(session: Session, job: PublishJob, reason: str, retryable: bo
         timeline.record_event(session, job.incident_id, PUBLISH_FAILED,
                               f"Publishing as {job.account.label} failed: {reason}", actor=user_id, at=now,
                               data={"draft_id": job.draft_id, "retryable": retryable})
-
-
-def publications_section(context: SectionContext) -> Section | None:
-    """The export's "Published replies": each publication with its outcome and link (no credentials)."""
-    rows = context.session.scalars(select(Publication).where(Publication.incident_id == context.incident.id)
-                                   .order_by(Publication.id)).all()
-    if not rows:
-        return None
-    return Section(
-        key="publications", title="Published replies",
-        intro="Approved drafts War Room posted to the platforms, verbatim, once each.",
-        columns=("draft", "platform", "account", "status", "by", "published at", "link", "text", "problem"),
-        rows=tuple((f"#{row.draft_id}", row.platform, row.account, row.status, row.requested_by,
-                    context.time_text(row.published_at), row.url or "", row.text, row.error or "") for row in rows),
-    )
