@@ -26,7 +26,7 @@ from bot.queue.jobs import current_job
 from handlers.commands import CommandRequest
 from handlers.queued import INTERACTION_JOB, WorkTable, job_body
 from handlers.render.catchup import catchup_blocks, catchup_text
-from handlers.slack_gateway import bot_user_id
+from handlers.slack_gateway import bot_user_id, post_ephemeral
 from models import transaction, utcnow
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def catch_up_on_join(runtime: Runtime, body: dict[str, Any], client: WebClient, 
         log.debug("no join catch-up for %s in %s: %s", user_id, channel_id, verdict.reason)
         return
     catchup, summary = build_catchup(runtime, verdict.incident_id, user_id)
-    client.chat_postEphemeral(channel=channel_id, user=user_id, text=catchup_text(catchup),
-                              blocks=catchup_blocks(catchup, summary))
+    post_ephemeral(client, channel_id, user_id, catchup_text(catchup), catchup_blocks(catchup, summary))
     with transaction(runtime.sessions) as session:
         record_join_catchup_sent(session, verdict.incident_id, user_id, catchup.now)
 

@@ -26,7 +26,7 @@ from handlers import tasks
 from handlers.commands import CommandRequest
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
-from handlers.slack_gateway import SlackGateway, client_gateway, respond_teller, user_teller
+from handlers.slack_gateway import SlackGateway, client_gateway, open_view, post_ephemeral, respond_teller, user_teller
 from models import transaction
 from models.incidents import RESOLVED
 
@@ -58,7 +58,7 @@ def draft_command(req: CommandRequest) -> None:
 def _ephemeral(client: WebClient, channel_id: str | None, user_id: str, text: str, typed: str | None = None) -> None:
     shown, blocks = render.notice(text) if typed is None else render.notice_with_typed(text, typed)
     if channel_id:
-        client.chat_postEphemeral(channel=channel_id, user=user_id, text=shown, blocks=blocks)
+        post_ephemeral(client, channel_id, user_id, shown, blocks)
 
 
 def _answer(
@@ -210,7 +210,7 @@ def _open_modal(
     if not checked.ok or checked.draft is None:
         _answer(runtime, client, checked, channel_id, user_id, verb)
         return
-    client.views_open(trigger_id=body["trigger_id"], view=modal(checked.draft))
+    open_view(client, body["trigger_id"], modal(checked.draft))
 
 
 @_surfaced("Regenerating the draft")

@@ -26,6 +26,7 @@ from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.commands import CommandRequest
 from handlers.render.common import section
 from handlers.render.drill import DRILL, drill_line
+from handlers.slack_gateway import post_blocks
 
 if TYPE_CHECKING:
     pass
@@ -61,8 +62,8 @@ def drill_command(request: CommandRequest) -> None:
                     "offline copy of War Room with a scripted team (no real incident, channel or account is "
                     "touched). Its scorecard and export will be posted here.")
     try:
-        request.client.chat_postMessage(channel=request.channel_id, text=drill_line(f"Drill {name} started", 200),
-                                        blocks=[section(announcement)])
+        post_blocks(request.client, request.channel_id, drill_line(f"Drill {name} started", 200),
+                    [section(announcement)])
     except SlackApiError as exc:
         request.reply(f"The drill was not started: Slack answered `{exc.response.get('error')}` when I tried to post "
                       "here (invite me to this channel, or run it from one I am in).")

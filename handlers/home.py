@@ -12,22 +12,9 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.background.runtime import Runtime
-from bot.crisis.incidents import home_incidents
-from bot.tasks.tasks import open_tasks_of
-from handlers.render.home import home_view
-from models import transaction, utcnow
+from handlers.slack_gateway import client_gateway
 
 log = logging.getLogger(__name__)
-RESOLVED_SHOWN = 10
-
-
-def publish_home(runtime: Runtime, client: WebClient, user_id: str) -> None:
-    """Publish the Home tab for one person: the incidents they may see (a private one only to its people)
-    and their own open tasks."""
-    with transaction(runtime.sessions) as session:
-        open_incidents, resolved = home_incidents(session, runtime.plan, user_id, resolved_limit=RESOLVED_SHOWN)
-        tasks = open_tasks_of(session, user_id)
-    client.views_publish(user_id=user_id, view=home_view(open_incidents, resolved, utcnow(), tasks))
 
 
 def register(app: App, runtime: Runtime) -> None:
@@ -35,4 +22,4 @@ def register(app: App, runtime: Runtime) -> None:
     def home_opened(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return  # the Messages tab needs nothing from us
-        publish_home(runtime, client, event.get("user", ""))
+        client_gateway(runtime, client).publish_home(event.get("user", ""))

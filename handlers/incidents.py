@@ -48,7 +48,15 @@ from handlers.render.incident import (
     status_update_blocks,
     status_update_text,
 )
-from handlers.slack_gateway import SlackGateway, Tell, client_gateway, respond_teller, user_teller
+from handlers.slack_gateway import (
+    SlackGateway,
+    Tell,
+    client_gateway,
+    open_view,
+    post_blocks,
+    respond_teller,
+    user_teller,
+)
 from models import transaction, utcnow
 
 log = logging.getLogger(__name__)
@@ -72,8 +80,7 @@ def snapshot(runtime: Runtime, incident_id: int) -> IncidentSnapshot:
 
 def post_in_room(client: WebClient, channel_id: str, text: str, blocks: Sequence[Block] | None = None) -> str:
     """Post in the incident channel; returns the message ts."""
-    answer = client.chat_postMessage(channel=channel_id, text=text, blocks=blocks or None)
-    return str(answer["ts"])
+    return post_blocks(client, channel_id, text, blocks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +160,7 @@ def show_open_form(
         prefill.pop("severity", None)
     view = open_form(runtime.plan, prefill, {"channel": channel_id or ""})
     try:
-        client.views_open(trigger_id=trigger_id, view=view)
+        open_view(client, trigger_id, view)
     except SlackApiError as exc:
         tell(
             f"The form could not be opened: {describe(exc)}. Try again, or use `{form_of('open')}`.", None

@@ -27,7 +27,7 @@ from handlers.render.incident import (
     roles_blocks,
     section,
 )
-from handlers.slack_gateway import Tell, bot_user_id, client_gateway, invite, respond_teller, user_teller
+from handlers.slack_gateway import Tell, bot_user_id, client_gateway, invite, post_blocks, respond_teller, user_teller
 from models import transaction
 from models.incidents import RESOLVED
 
@@ -48,11 +48,8 @@ def welcome_holder(runtime: Runtime, client: WebClient, assignment: Assignment, 
         except (SlackApiError, SlackClientError) as exc:
             problems.append(f"inviting <@{assignment.user_id}> ({describe(exc)})")
     try:
-        client.chat_postMessage(
-            channel=assignment.user_id,
-            text=f"You are now {escape_team_text(assignment.title)}",
-            blocks=role_dm_blocks(assignment, incident),
-        )
+        post_blocks(client, assignment.user_id, f"You are now {escape_team_text(assignment.title)}",
+                    role_dm_blocks(assignment, incident))
     except (SlackApiError, SlackClientError) as exc:
         problems.append(f"the DM to <@{assignment.user_id}> ({describe(exc)})")
     problems += refresh_room(runtime, client_gateway(runtime, client), assignment.incident_id)

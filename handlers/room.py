@@ -38,7 +38,7 @@ from handlers.render.incident import (
     rumour_text,
     timeline_logged_text,
 )
-from handlers.slack_gateway import respond_teller, user_teller
+from handlers.slack_gateway import respond_teller, update_blocks, user_teller
 from models import transaction
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,7 @@ def handle_rumour_outcome(runtime: Runtime, body: dict[str, Any], client: WebCli
     if not target_channel or not ts:
         return
     try:
-        client.chat_update(
-            channel=target_channel, ts=ts, text=rumour_text(rumour), blocks=rumour_blocks(rumour)
-        )
+        update_blocks(client, target_channel, ts, rumour_text(rumour), rumour_blocks(rumour))
     except SlackApiError as exc:
         tell(f"The outcome is recorded, but the message could not be updated: {describe(exc)}.", None)
 

@@ -13,9 +13,10 @@ from slack_bolt import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 from bot.background.runtime import Runtime
-from bot.crisis.incidents import IncidentSnapshot
+from bot.crisis.incidents import IncidentSnapshot, home_incidents
 from bot.flows.draft_messages import AlreadyDrafting, DraftPlaceholder, DraftShown
 from bot.flows.port import (
     Brief,
@@ -38,13 +39,14 @@ from bot.flows.port import (
 from bot.flows.update_messages import UPDATE_MARK
 from bot.infra.errors import is_transient
 from bot.listening.digests import summary_line
-from handlers.home import publish_home
+from bot.tasks.tasks import open_tasks_of
 from handlers.render import drafts as render_drafts
 from handlers.render import publishing as render_publishing
 from handlers.render import updates as render_updates
 from handlers.render.alerts import render_spike_alert
 from handlers.render.digest import render_digest
 from handlers.render.escalations import escalation_text, render_escalation
+from handlers.render.home import home_view
 from handlers.render.incident import (
     brief_blocks,
     brief_text,
@@ -57,11 +59,13 @@ from handlers.render.incident import (
 )
 from handlers.render.narratives import render_narratives
 from handlers.render.tasks import render_task_message
+from models import transaction, utcnow
 
 log = logging.getLogger(__name__)
 
 # How many of a channel's latest messages are searched for a stakeholder update's marker.
 MARKED_LOOKBACK = 200
+HOME_RESOLVED_SHOWN = 10  # recently resolved incidents on the App Home
 # conversations.invite takes 1–1,000 users per call (docs.slack.dev/reference/methods/conversations.invite).
 INVITE_BATCH = 1000
 
@@ -215,6 +219,34 @@ def invite(client: WebClient, channel_id: str, users: Sequence[str]) -> list[str
     return refused
 
 
+# ---- For handlers answering with Block Kit they rendered themselves (modals, ephemerals, room posts): the
+# same client, through this module, so this module stays the one place that calls the Web API. Errors are
+# Slack's own (SlackApiError), for the handler to word.
+
+
+def post_blocks(client: WebClient, channel_id: str, text: str, blocks: Sequence[Block] | None = None) -> str:
+    """Post in a channel (or a DM, by user id); the message ts."""
+    answer = client.chat_postMessage(channel=channel_id, text=text, blocks=blocks or None)
+    return str(answer["ts"])
+
+
+def update_blocks(client: WebClient, channel_id: str, ts: str, text: str, blocks: Sequence[Block]) -> None:
+    client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
+
+
+def post_ephemeral(client: WebClient, channel_id: str, user_id: str, text: str,
+                   blocks: Sequence[Block] | None = None) -> None:
+    client.chat_postEphemeral(channel=channel_id, user=user_id, text=text, blocks=blocks or None)
+
+
+def open_view(client: WebClient, trigger_id: str, view: View) -> None:
+    client.views_open(trigger_id=trigger_id, view=view)
+
+
+def publish_view(client: WebClient, user_id: str, view: View) -> None:
+    client.views_publish(user_id=user_id, view=view)
+
+
 class SlackGateway:
     """`SlackPort` over the Web API client; `tell` answers the person who asked, as `teller` does."""
 
@@ -302,8 +334,14 @@ class SlackGateway:
             return dict(self.client.users_info(user=user_id)["user"])
 
     def publish_home(self, user_id: str) -> None:
+        """The Home tab for one person: the incidents they may see (a private one only to its people) and
+        their own open tasks."""
+        with transaction(self.runtime.sessions) as session:
+            open_incidents, resolved = home_incidents(session, self.runtime.plan, user_id,
+                                                      resolved_limit=HOME_RESOLVED_SHOWN)
+            tasks = open_tasks_of(session, user_id)
         with slack_call("views.publish"):
-            publish_home(self.runtime, self.client, user_id)
+            publish_view(self.client, user_id, home_view(open_incidents, resolved, utcnow(), tasks))
 
     def pin(self, channel_id: str, ts: str) -> None:
         try:
