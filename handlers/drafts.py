@@ -4,14 +4,12 @@ Reject / Retry buttons and modals. Every listener acks first; drafting runs afte
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
 from bot.background.runtime import Runtime
@@ -21,12 +19,13 @@ from bot.drafting import drafts, updates
 from bot.drafting.drafts import DraftInputError, DraftView
 from bot.flows import drafting
 from bot.flows.updates import post_update
-from bot.infra.errors import AlreadyTold, is_transient
+from bot.infra.errors import AlreadyTold
 from handlers import tasks
 from handlers.commands import CommandRequest
+from handlers.interaction import action_number, surfaced, tell_privately, where
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
-from handlers.slack_gateway import SlackGateway, client_gateway, open_view, post_ephemeral, respond_teller, user_teller
+from handlers.slack_gateway import SlackGateway, client_gateway, open_view, respond_teller, user_teller
 from models import transaction
 from models.incidents import RESOLVED
 
@@ -55,12 +54,6 @@ def draft_command(req: CommandRequest) -> None:
 # ----------------------------------------------------------------------------------- buttons and modals
 
 
-def _ephemeral(client: WebClient, channel_id: str | None, user_id: str, text: str, typed: str | None = None) -> None:
-    shown, blocks = render.notice(text) if typed is None else render.notice_with_typed(text, typed)
-    if channel_id:
-        post_ephemeral(client, channel_id, user_id, shown, blocks)
-
-
 def _answer(
     runtime: Runtime, client: WebClient, outcome: drafts.DraftOutcome, channel_id: str | None, user_id: str,
     verb: str, typed: str | None = None,
@@ -72,43 +65,10 @@ def _answer(
         if outcome.draft is not None:
             drafting.show_draft(runtime, client_gateway(runtime, client), outcome.draft.id)
         return
-    where = channel_id or (outcome.draft.channel_id if outcome.draft else None)
-    _ephemeral(client, where, user_id, render.refusal_text(outcome, verb), typed)
+    answer_in = channel_id or (outcome.draft.channel_id if outcome.draft else None)
+    tell_privately(client, answer_in, user_id, render.refusal_text(outcome, verb), typed)
     if outcome.refusal == "stale" and outcome.draft is not None:
         drafting.show_draft(runtime, client_gateway(runtime, client), outcome.draft.id)
-
-
-def _where(body: dict[str, Any]) -> tuple[str, str]:
-    """(user id, channel id) of an interaction."""
-    return body.get("user", {}).get("id", ""), (body.get("channel") or {}).get("id", "")
-
-
-def _surfaced(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Tell the clicker when something failed after the ack, instead of failing silently."""
-
-    def decorate(listener: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(listener)
-        def run(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-            try:
-                listener(runtime, body, client)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise  # the worker tries it again, and tells the clicker if it keeps failing
-                log.exception("%s failed", what)
-                user_id, channel_id = _where(body)
-                if not channel_id:
-                    channel_id = _draft_channel(runtime, body) or ""
-                problem = "Slack refused a call" if isinstance(exc, SlackApiError) else type(exc).__name__
-                try:
-                    text = f"{what} failed ({problem}). Nothing was lost; try again."
-                    _ephemeral(client, channel_id, user_id, text)
-                except Exception:  # Slack itself unreachable: the log is all that is left
-                    log.exception("could not tell %s that %s failed", user_id, what)
-                raise AlreadyTold(what) from exc  # failed, never marked done; told once
-
-        return run
-
-    return decorate
 
 
 def _draft_channel(runtime: Runtime, body: dict[str, Any]) -> str | None:
@@ -120,13 +80,6 @@ def _draft_channel(runtime: Runtime, body: dict[str, Any]) -> str | None:
     return view.channel_id if view else None
 
 
-def _action_value(body: dict[str, Any]) -> int | None:
-    try:
-        return int(body["actions"][0]["value"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-
-
 def _clicked_ref(body: dict[str, Any]) -> tuple[int, int | None] | None:
     """(draft id, revision shown) from a draft button's value."""
     try:
@@ -136,23 +89,23 @@ def _clicked_ref(body: dict[str, Any]) -> tuple[int, int | None] | None:
     return render.parse_draft_ref(value) if isinstance(value, str) else None
 
 
-@_surfaced("Drafting a reply")
+@surfaced("Drafting a reply")
 def on_draft_reply(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """*Draft reply* on a mention (digest): draft a reply to that mention in this incident."""
-    user_id, channel_id = _where(body)
-    mention_id = _action_value(body)
+    user_id, channel_id = where(body)
+    mention_id = action_number(body)
     with transaction(runtime.sessions) as session:
         incident = find_incident_by_channel(session, channel_id)
         incident_id, status = (incident.id, incident.status) if incident else (None, None)
         wanted = drafts.mention_request(session, mention_id) if mention_id is not None else None
     if incident_id is None:
-        _ephemeral(client, channel_id, user_id, "*Draft reply* works in an incident channel; this isn't one.")
+        tell_privately(client, channel_id, user_id, "*Draft reply* works in an incident channel; this isn't one.")
         return
     if status == RESOLVED:
-        _ephemeral(client, channel_id, user_id, "This incident is resolved, so no more drafts are made here.")
+        tell_privately(client, channel_id, user_id, "This incident is resolved, so no more drafts are made here.")
         return
     if wanted is None:
-        _ephemeral(client, channel_id, user_id, "That mention is no longer stored; nothing to reply to.")
+        tell_privately(client, channel_id, user_id, "That mention is no longer stored; nothing to reply to.")
         return
     gateway = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
     drafting.start_draft(runtime, gateway, incident_id=incident_id, platform=wanted.platform, request=wanted.text,
@@ -160,9 +113,9 @@ def on_draft_reply(runtime: Runtime, body: dict[str, Any], client: WebClient) ->
                          reply_to_url=wanted.url)
 
 
-@_surfaced("Approving the draft")
+@surfaced("Approving the draft")
 def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    user_id, channel_id = _where(body)
+    user_id, channel_id = where(body)
     clicked = _clicked_ref(body)
     if clicked is None:
         return
@@ -177,10 +130,10 @@ def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> Non
         tasks.after_approval(runtime, client, outcome.draft.incident_id)  # a statement task may be done now
 
 
-@_surfaced("Opening the reject form")
+@surfaced("Opening the reject form")
 def on_reject(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """Open the reason form, for the revision the message showed; refused at once if it could not be saved."""
-    user_id, channel_id = _where(body)
+    user_id, channel_id = where(body)
     clicked = _clicked_ref(body)
     if clicked is None:
         return
@@ -190,10 +143,10 @@ def on_reject(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None
     _open_modal(runtime, client, body, checked, channel_id, user_id, "reject", render.reject_modal)
 
 
-@_surfaced("Opening the edit form")
+@surfaced("Opening the edit form")
 def on_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """Open the edit form on the revision the message showed; refused at once if it could not be saved."""
-    user_id, channel_id = _where(body)
+    user_id, channel_id = where(body)
     clicked = _clicked_ref(body)
     if clicked is None:
         return
@@ -213,9 +166,9 @@ def _open_modal(
     open_view(client, body["trigger_id"], modal(checked.draft))
 
 
-@_surfaced("Regenerating the draft")
+@surfaced("Regenerating the draft")
 def on_regenerate(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    user_id, channel_id = _where(body)
+    user_id, channel_id = where(body)
     clicked = _clicked_ref(body)
     if clicked is None:
         return
@@ -231,9 +184,9 @@ def on_regenerate(runtime: Runtime, body: dict[str, Any], client: WebClient) -> 
     drafting.run_draft(runtime, gateway, outcome.new_draft.id)
 
 
-@_surfaced("Retrying the draft")
+@surfaced("Retrying the draft")
 def on_retry(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    user_id, channel_id = _where(body)
+    user_id, channel_id = where(body)
     clicked = _clicked_ref(body)
     if clicked is None:
         return
@@ -278,7 +231,7 @@ def _on_text_submitted(ack: Ack, body: dict[str, Any], input_id: str, empty_erro
     submit(ack, body, input_id)
 
 
-@_surfaced("Saving the edit")
+@surfaced("Saving the edit", channel_of=_draft_channel)
 def save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     avoid, never_say = tuple(runtime.plan.tone.avoid), tuple(runtime.plan.tone.never_say)
     _decide_from_modal(runtime, body, client, render.EDIT_INPUT, "edit",
@@ -286,7 +239,7 @@ def save_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None
                            session, draft_id, user_id, text, revision, avoid, never_say))
 
 
-@_surfaced("Rejecting the draft")
+@surfaced("Rejecting the draft", channel_of=_draft_channel)
 def save_rejection(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     four_eyes = runtime.plan.approval.four_eyes
     _decide_from_modal(runtime, body, client, render.REASON_INPUT, "reject",

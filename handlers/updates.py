@@ -17,7 +17,7 @@ from bot.drafting.drafts import STAKEHOLDER_UPDATE
 from bot.flows import drafting
 from bot.flows.updates import post_update
 from handlers.commands import CommandRequest
-from handlers.drafts import _action_value, _ephemeral, _surfaced, _where
+from handlers.interaction import action_number, surfaced, tell_privately, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.updates import POST_UPDATE, START_UPDATE
 from handlers.slack_gateway import SlackGateway, respond_teller, user_teller
@@ -40,42 +40,42 @@ def update_command(req: CommandRequest) -> None:
                          request=note or updates.DEFAULT_REQUEST, user_id=req.user_id, channel_id=req.channel_id)
 
 
-@_surfaced("Drafting a stakeholder update")
+@surfaced("Drafting a stakeholder update")
 def on_start_update(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """*Draft update* on the overdue reminder: the same as `/crisis update` with no note."""
-    user_id, channel_id = _where(body)
+    user_id, channel_id = where(body)
     with transaction(runtime.sessions) as session:
         incident = find_incident_by_channel(session, channel_id)
         incident_id, status = (incident.id, incident.status) if incident else (None, None)
     if incident_id is None:
-        _ephemeral(client, channel_id, user_id, "*Draft update* works in an incident channel; this isn't one.")
+        tell_privately(client, channel_id, user_id, "*Draft update* works in an incident channel; this isn't one.")
         return
     if status == RESOLVED:
-        _ephemeral(client, channel_id, user_id, "This incident is resolved, so no more updates are drafted here.")
+        tell_privately(client, channel_id, user_id, "This incident is resolved, so no more updates are drafted here.")
         return
     gateway = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
     drafting.start_draft(runtime, gateway, incident_id=incident_id, platform=STAKEHOLDER_UPDATE,
                          request=updates.DEFAULT_REQUEST, user_id=user_id, channel_id=channel_id)
 
 
-@_surfaced("Posting the update")
+@surfaced("Posting the update")
 def on_post_update(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """*Post update*: try again to post an approved update (after the bot was invited, say)."""
-    user_id, channel_id = _where(body)
-    draft_id = _action_value(body)
+    user_id, channel_id = where(body)
+    draft_id = action_number(body)
     if draft_id is None:
         return
     with transaction(runtime.sessions) as session:
         refusal = updates.post_refusal(session, draft_id, user_id)
     if refusal is not None:
-        _ephemeral(client, channel_id, user_id, refusal)
+        tell_privately(client, channel_id, user_id, refusal)
         return
     port = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
     if post_update(runtime, port, draft_id) is None:
         with transaction(runtime.sessions) as session:
             refusal = updates.post_refusal(session, draft_id, user_id)
         if refusal is not None:  # posted meanwhile by another click; a new failure was told in the room
-            _ephemeral(client, channel_id, user_id, refusal)
+            tell_privately(client, channel_id, user_id, refusal)
 
 
 def register(app: App, runtime: Runtime, work: WorkTable) -> None:
