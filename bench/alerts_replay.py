@@ -3,7 +3,7 @@
     PYTHONPATH=. python bench/alerts_replay.py                 # apple and sanders, scored by War Room
     PYTHONPATH=. python bench/alerts_replay.py --labels human  # the sets' human labels instead
 
-Each set (`/work/shared/data`, or --data) is stored in a scratch SQLite database at its own
+Each set (`../shared/data` beside the checkout, or --data) is stored in a scratch SQLite database at its own
 timestamps, with sentiment from War Room's scorer (what ingest would store) or the human labels. Then a
 clock steps through the set every min(poll 5 min, window) as the scheduler would, and at each step the
 real `evaluate` and `record_spike_alert` run (no incident open, so the cooldown applies). Rule sets:

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 0 python bench/narratives.py [--posts 20000]
 
 The window is built from real posts: all 16,164 posts of the three labelled sets in
-/work/shared/data (retweet storms and duplicates included), topped up with the three varied injected
+../shared/data (retweet storms and duplicates included), topped up with the three varied injected
 stories of the quality test (illness, boycott, price) repeated to reach --posts, with random reach and
 sentiment. The previous window is 5,000 of the same posts. Prints the median of --runs runs (after one
 warm-up run that pays sklearn's import) and what the narratives were, so a slow run can be judged

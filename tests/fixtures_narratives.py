@@ -1,4 +1,4 @@
-"""Real background posts from the labelled sets (/work/shared/data) and three injected stories.
+"""Real background posts from the labelled sets (../shared/data) and three injected stories.
 
 The background is a real, timestamped window of the Apple set (tweets matching #AAPL or @Apple, 4
 December 2014, 20:00–22:00 UTC: stock talk, retweet storms, product chatter). The three stories are
