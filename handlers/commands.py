@@ -22,7 +22,7 @@ from bot.infra.logs import about_incident
 from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.queued import NOT_ACCEPTED, job_body
 from handlers.render.common import error_blocks, usage_blocks
-from models import transaction
+from models import reading
 from models.incidents import RESOLVED
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ SubcommandTable = Mapping[str, Subcommand]
 
 
 def _where_to_run(runtime: Runtime, name: str, user_id: str) -> str:
-    with transaction(runtime.sessions) as session:
+    with reading(runtime.sessions) as session:
         channels = open_incident_channels(session, runtime.plan, user_id, limit=5)
     if not channels:
         return (f"`/crisis {name}` works in an incident channel, and no incident is open. "
@@ -162,7 +162,7 @@ def run_subcommand(
     respond = respond or Respond(response_url=command.get("response_url"))
     client = client or runtime.slack
     channel_id = command.get("channel_id", "")
-    with transaction(runtime.sessions) as session:
+    with reading(runtime.sessions) as session:
         incident = find_incident_by_channel(session, channel_id)
         incident_id = incident.id if incident else None
         incident_status = incident.status if incident else None

@@ -57,7 +57,7 @@ from handlers.slack_gateway import (
     respond_teller,
     user_teller,
 )
-from models import transaction, utcnow
+from models import reading, transaction, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def sync_scheduler(runtime: Runtime) -> None:
 
 
 def snapshot(runtime: Runtime, incident_id: int) -> IncidentSnapshot:
-    with transaction(runtime.sessions) as session:
+    with reading(runtime.sessions) as session:
         return incident_snapshot(session, runtime.plan, incident_id)
 
 
@@ -269,7 +269,7 @@ def status_command(request: CommandRequest) -> None:
     assert request.incident_id is not None
     runtime = request.runtime
     if not request.args:
-        with transaction(runtime.sessions) as session:
+        with reading(runtime.sessions) as session:
             summary = status_summary(session, runtime.plan, request.incident_id)
         request.respond(response_type="ephemeral", text=status_text(summary), blocks=status_blocks(summary))
         return

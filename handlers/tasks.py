@@ -41,7 +41,7 @@ from handlers.render.tasks import (
     TASK_TAKE_ACTION,
 )
 from handlers.slack_gateway import SlackGateway, Tell, client_gateway, respond_teller, user_teller
-from models import Task, transaction, utcnow
+from models import Task, reading, transaction, utcnow
 from models.tasks import STATEMENT, TASK_DROPPED, TASK_FOLLOWUP
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _reassign(request: CommandRequest, port: SlackGateway, task_id: int, who: st
 def tasks_command(request: CommandRequest) -> None:
     """`/crisis tasks`: open and done tasks with owners and due times (read-only: the ack is the answer)."""
     assert request.incident_id is not None
-    with transaction(request.runtime.sessions) as session:
+    with reading(request.runtime.sessions) as session:
         listing = TaskList(tuple(incident_tasks(session, request.incident_id)),
                            tuple(incident_followups(session, request.incident_id)), utcnow())
     _gateway(request).tell(listing)

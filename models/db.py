@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -49,6 +50,55 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with sessions() as session, session.begin():
         yield session
+
+
+@contextmanager
+def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads only, such as the answers given inside Slack's ack.
+
+    On PostgreSQL it runs without a transaction of its own (autocommit): each statement sees what was
+    committed when it started, exactly as under READ COMMITTED inside a transaction, and the BEGIN and
+    COMMIT round trips are saved. On SQLite, in-process, the reads share one transaction and snapshot.
+    Adding, changing or deleting through it raises ReadOnlySession, before anything reaches the database.
+    """
+    with _readers(sessions)() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            with session.begin():
+                yield session
+        else:
+            yield session
+
+
+_READERS: weakref.WeakKeyDictionary[sessionmaker[Session], sessionmaker[Session]] = weakref.WeakKeyDictionary()
+
+
+def _readers(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The read-only twin of a session factory (made once): same engine and pool, autocommit on
+    PostgreSQL, and writes refused."""
+    readers = _READERS.get(sessions)
+    if readers is None:
+        engine = sessions.kw["bind"]
+        if engine.dialect.name != "sqlite":
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        readers = sessions.__class__(bind=engine, expire_on_commit=False)
+        event.listen(readers, "before_flush", _refuse_flush)
+        event.listen(readers, "do_orm_execute", _refuse_dml)
+        _READERS[sessions] = readers
+    return readers
+
+
+class ReadOnlySession(RuntimeError):
+    """Something tried to write through a `reading` session."""
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlySession("a reading session does not write")
+
+
+def _refuse_dml(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySession("a reading session does not write")
 
 
 def rows_changed(session: Session, statement: Executable) -> int:

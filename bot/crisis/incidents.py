@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crisis.channel_names import open_request_key
 from bot.crisis.plan import SEVERITIES, Plan
-from bot.crisis.roles import LEAD, RoleError, RoleHolders, add_holders, lead_of, plan_holders, role_table
+from bot.crisis.roles import LEAD, RoleError, RoleHolders, add_holders, lead_of, leads_of, plan_holders, role_table
 from bot.crisis.timeline import (
     INCIDENT_OPEN_FAILED,
     INCIDENT_OPEN_STEP,
@@ -632,6 +632,8 @@ def home_incidents(
         .limit(resolved_limit)
     ).all()
 
+    leads = leads_of(session, [incident.id for incident in (*active, *resolved)])
+
     def line(incident: Incident) -> IncidentLine:
         return IncidentLine(
             incident.id,
@@ -642,7 +644,7 @@ def home_incidents(
             incident.channel_id,
             incident.opened_at,
             incident.resolved_at,
-            lead_of(session, incident.id),
+            leads.get(incident.id),
         )
 
     return [line(i) for i in active], [line(i) for i in resolved]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,8 +68,26 @@ def active_holders(session: Session, incident_id: int) -> dict[str, list[str]]:
 
 def lead_of(session: Session, incident_id: int) -> str | None:
     """The incident's current lead, if anyone holds the role."""
-    leads = active_holders(session, incident_id).get(LEAD, [])
-    return leads[0] if leads else None
+    return leads_of(session, [incident_id]).get(incident_id)
+
+
+def leads_of(session: Session, incident_ids: Sequence[int]) -> dict[int, str]:
+    """incident id → its current lead (the first assigned), for those that have one: one query for a list."""
+    if not incident_ids:
+        return {}
+    rows = session.execute(
+        select(RoleAssignment.incident_id, RoleAssignment.user_id)
+        .where(
+            RoleAssignment.incident_id.in_(incident_ids),
+            RoleAssignment.role == LEAD,
+            RoleAssignment.ended_at.is_(None),
+        )
+        .order_by(RoleAssignment.id)
+    )
+    leads: dict[int, str] = {}
+    for incident_id, user_id in rows:
+        leads.setdefault(incident_id, user_id)
+    return leads
 
 
 def role_table(session: Session, plan: Plan, incident_id: int) -> list[RoleHolders]:
