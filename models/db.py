@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -34,10 +36,38 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection is tested with a round trip before use only when it has sat unused this long.
+# SQLAlchemy's pool_pre_ping tests it every time: under load, when connections come back within
+# milliseconds, that is one round trip more in every transaction (an ack's answer to `/crisis status`
+# made two). A database restarted while a connection sat in the pool is still noticed before a request
+# uses it; one that fails while in use is a disconnect, which makes the pool replace every connection
+# it held before then.
+PING_WHEN_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine.pool, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_WHEN_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and takes another (a new one after a restart).
+            raise DisconnectionError("the pooled connection is gone") from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,12 +1,18 @@
-"""`reading`: the read-only sessions that answer inside Slack's ack (status, roles, tasks, the channel's
-incident). They see what is committed, write nothing, and on PostgreSQL open no transaction."""
+"""The engine and sessions of models/db.py.
+
+`reading`: the read-only sessions that answer inside Slack's ack (status, roles, tasks, the channel's
+incident). They see what is committed, write nothing, and on PostgreSQL open no transaction.
+The pool tests a PostgreSQL connection before use only when it sat idle: a connection the server
+dropped meanwhile is replaced before anyone uses it, and a busy pool pays no round trip for it."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import event, insert, select, update
+import time
 
-from models import Base, Incident, make_engine, make_session_factory, reading, transaction
+import pytest
+from sqlalchemy import event, insert, select, text, update
+
+from models import Base, Incident, db, make_engine, make_session_factory, reading, transaction
 from models.db import ReadOnlySession
 
 
@@ -69,3 +75,42 @@ def test_opens_no_transaction_on_postgresql(sessions) -> None:  # type: ignore[n
         assert session.connection().get_isolation_level() != "AUTOCOMMIT"
     with reading(sessions) as session:
         assert session.scalars(select(Incident.title)).all() == ["Written"]
+
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(
+    sessions, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setattr(db, "PING_WHEN_IDLE_SECONDS", 0.05)
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "sqlite":  # in-process: no server to drop it, and no ping
+        assert not engine.pool.dispatch.checkout
+        return
+    with engine.connect() as connection:
+        dropped = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    admin = make_engine(engine.url.render_as_string(hide_password=False))
+    with admin.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
+        connection.commit()
+    admin.dispose()
+    time.sleep(0.1)
+    with engine.connect() as connection:  # the same pooled connection: tested, found dead, replaced
+        assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != dropped
+
+
+def test_a_connection_back_from_use_moments_ago_is_not_tested_again(
+    sessions, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    engine = sessions.kw["bind"]
+    pings: list[object] = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(connection) or real_ping(connection))
+    for _ in range(5):
+        with reading(sessions) as session:
+            session.scalars(select(Incident.id)).all()
+    assert pings == []
+    monkeypatch.setattr(db, "PING_WHEN_IDLE_SECONDS", 0.05)
+    time.sleep(0.1)
+    with reading(sessions) as session:
+        session.scalars(select(Incident.id)).all()
+    assert len(pings) == (0 if engine.dialect.name == "sqlite" else 1)
