@@ -274,22 +274,17 @@ def _post_mortem(
     improve: list[str] = []
     actions: list[str] = []
     ack, statement = metrics["time_to_first_acknowledgement"], metrics["time_to_first_approved_statement"]
-    if ack and ack["seconds"] <= SLOW_ACKNOWLEDGEMENT.total_seconds():
-        went_well.append(f"The room was acknowledged {ack['text']} after opening.")
-    elif ack:
-        improve.append(
-            f"First acknowledgement took {ack['text']} "
-            f"(over {duration_text(SLOW_ACKNOWLEDGEMENT.total_seconds())})."
-        )
-    if statement and statement["seconds"] <= SLOW_STATEMENT.total_seconds():
-        went_well.append(f"First public statement approved {statement['text']} after opening.")
-    elif statement:
-        improve.append(
-            f"First approved statement took {statement['text']} "
-            f"(over {duration_text(SLOW_STATEMENT.total_seconds())})."
-        )
+    for metric, target, on_time, late in (
+        (ack, SLOW_ACKNOWLEDGEMENT, "The room was acknowledged", "First acknowledgement took"),
+        (statement, SLOW_STATEMENT, "First public statement approved", "First approved statement took"),
+    ):
+        if metric and metric["seconds"] <= target.total_seconds():
+            went_well.append(f"{on_time} {metric['text']} after opening.")
+        elif metric:
+            improve.append(f"{late} {metric['text']} (over {duration_text(target.total_seconds())}).")
+    if statement and statement["seconds"] > SLOW_STATEMENT.total_seconds():
         actions.append("Pre-approve holding statements so the first reply can go out within the hour.")
-    elif resolved:
+    elif not statement and resolved:
         improve.append("No public statement was approved during the incident.")
     for rumour in rumours:
         if rumour["status"] == "refuted":
