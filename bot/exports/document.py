@@ -128,7 +128,7 @@ def incident_rows(
     ]
 
 
-def table_or(markup: Markup, header: list[str], rows: list[list[str]], empty: str) -> str:
+def _table_or(markup: Markup, header: list[str], rows: list[list[str]], empty: str) -> str:
     """The table, or the paragraph `empty` when there are no rows."""
     return markup.table(header, rows) if rows else markup.paragraph(empty)
 
@@ -145,7 +145,7 @@ def record_parts(report: dict[str, Any], markup: Markup, cells: Cells, names: di
 def _roles(report: dict[str, Any], markup: Markup, cells: Cells) -> Iterator[str]:
     yield markup.heading("Roles")
     rows = role_rows(report["roles"], cells)
-    yield table_or(markup, ["Role", "Person", "Assigned", "By", "Ended"], rows, "No roles were assigned.")
+    yield _table_or(markup, ["Role", "Person", "Assigned", "By", "Ended"], rows, "No roles were assigned.")
 
 
 def _records(report: dict[str, Any], markup: Markup, cells: Cells, names: dict[str, str]) -> Iterator[str]:
@@ -195,7 +195,7 @@ def _draft_lines(draft: dict[str, Any], cells: Cells, names: dict[str, str]) -> 
 def _rumours(report: dict[str, Any], markup: Markup, cells: Cells, names: dict[str, str]) -> Iterator[str]:
     yield markup.heading("Rumours")
     rows = rumour_rows(report["rumours"], cells, names)
-    yield table_or(markup, ["Claim", "Outcome", "Tracked", "Decided"], rows, "No rumours were tracked.")
+    yield _table_or(markup, ["Claim", "Outcome", "Tracked", "Decided"], rows, "No rumours were tracked.")
 
 
 def _sections(sections: list[Section], markup: Markup, cells: Cells, names: dict[str, str]) -> Iterator[str]:
