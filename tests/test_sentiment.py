@@ -165,9 +165,9 @@ def test_thread_safe() -> None:
 def test_nothing_is_loaded_at_import_time() -> None:
     code = (
         "import bot.listening.sentiment as s\n"
-        "assert s._lexicon_cache is None and s._model_cache is None\n"
+        "assert s._lexicon.value is None and s._model.value is None\n"
         "s.score_text('hello')\n"
-        "assert s._lexicon_cache is not None and s._model_cache is not None\n"
+        "assert s._lexicon.value is not None and s._model.value is not None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 

@@ -9,16 +9,16 @@ from html import escape
 from typing import Any
 
 from bot.exports.charts import render_chart
-from bot.exports.report import (
+from bot.exports.document import (
     Cells,
-    Clock,
-    TimelineRow,
+    Markup,
+    in_chunks,
+    incident_rows,
     mention_window_rows,
     metric_rows,
-    role_rows,
-    rumour_rows,
-    with_names,
+    record_parts,
 )
+from bot.exports.report import Clock, TimelineRow, with_names
 from bot.listening.digests import SeriesPoint
 
 CHUNK_ROWS = 500
@@ -57,6 +57,22 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
 
 
+def _list(items: Iterable[str]) -> str:
+    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+MARKUP = Markup(
+    heading=lambda text: f"<h2>{text}</h2>\n",
+    paragraph=lambda text: f"<p>{text}</p>\n",
+    table=_table,
+    bullets=lambda items: _list(items) + "\n",
+    aside=lambda text: f"<span class=muted>{text}</span>",
+    entry=lambda title, lines, quote: (
+        f"<h3>{title}</h3>" + _list(lines) + (f"<blockquote>{quote}</blockquote>" if quote else "") + "\n"
+    ),
+)
+
+
 def _metric(metric: dict[str, Any] | None, clock: Clock) -> list[str]:
     if not metric:
         return ["—", "not reached"]
@@ -83,36 +99,16 @@ def render_html(
         f"<p class=muted>Timeline export of incident #{incident['id']} for {h(incident['brand'])}, generated "
         f"{_when(report['generated_at'], clock)}. Times in UTC and {h(report['time_zone'])}.</p>\n"
     )
+    cells = Cells(h, _who, lambda iso: _when(iso, clock))
     history = " → ".join(
         f"{h(step['severity'])} <span class=muted>({_when(step['at'], clock)}, {_who(step['by'])})</span>"
         for step in report["severity_history"]
     )
-    channel = (
-        f"#{h(incident['channel_name'])}" if incident["channel_name"] else h(incident["channel_id"] or "—")
+    playbook = (
+        f"{h(incident['playbook_title'])} <code>{h(incident['playbook'])}</code>" if incident["playbook"] else "—"
     )
-    yield _table(
-        ["", ""],
-        [
-            ["Status", h(incident["status"])],
-            ["Severity", f"{h(incident['severity'])} — {h(incident['severity_label'])}"],
-            ["Severity history", history],
-            [
-                "Playbook",
-                f"{h(incident['playbook_title'])} <code>{h(incident['playbook'])}</code>"
-                if incident["playbook"]
-                else "—",
-            ],
-            ["Channel", channel],
-            ["Opened", f"{_when(incident['opened_at'], clock)} by {_who(incident['opened_by'])}"],
-            [
-                "Resolved",
-                _when(incident["resolved_at"], clock)
-                + (f" by {_who(incident['resolved_by'])}" if incident["resolved_by"] else ""),
-            ],
-            ["Lead", _who(incident["lead"])],
-            ["Summary", h(incident["summary"] or "—", names)],
-        ],
-    )
+    at_a_glance = incident_rows(report, cells, names, history=history, playbook=playbook)
+    yield _table(["", ""], [[label, value] for label, value in at_a_glance])
 
     yield "<h2>Metrics</h2>\n"
     yield _table(["Metric", "Value", "When"], metric_rows(metrics, lambda m: _metric(m, clock)))
@@ -121,7 +117,6 @@ def render_html(
         "once it was ready.</p>\n"
     )
     yield "<h3>Mentions</h3>\n"
-    cells = Cells(h, _who, lambda iso: _when(iso, clock))
     window_rows = mention_window_rows(mentions, cells)
     yield _table(["Period", "From", "To", "Mentions", "Per hour", "Negative"], window_rows)
     series = [
@@ -146,87 +141,23 @@ def render_html(
     else:
         yield "<p class=muted>No mentions matched this incident's keywords.</p>\n"
 
-    yield "<h2>Roles</h2>\n"
-    yield (
-        _table(["Role", "Person", "Assigned", "By", "Ended"], role_rows(report["roles"], cells))
-        if report["roles"]
-        else "<p>No roles were assigned.</p>\n"
-    )
-
-    for title, key in (("Decisions", "decisions"), ("Facts", "facts"), ("Key messages", "key_messages")):
-        items = report[key]
-        yield f"<h2>{title}</h2>\n" + (
-            "<ul>"
-            + "".join(
-                f"<li>{h(item['text'], names)} <span class=muted>— {_who(item['by'])}, "
-                f"{_when(item['at'], clock)}</span></li>"
-                for item in items
-            )
-            + "</ul>\n"
-            if items
-            else "<p>None recorded.</p>\n"
-        )
-
-    yield "<h2>Drafts</h2>\n"
-    if not report["drafts"]:
-        yield "<p>No drafts were requested.</p>\n"
-    for draft in report["drafts"]:
-        parts = [
-            f"<h3>Draft #{draft['id']} — {h(draft['platform'])}, {h(draft['status'])}</h3><ul>",
-            f"<li>Requested by {_who(draft['requested_by'])}, {_when(draft['requested_at'], clock)}: "
-            f"{h(draft['request'], names)}</li>",
-        ]
-        if draft["strategy"]:
-            parts.append(
-                f"<li>Strategy: {h(draft['strategy'])}; source: {h(draft['source'])}; "
-                f"revisions: {draft['revisions']}</li>"
-            )
-        if draft["decided_by"]:
-            parts.append(
-                f"<li>{h(draft['status']).capitalize()} by {_who(draft['decided_by'])}, "
-                f"{_when(draft['decided_at'], clock)}"
-                + (f": {h(draft['reason'], names)}" if draft["reason"] else "")
-                + "</li>"
-            )
-        if draft["error"]:
-            parts.append(f"<li>Error: {h(draft['error'])}</li>")
-        parts.append("</ul>")
-        if draft["final_text"]:
-            parts.append(f"<blockquote>{h(draft['final_text'], names)}</blockquote>")
-        yield "".join(parts) + "\n"
-
-    yield "<h2>Rumours</h2>\n"
-    yield (
-        _table(["Claim", "Outcome", "Tracked", "Decided"], rumour_rows(report["rumours"], cells, names))
-        if report["rumours"]
-        else "<p>No rumours were tracked.</p>\n"
-    )
-
-    for section in report["sections"]:
-        yield f"<h2>{h(section.title)}</h2>\n" + (f"<p>{h(section.intro, names)}</p>\n" if section.intro else "")
-        if section.is_empty():
-            yield f"<p>{h(section.empty)}</p>\n"
-        if section.rows:
-            yield _table([h(c) for c in section.columns], [[h(c, names) for c in row] for row in section.rows])
-        if section.items:
-            yield "<ul>" + "".join(f"<li>{h(item, names)}</li>" for item in section.items) + "</ul>\n"
+    yield from record_parts(report, MARKUP, cells, names)
 
     yield (
         "<h2>Timeline</h2>\n<table><thead><tr><th>#</th><th>Time (UTC)</th>"
         f"<th>Time ({h(report['time_zone'])})"
         "</th><th>Who</th><th>Event</th><th>Details</th></tr></thead><tbody>\n"
     )
-    chunk: list[str] = []
-    for row in rows:
-        chunk.append(
+    yield from in_chunks(
+        (
             f"<tr id=e{row.id}><td>{row.id}</td><td class=t>{h(clock.utc_text(row.at))}</td>"
             f"<td class=t>{h(clock.local_text(row.at))}</td><td>{h(row.actor_name or 'War Room')}</td>"
             f"<td><code>{h(row.kind)}</code></td><td>{h(row.text, names)}</td></tr>\n"
-        )
-        if len(chunk) >= CHUNK_ROWS:
-            yield "".join(chunk)
-            chunk = []
-    yield "".join(chunk) + "</tbody></table>\n"
+            for row in rows
+        ),
+        CHUNK_ROWS,
+        end="</tbody></table>\n",
+    )
 
     post_mortem = report["post_mortem"]
     yield "<h2>Post-mortem</h2>\n<p class=muted>Seeded from the records above; edit and complete.</p>\n"

@@ -6,16 +6,16 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from bot.exports.report import (
+from bot.exports.document import (
     Cells,
-    Clock,
-    TimelineRow,
+    Markup,
+    in_chunks,
+    incident_rows,
     mention_window_rows,
     metric_rows,
-    role_rows,
-    rumour_rows,
-    with_names,
+    record_parts,
 )
+from bot.exports.report import Clock, TimelineRow, with_names
 
 CHUNK_ROWS = 500
 _ESCAPES = str.maketrans(
@@ -61,6 +61,20 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def _list(items: Iterable[str], bullet: str = "- ") -> str:
+    return "".join(f"{bullet}{item}\n" for item in items)
+
+
+MARKUP = Markup(
+    heading=lambda text: f"## {text}\n\n",
+    paragraph=lambda text: f"{text}\n\n",
+    table=_table,
+    bullets=lambda items: _list(items) + "\n",
+    aside=lambda text: text,
+    entry=lambda title, lines, quote: f"### {title}\n\n" + _list(lines) + "\n" + (f"> {quote}\n\n" if quote else ""),
+)
+
+
 def _metric(metric: dict[str, Any] | None) -> list[str]:
     if not metric:
         return ["—", "not reached"]
@@ -81,117 +95,38 @@ def render_markdown(
         f"{_when(report['generated_at'], clock)}. "
         f"Times are shown in UTC and in {md(report['time_zone'])}.\n\n"
     )
+    cells = Cells(md, _who, lambda iso: _when(iso, clock))
     history = " → ".join(
         f"{md(step['severity'])} ({_when(step['at'], clock)})" for step in report["severity_history"]
     )
     playbook = (
         f"{md(incident['playbook_title'])} (`{md(incident['playbook'])}`)" if incident["playbook"] else "—"
     )
-    channel = (
-        f"#{md(incident['channel_name'])}" if incident["channel_name"] else md(incident["channel_id"] or "—")
-    )
-    yield _table(
-        ["", ""],
-        [
-            ["**Status**", md(incident["status"])],
-            ["**Severity**", f"{md(incident['severity'])} — {md(incident['severity_label'])}"],
-            ["**Severity history**", history],
-            ["**Playbook**", playbook],
-            ["**Channel**", channel],
-            ["**Opened**", f"{_when(incident['opened_at'], clock)} by {_who(incident['opened_by'])}"],
-            [
-                "**Resolved**",
-                _when(incident["resolved_at"], clock)
-                + (f" by {_who(incident['resolved_by'])}" if incident["resolved_by"] else ""),
-            ],
-            ["**Lead**", _who(incident["lead"])],
-            ["**Summary**", md(incident["summary"] or "—", names)],
-        ],
-    )
+    at_a_glance = incident_rows(report, cells, names, history=history, playbook=playbook)
+    yield _table(["", ""], [[f"**{label}**", value] for label, value in at_a_glance])
 
     yield "## Metrics\n\n"
     yield _table(["Metric", "Value", "When"], metric_rows(metrics, _metric))
     yield "First acknowledgement: the first thing a person did in the channel once it was ready.\n\n"
-    cells = Cells(md, _who, lambda iso: _when(iso, clock))
     window_rows = mention_window_rows(mentions, cells)
     yield "### Mentions\n\n"
     yield _table(["Period", "From", "To", "Mentions", "Per hour", "Negative"], window_rows)
 
-    yield "## Roles\n\n"
-    yield (
-        _table(["Role", "Person", "Assigned", "By", "Ended"], role_rows(report["roles"], cells))
-        if report["roles"]
-        else "No roles were assigned.\n\n"
-    )
-
-    for title, key in (("Decisions", "decisions"), ("Facts", "facts"), ("Key messages", "key_messages")):
-        yield f"## {title}\n\n"
-        items = report[key]
-        yield (
-            "".join(
-                f"- {md(item['text'], names)} — {_who(item['by'])}, {_when(item['at'], clock)}\n"
-                for item in items
-            )
-            + "\n"
-            if items
-            else "None recorded.\n\n"
-        )
-
-    yield "## Drafts\n\n"
-    if not report["drafts"]:
-        yield "No drafts were requested.\n\n"
-    for draft in report["drafts"]:
-        yield f"### Draft #{draft['id']} — {md(draft['platform'])}, {md(draft['status'])}\n\n"
-        yield (
-            f"- Requested by {_who(draft['requested_by'])}, {_when(draft['requested_at'], clock)}: "
-            f"{md(draft['request'], names)}\n"
-        )
-        if draft["strategy"]:
-            yield (
-                f"- Strategy: {md(draft['strategy'])}; source: {md(draft['source'])}; "
-                f"revisions: {draft['revisions']}\n"
-            )
-        if draft["decided_by"]:
-            yield (
-                f"- {md(draft['status']).capitalize()} by {_who(draft['decided_by'])}, "
-                f"{_when(draft['decided_at'], clock)}"
-                + (f": {md(draft['reason'], names)}" if draft["reason"] else "")
-                + "\n"
-            )
-        if draft["error"]:
-            yield f"- Error: {md(draft['error'])}\n"
-        yield "\n" + (f"> {md(draft['final_text'], names)}\n\n" if draft["final_text"] else "")
-
-    yield "## Rumours\n\n"
-    yield (
-        _table(["Claim", "Outcome", "Tracked", "Decided"], rumour_rows(report["rumours"], cells, names))
-        if report["rumours"]
-        else "No rumours were tracked.\n\n"
-    )
-
-    for section in report["sections"]:
-        yield f"## {md(section.title)}\n\n" + (f"{md(section.intro, names)}\n\n" if section.intro else "")
-        if section.is_empty():
-            yield f"{md(section.empty)}\n\n"
-        if section.rows:
-            yield _table([md(c) for c in section.columns], [[md(c, names) for c in row] for row in section.rows])
-        if section.items:
-            yield "".join(f"- {md(item, names)}\n" for item in section.items) + "\n"
+    yield from record_parts(report, MARKUP, cells, names)
 
     yield (
         "## Timeline\n\n| # | Time (UTC) | Time (" + md(report["time_zone"]) + ") | Who | Event | Details |\n"
         "|---|---|---|---|---|---|\n"
     )
-    chunk: list[str] = []
-    for row in rows:
-        chunk.append(
+    yield from in_chunks(
+        (
             f"| {row.id} | {clock.utc_text(row.at)} | {clock.local_text(row.at)} | "
             f"{md(row.actor_name or 'War Room')} | `{md(row.kind)}` | {md(row.text, names)} |\n"
-        )
-        if len(chunk) >= CHUNK_ROWS:
-            yield "".join(chunk)
-            chunk = []
-    yield "".join(chunk) + "\n"
+            for row in rows
+        ),
+        CHUNK_ROWS,
+        end="\n",
+    )
 
     post_mortem = report["post_mortem"]
     yield "## Post-mortem\n\n_Seeded from the records above; edit and complete._\n\n"
@@ -200,8 +135,4 @@ def render_markdown(
         ("What to improve", "to_improve", "- "),
         ("Action items", "action_items", "- [ ] "),
     ):
-        yield (
-            f"### {title}\n\n"
-            + "".join(f"{bullet}{md(line, names)}\n" for line in post_mortem[key])
-            + f"{bullet}\n\n"
-        )
+        yield f"### {title}\n\n" + _list((md(line, names) for line in post_mortem[key]), bullet) + f"{bullet}\n\n"

@@ -7,7 +7,7 @@ The shape of `build_report` is the JSON export's, documented in `bot/export.sche
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -274,22 +274,17 @@ def _post_mortem(
     improve: list[str] = []
     actions: list[str] = []
     ack, statement = metrics["time_to_first_acknowledgement"], metrics["time_to_first_approved_statement"]
-    if ack and ack["seconds"] <= SLOW_ACKNOWLEDGEMENT.total_seconds():
-        went_well.append(f"The room was acknowledged {ack['text']} after opening.")
-    elif ack:
-        improve.append(
-            f"First acknowledgement took {ack['text']} "
-            f"(over {duration_text(SLOW_ACKNOWLEDGEMENT.total_seconds())})."
-        )
-    if statement and statement["seconds"] <= SLOW_STATEMENT.total_seconds():
-        went_well.append(f"First public statement approved {statement['text']} after opening.")
-    elif statement:
-        improve.append(
-            f"First approved statement took {statement['text']} "
-            f"(over {duration_text(SLOW_STATEMENT.total_seconds())})."
-        )
+    for metric, target, on_time, late in (
+        (ack, SLOW_ACKNOWLEDGEMENT, "The room was acknowledged", "First acknowledgement took"),
+        (statement, SLOW_STATEMENT, "First public statement approved", "First approved statement took"),
+    ):
+        if metric and metric["seconds"] <= target.total_seconds():
+            went_well.append(f"{on_time} {metric['text']} after opening.")
+        elif metric:
+            improve.append(f"{late} {metric['text']} (over {duration_text(target.total_seconds())}).")
+    if statement and statement["seconds"] > SLOW_STATEMENT.total_seconds():
         actions.append("Pre-approve holding statements so the first reply can go out within the hour.")
-    elif resolved:
+    elif not statement and resolved:
         improve.append("No public statement was approved during the incident.")
     for rumour in rumours:
         if rumour["status"] == "refuted":
@@ -518,80 +513,3 @@ def timeline_rows(session: Session, incident_id: int, names: dict[str, str]) -> 
             event.text or "",
             event.data or {},
         )
-
-
-@dataclass(frozen=True)
-class Cells:
-    """How one format writes a table cell: escaped text, a person, a time."""
-
-    text: Callable[..., str]  # (value, names=None) -> escaped text
-    who: Callable[[dict[str, str] | None], str]
-    when: Callable[[str | None], str]
-
-
-def metric_rows(metrics: dict[str, Any], metric: Callable[[dict[str, Any] | None], list[str]]) -> list[list[str]]:
-    """Metric, value, when: the three durations (as `metric` writes them), drafts and rumours."""
-    drafts, rumours = metrics["drafts"], metrics["rumours"]
-    return [
-        ["Time to first acknowledgement", *metric(metrics["time_to_first_acknowledgement"])],
-        ["Time to first approved statement", *metric(metrics["time_to_first_approved_statement"])],
-        ["Time to resolve", *metric(metrics["time_to_resolve"])],
-        [
-            "Drafts",
-            f"{drafts['requested']} requested",
-            f"{drafts['approved']} approved, {drafts['rejected']} "
-            f"rejected, {drafts['pending']} pending, {drafts['failed']} failed",
-        ],
-        [
-            "Rumours",
-            f"{rumours['total']} tracked",
-            f"{rumours['refuted']} refuted, {rumours['confirmed']} "
-            f"confirmed, {rumours['dismissed']} dismissed, {rumours['open']} open",
-        ],
-    ]
-
-
-def mention_window_rows(mentions: dict[str, Any], cells: Cells) -> list[list[str]]:
-    """Before / during / after: period, from, to, mentions, per hour, negative share."""
-    rows = []
-    for name in ("before", "during", "after"):
-        window = mentions[name]
-        if window is None:
-            rows.append([name, "—", "—", "—", "—", "—"])
-            continue
-        rows.append([
-            name,
-            cells.when(window["start"]),
-            cells.when(window["end"]),
-            str(window["count"]),
-            "—" if window["per_hour"] is None else str(window["per_hour"]),
-            "—" if window["negative_share"] is None else f"{window['negative_share']:.0%}",
-        ])
-    return rows
-
-
-def role_rows(roles: list[dict[str, Any]], cells: Cells) -> list[list[str]]:
-    """Role, person, assigned, by, ended (and by whom)."""
-    return [
-        [
-            cells.text(role["title"]),
-            cells.who(role["user"]),
-            cells.when(role["assigned_at"]),
-            cells.who(role["assigned_by"]),
-            cells.when(role["ended_at"]) + (f" by {cells.who(role['ended_by'])}" if role["ended_by"] else ""),
-        ]
-        for role in roles
-    ]
-
-
-def rumour_rows(rumours: list[dict[str, Any]], cells: Cells, names: dict[str, str]) -> list[list[str]]:
-    """Claim, outcome, who tracked it and when, who decided it and when."""
-    return [
-        [
-            cells.text(r["claim"], names),
-            cells.text(r["status"]) + (f": {cells.text(r['outcome'], names)}" if r["outcome"] else ""),
-            f"{cells.who(r['created_by'])}, {cells.when(r['created_at'])}",
-            f"{cells.who(r['decided_by'])}, {cells.when(r['decided_at'])}" if r["decided_by"] else "—",
-        ]
-        for r in rumours
-    ]

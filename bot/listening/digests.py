@@ -46,7 +46,7 @@ from bot.listening.mentions import (
     STOP_WORDS,
     IncidentScope,
     contains_any,
-    incident_scope,
+    incident_window,
     influence,
     influence_rank,
     rumour_condition,
@@ -340,20 +340,10 @@ def _previous_figures(session: Session, incident_id: int, window_end: datetime) 
 def compute_digest(session: Session, plan: Plan, incident_id: int, window_end: datetime,
                    window_minutes: int | None = None) -> DigestFigures:
     """The figures of an incident's digest for the window ending at `window_end`."""
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise LookupError(f"no incident {incident_id}")
-    minutes = window_minutes or plan.digest_minutes(incident.severity)
-    dialect = session.get_bind().dialect.name
-    scope = incident_scope(plan, incident)
-    width = timedelta(minutes=minutes)
-    window_start = window_end - width
-    keywords = contains_any(dialect, scope.keywords)
-
-    window = and_(Mention.created_at >= max(window_start, scope.since), Mention.created_at < window_end)
-    in_window = and_(window, keywords)
-    previous_window = and_(Mention.created_at >= max(window_start - width, scope.since),
-                           Mention.created_at < window_start, keywords)
+    window = incident_window(session, plan, incident_id, window_end, window_minutes)
+    incident, scope, dialect, minutes = window.incident, window.scope, window.dialect, window.minutes
+    width, window_start, keywords = window.width, window.start, window.keywords
+    in_window, previous_window = window.current, window.previous
     # This window by sentiment and the window before it, in one scan of both.
     current = case((Mention.created_at >= window_start, 1), else_=0)
     split = dict.fromkeys(SENTIMENTS, 0)

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    and_,
     any_,
     bindparam,
     case,
@@ -394,6 +395,48 @@ def incident_scope(plan: Plan, incident: Incident) -> IncidentScope:
         keywords=incident_keywords(plan, incident.playbook),
         since=incident.opened_at - timedelta(minutes=plan.mentions.lookback_minutes),
         opened_at=incident.opened_at,
+    )
+
+
+@dataclass(frozen=True)
+class IncidentWindow:
+    """A window of an incident's mentions ending at `end`, and the window of the same length before it,
+    both within the incident's scope (its keywords, posted no earlier than the look-back before opening)."""
+
+    incident: Incident
+    scope: IncidentScope
+    dialect: str
+    minutes: int
+    start: datetime
+    end: datetime
+    keywords: ColumnElement[bool]  # the scope's keywords as SQL
+    current: ColumnElement[bool]  # the incident's mentions in [start, end)
+    previous: ColumnElement[bool]  # the incident's mentions in the window before
+
+    @property
+    def width(self) -> timedelta:
+        return timedelta(minutes=self.minutes)
+
+
+def incident_window(session: Session, plan: Plan, incident_id: int, window_end: datetime,
+                    window_minutes: int | None = None) -> IncidentWindow:
+    """The incident's window ending at `window_end`: `window_minutes` long, else its severity's digest
+    cadence. LookupError when there is no such incident."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise LookupError(f"no incident {incident_id}")
+    minutes = window_minutes or plan.digest_minutes(incident.severity)
+    dialect = session.get_bind().dialect.name
+    scope = incident_scope(plan, incident)
+    width = timedelta(minutes=minutes)
+    start = window_end - width
+    keywords = contains_any(dialect, scope.keywords)
+    return IncidentWindow(
+        incident=incident, scope=scope, dialect=dialect, minutes=minutes, start=start, end=window_end,
+        keywords=keywords,
+        current=and_(Mention.created_at >= max(start, scope.since), Mention.created_at < window_end, keywords),
+        previous=and_(Mention.created_at >= max(start - width, scope.since), Mention.created_at < start,
+                      keywords),
     )
 
 

@@ -46,24 +46,23 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.crisis.plan import Plan
 from bot.listening.mentions import (
     STOP_WORDS,
-    contains_any,
-    incident_scope,
+    incident_window,
     influence,
     significant_words,
     words_of,
 )
-from models import Incident, Mention, Rumour
+from models import Mention, Rumour
 from models.incidents import RUMOUR_OPEN
 
 MAX_NARRATIVES = 5
@@ -485,19 +484,11 @@ def incident_narratives(session: Session, plan: Plan, incident_id: int, window_e
                         window_minutes: int | None = None) -> tuple[NarrativeSet, int]:
     """`/crisis narratives`: the incident's narratives in the severity's window ending at `window_end`,
     and that window's length in minutes."""
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise LookupError(f"no incident {incident_id}")
-    minutes = window_minutes or plan.digest_minutes(incident.severity)
-    dialect = session.get_bind().dialect.name
-    scope = incident_scope(plan, incident)
-    keywords = contains_any(dialect, scope.keywords)
-    start, width = window_end - timedelta(minutes=minutes), timedelta(minutes=minutes)
-    in_window = and_(Mention.created_at >= max(start, scope.since), Mention.created_at < window_end, keywords)
-    before = and_(Mention.created_at >= max(start - width, scope.since), Mention.created_at < start, keywords)
+    window = incident_window(session, plan, incident_id, window_end, window_minutes)
     claims = session.scalars(
         select(Rumour.claim).where(Rumour.incident_id == incident_id, Rumour.status == RUMOUR_OPEN)
         .order_by(Rumour.id)
     ).all()
     rumours = [(claim, significant_words(claim, plan.brand.keywords)) for claim in claims]
-    return window_narratives(session, in_window, before, scope.keywords, rumours), minutes
+    narratives = window_narratives(session, window.current, window.previous, window.scope.keywords, rumours)
+    return narratives, window.minutes

@@ -52,11 +52,11 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 SentimentLabel = Literal["negative", "neutral", "positive"]
 LABELS: tuple[SentimentLabel, SentimentLabel, SentimentLabel] = ("negative", "neutral", "positive")
@@ -254,9 +254,24 @@ class _Model:
     positive_bias: float
 
 
-_lock = threading.Lock()
-_lexicon_cache: _Lexicon | None = None
-_model_cache: _Model | None = None
+T = TypeVar("T")
+
+
+class _LoadedOnce(Generic[T]):
+    """A value built on first use and kept: nothing is loaded at import, and threads asking for it at the
+    same moment build it once."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self.value: T | None = None
+
+    def __call__(self) -> T:
+        if self.value is None:
+            with self._lock:
+                if self.value is None:
+                    self.value = self._build()
+        return self.value
 
 
 def _build_lexicon() -> _Lexicon:
@@ -316,22 +331,8 @@ def _load_model() -> _Model:
     )
 
 
-def _lexicon() -> _Lexicon:
-    global _lexicon_cache
-    if _lexicon_cache is None:
-        with _lock:
-            if _lexicon_cache is None:
-                _lexicon_cache = _build_lexicon()
-    return _lexicon_cache
-
-
-def _model() -> _Model:
-    global _model_cache
-    if _model_cache is None:
-        with _lock:
-            if _model_cache is None:
-                _model_cache = _load_model()
-    return _model_cache
+_lexicon = _LoadedOnce(_build_lexicon)
+_model = _LoadedOnce(_load_model)
 
 
 # ---- features ---------------------------------------------------------------------------------
