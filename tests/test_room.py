@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from bot.background.runtime import Runtime
 from bot.crisis import timeline
+from bot.crisis.room import status_summary
 from bot.demo.signed_slack import SlackClient
 from bot.demo.slack_emulator import SlackEmulator
-from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, transaction, utcnow
+from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, reading, transaction, utcnow
 from models.incidents import CONFIRMED, REFUTED
 from tests.conftest import BYSTANDER, LEAD, MONITOR
 from tests.fixtures_lifecycle import all_text, events, incident, open_incident, rows, wait_until
@@ -180,6 +181,36 @@ def test_status_summarises_the_incident(
     assert "Drafts waiting for approval: *1*" in text
     assert f"<!date^{int(digest_at.timestamp())}^" in text
     assert f"*Incident lead* (`lead`): <@{LEAD}>" in text
+
+
+def test_status_summary_reads_the_incident_as_it_is(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    """Entries in order, only the last five decisions, pending drafts only, the last digest that was posted."""
+    room = open_incident(slack, emulator, runtime)
+    start = utcnow() - timedelta(hours=1)
+    with transaction(runtime.sessions) as session:
+        for n in range(7):
+            session.add(Decision(incident_id=room.id, kind="decision", text=f"Decision {n}", decided_by=LEAD,
+                                 decided_at=start + timedelta(minutes=n)))
+        for n in range(3):
+            session.add(Fact(incident_id=room.id, text=f"Fact {n}", added_by=MONITOR, added_at=start))
+            session.add(KeyMessage(incident_id=room.id, text=f"Message {n}", added_by=LEAD, added_at=start))
+        for status in ("pending", "pending", "approved", "rejected"):
+            session.add(Draft(incident_id=room.id, platform="x", request="reply", requested_by=LEAD, status=status))
+        posted = start + timedelta(minutes=30)
+        session.add(Digest(incident_id=room.id, window_start=start, window_end=posted, posted_at=posted))
+        session.add(Digest(incident_id=room.id, window_start=posted, window_end=posted + timedelta(minutes=5),
+                           posted_at=posted + timedelta(minutes=5), error="channel_not_found"))
+    with reading(runtime.sessions) as session:
+        summary = status_summary(session, runtime.plan, room.id)
+    assert [d.text for d in summary.decisions] == [f"Decision {n}" for n in range(2, 7)]
+    assert [f.text for f in summary.facts] == ["Fact 0", "Fact 1", "Fact 2"]
+    assert [m.text for m in summary.key_messages] == ["Message 0", "Message 1", "Message 2"]
+    assert {f.by for f in summary.facts} == {MONITOR} and summary.facts[0].at == start
+    assert summary.pending_drafts == 2
+    assert summary.last_digest_at == posted
+    assert summary.incident.id == room.id and summary.open_rumours == ()
 
 
 def test_status_with_text_posts_an_update(

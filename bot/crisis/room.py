@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, literal, literal_column, select, union_all, update
 from sqlalchemy.orm import Session
 
 from bot.crisis.incidents import IncidentError, IncidentSnapshot, incident_snapshot
@@ -21,7 +21,7 @@ from bot.crisis.timeline import (
     once_per_job,
     record_event,
 )
-from models import Decision, Digest, Draft, Fact, KeyMessage, Rumour, TimelineEvent, rows_changed, utcnow
+from models import Decision, Digest, Draft, Fact, Incident, KeyMessage, Rumour, TimelineEvent, rows_changed, utcnow
 from models.drafts import PENDING
 from models.incidents import CONFIRMED, DISMISSED, REFUTED, RUMOUR_OPEN
 
@@ -266,38 +266,63 @@ class StatusSummary:
 
 
 def status_summary(session: Session, plan: Plan, incident_id: int, recent: int = 5) -> StatusSummary:
-    """The incident's state: severity, time open, roles, open rumours, facts, messages, drafts, digests."""
-    snapshot = incident_snapshot(session, plan, incident_id)
+    """The incident's state: severity, time open, roles, open rumours, facts, messages, drafts, digests.
+
+    `/crisis status` is answered inside Slack's ack, so this reads in four statements: the incident with
+    its counts, its roles, its entries (facts, key messages, the last decisions), its open rumours."""
+    pending_drafts = (
+        select(func.count(Draft.id))
+        .where(Draft.incident_id == Incident.id, Draft.status == PENDING)
+        .scalar_subquery()
+    )
+    last_digest = (
+        select(func.max(Digest.posted_at))
+        .where(Digest.incident_id == Incident.id, Digest.error.is_(None))
+        .scalar_subquery()
+    )
+    found = session.execute(
+        select(Incident, pending_drafts, last_digest).where(Incident.id == incident_id)
+    ).one_or_none()
+    pending, last_digest_at = (found[1], found[2]) if found else (0, None)
+    snapshot = incident_snapshot(session, plan, incident_id)  # the incident is loaded: only its roles are read
+    entries = _status_entries(session, incident_id, recent)
     rumours = session.scalars(
         select(Rumour)
         .where(Rumour.incident_id == incident_id, Rumour.status == RUMOUR_OPEN)
         .order_by(Rumour.id)
     ).all()
-    facts = session.scalars(select(Fact).where(Fact.incident_id == incident_id).order_by(Fact.id)).all()
-    messages = session.scalars(
-        select(KeyMessage).where(KeyMessage.incident_id == incident_id).order_by(KeyMessage.id)
-    ).all()
-    decisions = session.scalars(
-        select(Decision).where(Decision.incident_id == incident_id).order_by(Decision.id.desc()).limit(recent)
-    ).all()
-    pending = session.scalars(
-        select(Draft.id).where(Draft.incident_id == incident_id, Draft.status == PENDING)
-    ).all()
-    last_digest = session.scalar(
-        select(Digest.posted_at)
-        .where(Digest.incident_id == incident_id, Digest.error.is_(None))
-        .order_by(Digest.posted_at.desc())
-        .limit(1)
-    )
     return StatusSummary(
         incident=snapshot,
         open_rumours=tuple(_rumour_view(r) for r in rumours),
-        facts=tuple(Entry(f.id, incident_id, f.text, f.added_by, f.added_at) for f in facts),
-        key_messages=tuple(Entry(m.id, incident_id, m.text, m.added_by, m.added_at) for m in messages),
-        decisions=tuple(
-            Entry(d.id, incident_id, d.text, d.decided_by, d.decided_at) for d in reversed(decisions)
-        ),
-        pending_drafts=len(pending),
-        last_digest_at=last_digest,
+        facts=entries["fact"],
+        key_messages=entries["message"],
+        decisions=entries["decision"],
+        pending_drafts=pending,
+        last_digest_at=last_digest_at,
         now=utcnow(),
     )
+
+
+def _status_entries(session: Session, incident_id: int, recent: int) -> dict[str, tuple[Entry, ...]]:
+    """The incident's facts and key messages, and its last `recent` decisions, oldest first: one statement."""
+    last_decisions = (
+        select(Decision.id)
+        .where(Decision.incident_id == incident_id)
+        .order_by(Decision.id.desc())
+        .limit(recent)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        union_all(
+            select(literal("fact").label("kind"), Fact.id, Fact.text, Fact.added_by, Fact.added_at)
+            .where(Fact.incident_id == incident_id),
+            select(literal("message"), KeyMessage.id, KeyMessage.text, KeyMessage.added_by, KeyMessage.added_at)
+            .where(KeyMessage.incident_id == incident_id),
+            select(literal("decision"), Decision.id, Decision.text, Decision.decided_by, Decision.decided_at)
+            .where(Decision.id.in_(last_decisions)),
+        ).order_by(literal_column("kind"), literal_column("id"))
+    ).all()
+    entries: dict[str, list[Entry]] = {"fact": [], "message": [], "decision": []}
+    for row_kind, entry_id, text, by, at in rows:
+        entries[row_kind].append(Entry(entry_id, incident_id, text, by, at))
+    return {name: tuple(found) for name, found in entries.items()}
