@@ -531,6 +531,17 @@ def cpu_seconds(groups: dict[str, list[int]]) -> dict[str, float]:
 # ---- report ----------------------------------------------------------------------------------------
 
 
+def print_by_second(results: list[Result]) -> None:
+    """The slowest ack in each second of each load: a stall (a pause of the server, a burst on the
+    machine) shows as one second, a queue that grows as a rising run."""
+    for result in results:
+        by_second: dict[int, float] = {}
+        for at, ms, _kind in result.timeline:
+            by_second[int(at)] = max(ms, by_second.get(int(at), 0.0))
+        print(f"  {result.name} slowest ms in each second: "
+              + " ".join(f"{by_second[second]:.0f}" for second in sorted(by_second)))
+
+
 def report(results: list[Result], backend: str, drains: dict[str, float], server_errors: int,
            load: str) -> bool:
     print(f"\nAck latency — {backend}; {results[0].seconds:.0f} s per app; {load}\n")
@@ -593,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "same: repeats are answered 'already open'")
     parser.add_argument("--mix", default="open,status,approve",
                         help="comma-separated request kinds, drawn uniformly (default open,status,approve)")
+    parser.add_argument("--by-second", action="store_true", help="also print the slowest ack of every second")
     parser.add_argument("--only", choices=["warroom", "bare", "durable"], help="run one app only")
     parser.add_argument("--durable", action="store_true",
                         help="also load the bare app committing each request before its ack (bare_app.py --commit)")
@@ -693,6 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"  not open: {status}: {error}")
                 log_lines = (folder / "warroom.log").read_text(errors="replace").splitlines()
                 server_errors = sum(1 for line in log_lines if " ERROR " in line)
+            if args.by_second:
+                print_by_second(results)
             if len(results) < 2:
                 for result in results:
                     print(result.name, {key: round(value, 1) for key, value in result.summary().items()})
