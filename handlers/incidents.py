@@ -116,7 +116,7 @@ def open_command(request: CommandRequest) -> None:
         return
     incident_id = opening.open_incident(
         request.runtime,
-        SlackGateway(request.runtime, request.client, respond_teller(request.respond)),
+        request.gateway(),
         opener=request.user_id,
         title=args.title,
         severity=args.severity,
@@ -294,7 +294,7 @@ def status_command(request: CommandRequest) -> None:
 def resolve_command(request: CommandRequest) -> None:
     """`/crisis resolve [summary]`, by the lead only (bot/flows/resolving.py tells the room)."""
     assert request.incident_id is not None
-    gateway = SlackGateway(request.runtime, request.client, respond_teller(request.respond))
+    gateway = request.gateway()
     try:
         problems = resolving.resolve(request.runtime, gateway, request.incident_id, request.user_id, request.args)
     except (RoleError, IncidentError) as exc:

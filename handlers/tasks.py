@@ -52,10 +52,6 @@ FOLLOWUP_FROM = "tasks:followup-from"
 _REASSIGN = re.compile(r"^#(\d{1,9})\s+(\S+)$")
 
 
-def _gateway(request: CommandRequest) -> SlackGateway:
-    return SlackGateway(request.runtime, request.client, respond_teller(request.respond))
-
-
 def _check_owner(request: CommandRequest, port: SlackGateway, owner: str | None) -> bool:
     """An owner must be an active person of the workspace; otherwise the asker is told so."""
     if owner is None or port.known_user(owner):
@@ -68,7 +64,7 @@ def _check_owner(request: CommandRequest, port: SlackGateway, owner: str | None)
 def task_command(request: CommandRequest) -> None:
     """`/crisis task <text> [@owner] [due 30m|HH:MM]` adds a task; `/crisis task #3 @person` reassigns one."""
     assert request.incident_id is not None
-    runtime, port = request.runtime, _gateway(request)
+    runtime, port = request.runtime, request.gateway()
     if (reassign := _REASSIGN.match(request.args)) is not None and reassign.group(2).startswith(("<@", "U", "W")):
         _reassign(request, port, int(reassign.group(1)), reassign.group(2))
         return
@@ -115,13 +111,13 @@ def tasks_command(request: CommandRequest) -> None:
     with transaction(request.runtime.sessions) as session:
         listing = TaskList(tuple(incident_tasks(session, request.incident_id)),
                            tuple(incident_followups(session, request.incident_id)), utcnow())
-    _gateway(request).tell(listing)
+    request.gateway().tell(listing)
 
 
 def followup_command(request: CommandRequest) -> None:
     """`/crisis followup <text> [@owner]`: an action item for after the incident, echoed in the room."""
     assert request.incident_id is not None
-    runtime, port = request.runtime, _gateway(request)
+    runtime, port = request.runtime, request.gateway()
     try:
         text, owner = followups.parse_followup_args(request.args)
     except TaskError as exc:
