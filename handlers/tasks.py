@@ -31,6 +31,7 @@ from bot.tasks.tasks import (
     take_task,
 )
 from handlers.commands import CommandRequest
+from handlers.interaction import clicker_teller, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import FOLLOWUP_FROM_ACTION, team_text
 from handlers.render.tasks import (
@@ -40,7 +41,7 @@ from handlers.render.tasks import (
     TASK_SNOOZE_ACTION,
     TASK_TAKE_ACTION,
 )
-from handlers.slack_gateway import SlackGateway, Tell, client_gateway, respond_teller, user_teller
+from handlers.slack_gateway import SlackGateway, Tell, client_gateway
 from models import Task, transaction, utcnow
 from models.tasks import STATEMENT, TASK_DROPPED, TASK_FOLLOWUP
 
@@ -138,9 +139,8 @@ def followup_command(request: CommandRequest) -> None:
 def _click(body: dict[str, Any], client: WebClient, respond: Respond) -> tuple[str, str, str, str, Tell]:
     """(action id, value, user id, channel id, how to answer the clicker)."""
     action = (body.get("actions") or [{}])[0]
-    user_id = (body.get("user") or {}).get("id", "")
-    channel_id = (body.get("channel") or {}).get("id", "")
-    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, channel_id or None)
+    user_id, channel_id = where(body)
+    tell = clicker_teller(body, client, respond)
     return str(action.get("action_id", "")), str(action.get("value") or ""), user_id, channel_id, tell
 
 
