@@ -22,6 +22,7 @@ from bot.infra.logs import about_incident
 from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.queued import NOT_ACCEPTED, job_body
 from handlers.render.common import error_blocks, usage_blocks
+from handlers.slack_gateway import SlackGateway, respond_teller
 from models import reading
 from models.incidents import RESOLVED
 
@@ -46,6 +47,10 @@ class CommandRequest:
     def reply(self, problem: str, *, form: str | None = None) -> None:
         """An ephemeral answer to the person who typed the command."""
         self.respond(response_type="ephemeral", text=problem, blocks=error_blocks(problem, form))
+
+    def gateway(self) -> SlackGateway:
+        """The gateway for the command's work: what the flow has to tell answers the person who typed it."""
+        return SlackGateway(self.runtime, self.client, respond_teller(self.respond))
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from slack_sdk import WebClient
 
 from bot.background.runtime import Runtime
 from bot.listening.corrections import CorrectionRefused, correct_sentiment, parse_choice
+from handlers.interaction import clicker_teller, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.corrections import CORRECT_SENTIMENT_ACTION
-from handlers.slack_gateway import respond_teller, user_teller
 from models import transaction, utcnow
 
 CORRECT = "sentiment:correct"
@@ -20,9 +20,8 @@ CORRECT = "sentiment:correct"
 def handle_correction(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
     """Record the monitor's sentiment for the post, and tell them it now counts (or why it does not)."""
     action = (body.get("actions") or [{}])[0]
-    user_id = (body.get("user") or {}).get("id", "")
-    channel_id = (body.get("channel") or {}).get("id", "")
-    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, channel_id)
+    user_id, channel_id = where(body)
+    tell = clicker_teller(body, client, respond)
     choice = parse_choice(str((action.get("selected_option") or {}).get("value") or ""))
     if choice is None:
         tell("That menu is out of date; nothing was corrected.", None)

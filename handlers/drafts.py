@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -14,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of
-from bot.crisis.incidents import find_incident_by_channel
 from bot.drafting import drafts, updates
 from bot.drafting.drafts import DraftInputError, DraftView
 from bot.flows import drafting
@@ -22,12 +22,19 @@ from bot.flows.updates import post_update
 from bot.infra.errors import AlreadyTold
 from handlers import tasks
 from handlers.commands import CommandRequest
-from handlers.interaction import action_number, surfaced, tell_privately, where
+from handlers.interaction import (
+    action_number,
+    action_value,
+    clicker_gateway,
+    open_incident_here,
+    surfaced,
+    tell_privately,
+    where,
+)
 from handlers.queued import Submit, Work, WorkTable, enqueue_listener, submit_or_refuse
 from handlers.render import drafts as render
-from handlers.slack_gateway import SlackGateway, client_gateway, open_view, respond_teller, user_teller
+from handlers.slack_gateway import client_gateway, open_view
 from models import transaction
-from models.incidents import RESOLVED
 
 log = logging.getLogger(__name__)
 MESSAGE_SYNC_ROUNDS = 3
@@ -46,8 +53,7 @@ def draft_command(req: CommandRequest) -> None:
         req.reply(str(exc), form=form_of("draft"))
         return
     assert req.incident_id is not None
-    gateway = SlackGateway(req.runtime, req.client, respond_teller(req.respond))
-    drafting.start_draft(req.runtime, gateway, incident_id=req.incident_id, platform=platform, request=request,
+    drafting.start_draft(req.runtime, req.gateway(), incident_id=req.incident_id, platform=platform, request=request,
                          user_id=req.user_id, channel_id=req.channel_id)
 
 
@@ -82,50 +88,66 @@ def _draft_channel(runtime: Runtime, body: dict[str, Any]) -> str | None:
 
 def _clicked_ref(body: dict[str, Any]) -> tuple[int, int | None] | None:
     """(draft id, revision shown) from a draft button's value."""
-    try:
-        value = body["actions"][0]["value"]
-    except (KeyError, IndexError, TypeError):
+    value = action_value(body)
+    return render.parse_draft_ref(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class _Clicked:
+    """A click on a draft's button: who, where, on which draft, and what the domain answered."""
+
+    user_id: str
+    channel_id: str
+    draft_id: int
+    outcome: drafts.DraftOutcome
+
+
+def _on_clicked_draft(
+    runtime: Runtime, body: dict[str, Any],
+    decide: Callable[[Session, int, str, int | None], drafts.DraftOutcome],
+) -> _Clicked | None:
+    """Run `decide` (session, draft id, clicker, revision the message showed) in one transaction; None for
+    a button that names no draft."""
+    user_id, channel_id = where(body)
+    clicked = _clicked_ref(body)
+    if clicked is None:
         return None
-    return render.parse_draft_ref(value) if isinstance(value, str) else None
+    draft_id, revision = clicked
+    with transaction(runtime.sessions) as session:
+        outcome = decide(session, draft_id, user_id, revision)
+    return _Clicked(user_id, channel_id, draft_id, outcome)
 
 
 @surfaced("Drafting a reply")
 def on_draft_reply(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """*Draft reply* on a mention (digest): draft a reply to that mention in this incident."""
     user_id, channel_id = where(body)
+    incident_id = open_incident_here(runtime, client, user_id, channel_id, "Draft reply",
+                                     "This incident is resolved, so no more drafts are made here.")
+    if incident_id is None:
+        return
     mention_id = action_number(body)
     with transaction(runtime.sessions) as session:
-        incident = find_incident_by_channel(session, channel_id)
-        incident_id, status = (incident.id, incident.status) if incident else (None, None)
         wanted = drafts.mention_request(session, mention_id) if mention_id is not None else None
-    if incident_id is None:
-        tell_privately(client, channel_id, user_id, "*Draft reply* works in an incident channel; this isn't one.")
-        return
-    if status == RESOLVED:
-        tell_privately(client, channel_id, user_id, "This incident is resolved, so no more drafts are made here.")
-        return
     if wanted is None:
         tell_privately(client, channel_id, user_id, "That mention is no longer stored; nothing to reply to.")
         return
-    gateway = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
-    drafting.start_draft(runtime, gateway, incident_id=incident_id, platform=wanted.platform, request=wanted.text,
-                         user_id=user_id, channel_id=channel_id, mention_id=wanted.mention_id,
-                         reply_to_url=wanted.url)
+    drafting.start_draft(runtime, clicker_gateway(runtime, client, user_id, channel_id), incident_id=incident_id,
+                         platform=wanted.platform, request=wanted.text, user_id=user_id, channel_id=channel_id,
+                         mention_id=wanted.mention_id, reply_to_url=wanted.url)
 
 
 @surfaced("Approving the draft")
 def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    user_id, channel_id = where(body)
-    clicked = _clicked_ref(body)
-    if clicked is None:
+    four_eyes = runtime.plan.approval.four_eyes
+    click = _on_clicked_draft(runtime, body, lambda session, draft_id, user_id, revision: drafts.approve_draft(
+        session, draft_id, user_id, revision, four_eyes=four_eyes))
+    if click is None:
         return
-    draft_id, revision = clicked
-    with transaction(runtime.sessions) as session:
-        outcome = drafts.approve_draft(session, draft_id, user_id, revision,
-                                       four_eyes=runtime.plan.approval.four_eyes)
-    _answer(runtime, client, outcome, channel_id, user_id, "approve")
-    if updates.to_post_after(outcome, user_id):
-        post_update(runtime, SlackGateway(runtime, client, user_teller(client, user_id, channel_id)), draft_id)
+    outcome = click.outcome
+    _answer(runtime, client, outcome, click.channel_id, click.user_id, "approve")
+    if updates.to_post_after(outcome, click.user_id):
+        post_update(runtime, clicker_gateway(runtime, client, click.user_id, click.channel_id), click.draft_id)
     if outcome.ok and outcome.draft is not None:
         tasks.after_approval(runtime, client, outcome.draft.incident_id)  # a statement task may be done now
 
@@ -133,72 +155,61 @@ def on_approve(runtime: Runtime, body: dict[str, Any], client: WebClient) -> Non
 @surfaced("Opening the reject form")
 def on_reject(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """Open the reason form, for the revision the message showed; refused at once if it could not be saved."""
-    user_id, channel_id = where(body)
-    clicked = _clicked_ref(body)
-    if clicked is None:
-        return
-    with transaction(runtime.sessions) as session:
-        checked = drafts.decision_check(session, clicked[0], user_id, clicked[1],
-                                        four_eyes=runtime.plan.approval.four_eyes)
-    _open_modal(runtime, client, body, checked, channel_id, user_id, "reject", render.reject_modal)
+    four_eyes = runtime.plan.approval.four_eyes
+    _open_form(runtime, client, body, "reject", render.reject_modal,
+               lambda session, draft_id, user_id, revision: drafts.decision_check(
+                   session, draft_id, user_id, revision, four_eyes=four_eyes))
 
 
 @surfaced("Opening the edit form")
 def on_edit(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """Open the edit form on the revision the message showed; refused at once if it could not be saved."""
-    user_id, channel_id = where(body)
-    clicked = _clicked_ref(body)
-    if clicked is None:
-        return
-    with transaction(runtime.sessions) as session:
-        checked = drafts.change_check(session, clicked[0], user_id, clicked[1])
-    _open_modal(runtime, client, body, checked, channel_id, user_id, "edit", render.edit_modal)
+    _open_form(runtime, client, body, "edit", render.edit_modal, drafts.change_check)
 
 
-def _open_modal(
-    runtime: Runtime, client: WebClient, body: dict[str, Any], checked: drafts.DraftOutcome, channel_id: str,
-    user_id: str, verb: str, modal: Callable[[DraftView], Any],
+def _open_form(
+    runtime: Runtime, client: WebClient, body: dict[str, Any], verb: str, modal: Callable[[DraftView], Any],
+    check: Callable[[Session, int, str, int | None], drafts.DraftOutcome],
 ) -> None:
     """The form on the draft as checked (so on the revision clicked), or the refusal."""
+    click = _on_clicked_draft(runtime, body, check)
+    if click is None:
+        return
+    checked = click.outcome
     if not checked.ok or checked.draft is None:
-        _answer(runtime, client, checked, channel_id, user_id, verb)
+        _answer(runtime, client, checked, click.channel_id, click.user_id, verb)
         return
     open_view(client, body["trigger_id"], modal(checked.draft))
 
 
 @surfaced("Regenerating the draft")
 def on_regenerate(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    user_id, channel_id = where(body)
-    clicked = _clicked_ref(body)
-    if clicked is None:
+    click = _on_clicked_draft(runtime, body, drafts.regenerate_draft)
+    if click is None:
         return
-    draft_id, revision = clicked
-    with transaction(runtime.sessions) as session:
-        outcome = drafts.regenerate_draft(session, draft_id, user_id, revision)
-    if not outcome.ok or outcome.new_draft is None:
-        _answer(runtime, client, outcome, channel_id, user_id, "regenerate")
+    new_draft = click.outcome.new_draft
+    if not click.outcome.ok or new_draft is None:
+        _answer(runtime, client, click.outcome, click.channel_id, click.user_id, "regenerate")
         return
     gateway = client_gateway(runtime, client)
-    drafting.show_draft(runtime, gateway, draft_id)
-    drafting.post_placeholder(runtime, gateway, outcome.new_draft)
-    drafting.run_draft(runtime, gateway, outcome.new_draft.id)
+    drafting.show_draft(runtime, gateway, click.draft_id)
+    drafting.post_placeholder(runtime, gateway, new_draft)
+    drafting.run_draft(runtime, gateway, new_draft.id)
 
 
 @surfaced("Retrying the draft")
 def on_retry(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
-    user_id, channel_id = where(body)
-    clicked = _clicked_ref(body)
-    if clicked is None:
+    # A failed draft has no text, so no revision to check.
+    click = _on_clicked_draft(runtime, body, lambda session, draft_id, user_id, _revision: drafts.retry_draft(
+        session, draft_id, user_id))
+    if click is None:
         return
-    draft_id = clicked[0]  # a failed draft has no text, so no revision to check
-    with transaction(runtime.sessions) as session:
-        outcome = drafts.retry_draft(session, draft_id, user_id)
-    if not outcome.ok:
-        _answer(runtime, client, outcome, channel_id, user_id, "retry")
+    if not click.outcome.ok:
+        _answer(runtime, client, click.outcome, click.channel_id, click.user_id, "retry")
         return
     gateway = client_gateway(runtime, client)
-    drafting.show_draft(runtime, gateway, draft_id)  # back to "drafting…"
-    drafting.run_draft(runtime, gateway, draft_id)
+    drafting.show_draft(runtime, gateway, click.draft_id)  # back to "drafting…"
+    drafting.run_draft(runtime, gateway, click.draft_id)
 
 
 def _submitted(body: dict[str, Any], block_id: str) -> str:
@@ -253,7 +264,7 @@ def _decide_from_modal(
 ) -> None:
     """Apply the modal's text to the revision it was opened on; update the draft's message, or tell the
     user why not, with their text (the modal has closed)."""
-    user_id = body.get("user", {}).get("id", "")
+    user_id, _ = where(body)
     submitted = _submitted_ref(body)
     assert submitted is not None
     draft_id, revision = submitted

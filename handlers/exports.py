@@ -9,7 +9,6 @@ from bot.exports import FORMATS
 from bot.flows.exporting import upload_export
 from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.commands import CommandRequest
-from handlers.slack_gateway import SlackGateway, respond_teller
 
 log = logging.getLogger(__name__)
 DEFAULT_FORMAT = "md"
@@ -27,5 +26,4 @@ def export(request: CommandRequest) -> None:
         )
         return
     assert request.incident_id is not None
-    gateway = SlackGateway(request.runtime, request.client, respond_teller(request.respond))
-    upload_export(request.runtime, gateway, request.incident_id, fmt, request.user_id)
+    upload_export(request.runtime, request.gateway(), request.incident_id, fmt, request.user_id)

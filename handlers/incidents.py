@@ -34,6 +34,7 @@ from bot.flows.room import refresh_homes, refresh_room
 from bot.infra.errors import describe, is_transient
 from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.commands import CommandRequest
+from handlers.interaction import clicker_teller
 from handlers.queued import Submit, WorkTable, submit_or_refuse
 from handlers.render.incident import (
     FORM_TITLE,
@@ -116,7 +117,7 @@ def open_command(request: CommandRequest) -> None:
         return
     incident_id = opening.open_incident(
         request.runtime,
-        SlackGateway(request.runtime, request.client, respond_teller(request.respond)),
+        request.gateway(),
         opener=request.user_id,
         title=args.title,
         severity=args.severity,
@@ -221,9 +222,8 @@ def handle_open_button(
     """*Open incident* (App Home, spike alerts): the form, prefilled from the button's value."""
     ack()
     action = (body.get("actions") or [{}])[0]
-    user_id = (body.get("user") or {}).get("id", "")
     channel_id = (body.get("channel") or {}).get("id")
-    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, channel_id)
+    tell = clicker_teller(body, client, respond)
     show_open_form(
         client, body.get("trigger_id", ""), tell, parse_prefill(action.get("value")), channel_id, runtime
     )
@@ -294,7 +294,7 @@ def status_command(request: CommandRequest) -> None:
 def resolve_command(request: CommandRequest) -> None:
     """`/crisis resolve [summary]`, by the lead only (bot/flows/resolving.py tells the room)."""
     assert request.incident_id is not None
-    gateway = SlackGateway(request.runtime, request.client, respond_teller(request.respond))
+    gateway = request.gateway()
     try:
         problems = resolving.resolve(request.runtime, gateway, request.incident_id, request.user_id, request.args)
     except (RoleError, IncidentError) as exc:

@@ -19,6 +19,7 @@ from bot.infra.errors import describe
 from bot.infra.mrkdwn import escape_team_text
 from handlers.commands import CommandRequest
 from handlers.incidents import post_in_room, snapshot
+from handlers.interaction import clicker_teller, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
     CLAIM_ACTION_PREFIX,
@@ -27,7 +28,7 @@ from handlers.render.incident import (
     roles_blocks,
     section,
 )
-from handlers.slack_gateway import Tell, bot_user_id, client_gateway, invite, post_blocks, respond_teller, user_teller
+from handlers.slack_gateway import Tell, bot_user_id, client_gateway, invite, post_blocks, respond_teller
 from models import transaction
 from models.incidents import RESOLVED
 
@@ -128,9 +129,8 @@ def roles_command(request: CommandRequest) -> None:
 def handle_claim(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
     """A *Claim* button on the brief (run from the queue): the clicker takes the empty role."""
     action = (body.get("actions") or [{}])[0]
-    user_id = (body.get("user") or {}).get("id", "")
-    channel_id = (body.get("channel") or {}).get("id")
-    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, channel_id)
+    user_id, _ = where(body)
+    tell = clicker_teller(body, client, respond)
     incident_part, _, role = str(action.get("value") or "").partition(":")
     if not incident_part.isdigit() or not role:
         tell("That button is out of date; use `/crisis assign <role> @you` instead.", None)

@@ -29,6 +29,7 @@ from bot.crisis.room import (
 from bot.infra.errors import describe
 from handlers.commands import CommandRequest
 from handlers.incidents import post_in_room
+from handlers.interaction import clicker_teller, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
     RUMOUR_ACTION_PREFIX,
@@ -38,7 +39,7 @@ from handlers.render.incident import (
     rumour_text,
     timeline_logged_text,
 )
-from handlers.slack_gateway import respond_teller, update_blocks, user_teller
+from handlers.slack_gateway import update_blocks
 from models import transaction
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def handle_rumour_outcome(runtime: Runtime, body: dict[str, Any], client: WebCli
     outcome = str(action.get("action_id", "")).removeprefix(RUMOUR_ACTION_PREFIX)
     user_id = (body.get("user") or {}).get("id", "")
     channel_id = (body.get("channel") or {}).get("id")
-    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, channel_id)
+    tell = clicker_teller(body, client, respond)
     value = str(action.get("value") or "")
     if not value.isdigit():
         tell("That button is out of date.", None)
@@ -140,9 +141,8 @@ def handle_rumour_outcome(runtime: Runtime, body: dict[str, Any], client: WebCli
 def handle_add_to_timeline(runtime: Runtime, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
     """The *Add to timeline* message shortcut (run from the queue): logs the message, its author and
     its own time."""
-    user_id = (body.get("user") or {}).get("id", "")
-    channel_id = (body.get("channel") or {}).get("id", "")
-    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, None)
+    user_id, channel_id = where(body)
+    tell = clicker_teller(body, client, respond, in_channel=False)
     message = body.get("message") or {}
     with transaction(runtime.sessions) as session:
         incident = find_incident_by_channel(session, channel_id)

@@ -31,6 +31,7 @@ from bot.tasks.tasks import (
     take_task,
 )
 from handlers.commands import CommandRequest
+from handlers.interaction import clicker_teller, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import FOLLOWUP_FROM_ACTION, team_text
 from handlers.render.tasks import (
@@ -40,7 +41,7 @@ from handlers.render.tasks import (
     TASK_SNOOZE_ACTION,
     TASK_TAKE_ACTION,
 )
-from handlers.slack_gateway import SlackGateway, Tell, client_gateway, respond_teller, user_teller
+from handlers.slack_gateway import SlackGateway, Tell, client_gateway
 from models import Task, reading, transaction, utcnow
 from models.tasks import STATEMENT, TASK_DROPPED, TASK_FOLLOWUP
 
@@ -50,10 +51,6 @@ TASK_BUTTON = "tasks:button"
 HANDOVER = "tasks:handover"
 FOLLOWUP_FROM = "tasks:followup-from"
 _REASSIGN = re.compile(r"^#(\d{1,9})\s+(\S+)$")
-
-
-def _gateway(request: CommandRequest) -> SlackGateway:
-    return SlackGateway(request.runtime, request.client, respond_teller(request.respond))
 
 
 def _check_owner(request: CommandRequest, port: SlackGateway, owner: str | None) -> bool:
@@ -68,7 +65,7 @@ def _check_owner(request: CommandRequest, port: SlackGateway, owner: str | None)
 def task_command(request: CommandRequest) -> None:
     """`/crisis task <text> [@owner] [due 30m|HH:MM]` adds a task; `/crisis task #3 @person` reassigns one."""
     assert request.incident_id is not None
-    runtime, port = request.runtime, _gateway(request)
+    runtime, port = request.runtime, request.gateway()
     if (reassign := _REASSIGN.match(request.args)) is not None and reassign.group(2).startswith(("<@", "U", "W")):
         _reassign(request, port, int(reassign.group(1)), reassign.group(2))
         return
@@ -115,13 +112,13 @@ def tasks_command(request: CommandRequest) -> None:
     with reading(request.runtime.sessions) as session:
         listing = TaskList(tuple(incident_tasks(session, request.incident_id)),
                            tuple(incident_followups(session, request.incident_id)), utcnow())
-    _gateway(request).tell(listing)
+    request.gateway().tell(listing)
 
 
 def followup_command(request: CommandRequest) -> None:
     """`/crisis followup <text> [@owner]`: an action item for after the incident, echoed in the room."""
     assert request.incident_id is not None
-    runtime, port = request.runtime, _gateway(request)
+    runtime, port = request.runtime, request.gateway()
     try:
         text, owner = followups.parse_followup_args(request.args)
     except TaskError as exc:
@@ -142,9 +139,8 @@ def followup_command(request: CommandRequest) -> None:
 def _click(body: dict[str, Any], client: WebClient, respond: Respond) -> tuple[str, str, str, str, Tell]:
     """(action id, value, user id, channel id, how to answer the clicker)."""
     action = (body.get("actions") or [{}])[0]
-    user_id = (body.get("user") or {}).get("id", "")
-    channel_id = (body.get("channel") or {}).get("id", "")
-    tell = respond_teller(respond) if body.get("response_url") else user_teller(client, user_id, channel_id or None)
+    user_id, channel_id = where(body)
+    tell = clicker_teller(body, client, respond)
     return str(action.get("action_id", "")), str(action.get("value") or ""), user_id, channel_id, tell
 
 

@@ -11,18 +11,22 @@ from slack_sdk import WebClient
 
 from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of
-from bot.crisis.incidents import find_incident_by_channel
 from bot.drafting import updates
 from bot.drafting.drafts import STAKEHOLDER_UPDATE
 from bot.flows import drafting
 from bot.flows.updates import post_update
 from handlers.commands import CommandRequest
-from handlers.interaction import action_number, surfaced, tell_privately, where
+from handlers.interaction import (
+    action_number,
+    clicker_gateway,
+    open_incident_here,
+    surfaced,
+    tell_privately,
+    where,
+)
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.updates import POST_UPDATE, START_UPDATE
-from handlers.slack_gateway import SlackGateway, respond_teller, user_teller
 from models import transaction
-from models.incidents import RESOLVED
 
 START, POST = "update:start", "update:post"
 
@@ -35,8 +39,7 @@ def update_command(req: CommandRequest) -> None:
         req.reply(str(exc), form=form_of("update"))
         return
     assert req.incident_id is not None
-    gateway = SlackGateway(req.runtime, req.client, respond_teller(req.respond))
-    drafting.start_draft(req.runtime, gateway, incident_id=req.incident_id, platform=STAKEHOLDER_UPDATE,
+    drafting.start_draft(req.runtime, req.gateway(), incident_id=req.incident_id, platform=STAKEHOLDER_UPDATE,
                          request=note or updates.DEFAULT_REQUEST, user_id=req.user_id, channel_id=req.channel_id)
 
 
@@ -44,18 +47,13 @@ def update_command(req: CommandRequest) -> None:
 def on_start_update(runtime: Runtime, body: dict[str, Any], client: WebClient) -> None:
     """*Draft update* on the overdue reminder: the same as `/crisis update` with no note."""
     user_id, channel_id = where(body)
-    with transaction(runtime.sessions) as session:
-        incident = find_incident_by_channel(session, channel_id)
-        incident_id, status = (incident.id, incident.status) if incident else (None, None)
+    incident_id = open_incident_here(runtime, client, user_id, channel_id, "Draft update",
+                                     "This incident is resolved, so no more updates are drafted here.")
     if incident_id is None:
-        tell_privately(client, channel_id, user_id, "*Draft update* works in an incident channel; this isn't one.")
         return
-    if status == RESOLVED:
-        tell_privately(client, channel_id, user_id, "This incident is resolved, so no more updates are drafted here.")
-        return
-    gateway = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
-    drafting.start_draft(runtime, gateway, incident_id=incident_id, platform=STAKEHOLDER_UPDATE,
-                         request=updates.DEFAULT_REQUEST, user_id=user_id, channel_id=channel_id)
+    drafting.start_draft(runtime, clicker_gateway(runtime, client, user_id, channel_id), incident_id=incident_id,
+                         platform=STAKEHOLDER_UPDATE, request=updates.DEFAULT_REQUEST, user_id=user_id,
+                         channel_id=channel_id)
 
 
 @surfaced("Posting the update")
@@ -70,8 +68,7 @@ def on_post_update(runtime: Runtime, body: dict[str, Any], client: WebClient) ->
     if refusal is not None:
         tell_privately(client, channel_id, user_id, refusal)
         return
-    port = SlackGateway(runtime, client, user_teller(client, user_id, channel_id))
-    if post_update(runtime, port, draft_id) is None:
+    if post_update(runtime, clicker_gateway(runtime, client, user_id, channel_id), draft_id) is None:
         with transaction(runtime.sessions) as session:
             refusal = updates.post_refusal(session, draft_id, user_id)
         if refusal is not None:  # posted meanwhile by another click; a new failure was told in the room

@@ -96,28 +96,26 @@ class Decision(Base):
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Fact(Base):
+class _AddedText:
+    """The columns of a text the room agreed on: the incident, the words, who added them and when."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(32))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Fact(_AddedText, Base):
     """A confirmed fact; drafts may rely on it."""
 
     __tablename__ = "facts"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
-    text: Mapped[str] = mapped_column(Text)
-    added_by: Mapped[str] = mapped_column(String(32))
-    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-
-class KeyMessage(Base):
+class KeyMessage(_AddedText, Base):
     """Agreed wording that every reply should stay consistent with."""
 
     __tablename__ = "key_messages"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
-    text: Mapped[str] = mapped_column(Text)
-    added_by: Mapped[str] = mapped_column(String(32))
-    added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # Rumour.status values.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +24,12 @@ CHANNEL_REF = re.compile(r"^([CG][A-Z0-9]{2,}|#[a-z0-9_-]{1,80})$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[1] / "plan.example.yml"
+
+
+def _check_name(name: str, what: str, reserved: Collection[str] = ()) -> None:
+    """A role, playbook or drill name is a short slug, as typed in commands (and not one of `reserved`)."""
+    if not SLUG.match(name) or len(name) > 30 or name in reserved:
+        raise ValueError(f"{what} name {name!r} must be lowercase letters, digits, - or _")
 
 
 class PlanError(Exception):
@@ -298,8 +305,7 @@ class Plan(_Strict):
     @classmethod
     def _role_names(cls, value: dict[str, Role]) -> dict[str, Role]:
         for name in value:
-            if not SLUG.match(name) or len(name) > 30:
-                raise ValueError(f"role name {name!r} must be lowercase letters, digits, - or _")
+            _check_name(name, "role")
         if "lead" not in value:
             raise ValueError("a `lead` role is required: it owns the incident")
         for name in SIGNOFF_ROLES:
@@ -311,8 +317,7 @@ class Plan(_Strict):
     @classmethod
     def _playbook_names(cls, value: dict[str, Playbook]) -> dict[str, Playbook]:
         for name in value:
-            if not SLUG.match(name) or len(name) > 30 or name in SEVERITIES:
-                raise ValueError(f"playbook name {name!r} must be lowercase letters, digits, - or _")
+            _check_name(name, "playbook", reserved=SEVERITIES)
         return value
 
     @field_validator("playbooks")
@@ -331,8 +336,7 @@ class Plan(_Strict):
     def _drills(cls, value: dict[str, Drill], info: ValidationInfo) -> dict[str, Drill]:
         playbooks = info.data.get("playbooks") or {}
         for name, drill in value.items():
-            if not SLUG.match(name) or len(name) > 30:
-                raise ValueError(f"drill name {name!r} must be lowercase letters, digits, - or _")
+            _check_name(name, "drill")
             if drill.playbook is not None and drill.playbook not in playbooks:
                 raise ValueError(f"drill {name!r}: playbook {drill.playbook!r} is not one of the plan's playbooks")
         return value

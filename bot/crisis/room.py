@@ -18,10 +18,11 @@ from bot.crisis.timeline import (
     RUMOUR_OUTCOME,
     RUMOUR_TRACKED,
     STATUS_POSTED,
+    add_once_per_job,
     once_per_job,
     record_event,
 )
-from models import Decision, Digest, Draft, Fact, Incident, KeyMessage, Rumour, TimelineEvent, rows_changed, utcnow
+from models import Decision, Digest, Draft, Fact, Incident, KeyMessage, Rumour, rows_changed, utcnow
 from models.drafts import PENDING
 from models.incidents import CONFIRMED, DISMISSED, REFUTED, RUMOUR_OPEN
 
@@ -54,73 +55,42 @@ class Entry:
     at: datetime
 
 
-def _earlier_entry(event: TimelineEvent, id_field: str | None = None) -> Entry:
-    """The entry an earlier run of the same job recorded, from its timeline event."""
-    entry_id = int(event.data[id_field]) if id_field else event.id
-    return Entry(entry_id, event.incident_id, event.text, event.actor or "", event.at)
-
-
 def add_fact(session: Session, incident_id: int, text: str, actor: str) -> Entry:
     """Record a confirmed fact drafts may rely on."""
     text = clean_text(text, "fact")
-    key, earlier = once_per_job(session, FACT_ADDED)
-    if earlier is not None:
-        return _earlier_entry(earlier, "fact_id")
-    now = utcnow()
-    fact = Fact(incident_id=incident_id, text=text, added_by=actor, added_at=now)
-    session.add(fact)
-    session.flush()
-    record_event(session, incident_id, FACT_ADDED, text, actor=actor, data={"fact_id": fact.id}, at=now,
-                 request_key=key)
-    return Entry(fact.id, incident_id, text, actor, now)
+    fact = add_once_per_job(session, incident_id, FACT_ADDED, text, actor, Fact, "fact_id", lambda now: Fact(
+        incident_id=incident_id, text=text, added_by=actor, added_at=now))
+    return Entry(fact.id, incident_id, fact.text, fact.added_by, fact.added_at)
 
 
 def add_key_message(session: Session, incident_id: int, text: str, actor: str) -> Entry:
     """Record agreed wording every reply should stay consistent with."""
     text = clean_text(text, "key message")
-    key, earlier = once_per_job(session, MESSAGE_ADDED)
-    if earlier is not None:
-        return _earlier_entry(earlier, "message_id")
-    now = utcnow()
-    message = KeyMessage(incident_id=incident_id, text=text, added_by=actor, added_at=now)
-    session.add(message)
-    session.flush()
-    record_event(
-        session, incident_id, MESSAGE_ADDED, text, actor=actor, data={"message_id": message.id}, at=now,
-        request_key=key,
-    )
-    return Entry(message.id, incident_id, text, actor, now)
+    message = add_once_per_job(
+        session, incident_id, MESSAGE_ADDED, text, actor, KeyMessage, "message_id",
+        lambda now: KeyMessage(incident_id=incident_id, text=text, added_by=actor, added_at=now))
+    return Entry(message.id, incident_id, message.text, message.added_by, message.added_at)
 
 
 def record_decision(session: Session, incident_id: int, text: str, actor: str) -> Entry:
     """Log a decision with who made it and when."""
     text = clean_text(text, "decision")
-    key, earlier = once_per_job(session, DECISION_LOGGED)
-    if earlier is not None:
-        return _earlier_entry(earlier, "decision_id")
-    now = utcnow()
-    decision = Decision(incident_id=incident_id, kind="decision", text=text, decided_by=actor, decided_at=now)
-    session.add(decision)
-    session.flush()
-    record_event(
-        session, incident_id, DECISION_LOGGED, text, actor=actor, data={"decision_id": decision.id}, at=now,
-        request_key=key,
-    )
-    return Entry(decision.id, incident_id, text, actor, now)
+    decision = add_once_per_job(
+        session, incident_id, DECISION_LOGGED, text, actor, Decision, "decision_id",
+        lambda now: Decision(incident_id=incident_id, kind="decision", text=text, decided_by=actor, decided_at=now))
+    return Entry(decision.id, incident_id, decision.text, decision.decided_by, decision.decided_at)
 
 
 def record_status_update(
     session: Session, incident_id: int, text: str, actor: str, ts: str | None = None
 ) -> Entry:
-    """Log a status update posted in the channel."""
+    """Log a status update posted in the channel (the event is all there is of it)."""
     text = clean_text(text, "status update")
-    key, earlier = once_per_job(session, STATUS_POSTED)
-    if earlier is not None:
-        return _earlier_entry(earlier)
-    now = utcnow()
-    event = record_event(session, incident_id, STATUS_POSTED, text, actor=actor, data={"ts": ts}, at=now,
-                         request_key=key)
-    return Entry(event.id, incident_id, text, actor, now)
+    key, event = once_per_job(session, STATUS_POSTED)
+    if event is None:
+        event = record_event(session, incident_id, STATUS_POSTED, text, actor=actor, data={"ts": ts}, at=utcnow(),
+                             request_key=key)
+    return Entry(event.id, event.incident_id, event.text, event.actor or "", event.at)
 
 
 def message_time(ts: str) -> datetime:
@@ -188,21 +158,10 @@ def _rumour_view(rumour: Rumour) -> RumourView:
 def track_rumour(session: Session, incident_id: int, claim: str, actor: str) -> RumourView:
     """Start tracking a rumour; its outcome is set later, once."""
     claim = clean_text(claim, "rumour")
-    key, earlier = once_per_job(session, RUMOUR_TRACKED)
-    if earlier is not None:
-        tracked = session.get(Rumour, int(earlier.data["rumour_id"]))
-        assert tracked is not None
-        return _rumour_view(tracked)
-    now = utcnow()
-    rumour = Rumour(
-        incident_id=incident_id, claim=claim, status=RUMOUR_OPEN, created_by=actor, created_at=now
-    )
-    session.add(rumour)
-    session.flush()
-    record_event(
-        session, incident_id, RUMOUR_TRACKED, claim, actor=actor, data={"rumour_id": rumour.id}, at=now,
-        request_key=key,
-    )
+    rumour = add_once_per_job(
+        session, incident_id, RUMOUR_TRACKED, claim, actor, Rumour, "rumour_id",
+        lambda now: Rumour(incident_id=incident_id, claim=claim, status=RUMOUR_OPEN, created_by=actor,
+                           created_at=now))
     return _rumour_view(rumour)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -72,6 +72,34 @@ def once_per_job(session: Session, kind: str) -> tuple[str | None, TimelineEvent
         return None, None
     key = f"job:{job_id}:{kind}"
     return key, session.scalars(select(TimelineEvent).where(TimelineEvent.request_key == key)).first()
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+Row = TypeVar("Row", bound=_Stored)
+
+
+def add_once_per_job(
+    session: Session, incident_id: int, kind: str, text: str, actor: str, model: type[Row], id_field: str,
+    make: Callable[[datetime], Row], data: dict[str, Any] | None = None,
+) -> Row:
+    """Add the row `make(now)` with its timeline event (`kind`; the row's id under `id_field`, then `data`),
+    once per queued job: a job run again gets back the row its first run added (see `once_per_job`)."""
+    key, earlier = once_per_job(session, kind)
+    if earlier is not None:
+        existing = session.get(model, int(earlier.data[id_field]))
+        assert existing is not None
+        return existing
+    now = utcnow()
+    row = make(now)
+    session.add(row)
+    session.flush()
+    record_event(session, incident_id, kind, text, actor=actor, data={id_field: row.id, **(data or {})}, at=now,
+                 request_key=key)
+    return row
 
 
 def iter_events(session: Session, incident_id: int, batch: int = 1000) -> Iterator[TimelineEvent]:

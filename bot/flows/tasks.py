@@ -4,7 +4,11 @@ open, overdue reminders, the hand-over of open tasks at resolve, and archiving r
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
 
 from bot.background.runtime import Runtime
 from bot.flows.port import SlackFailure, SlackPort
@@ -23,6 +27,7 @@ from models.tasks import TASK_OPEN
 
 log = logging.getLogger(__name__)
 NUDGE_RETRY = timedelta(minutes=1)
+Claimed = TypeVar("Claimed")
 
 
 def show_task(runtime: Runtime, port: SlackPort, task_id: int, now: datetime | None = None) -> None:
@@ -63,16 +68,25 @@ def post_playbook_tasks(runtime: Runtime, port: SlackPort, incident_id: int, act
     return refresh_tasks(runtime, port, unposted)
 
 
+def _claimed_each(
+    runtime: Runtime, due: Callable[[Session], Iterable[int]], claim: Callable[[Session, int], Claimed | None],
+) -> Iterator[tuple[int, Claimed]]:
+    """The ids `due` lists, each with what `claim` took for it in a transaction of its own; an id another
+    worker claimed first (`claim` gives None) is skipped."""
+    with transaction(runtime.sessions) as session:
+        ids = list(due(session))
+    for item_id in ids:
+        with transaction(runtime.sessions) as session:
+            claimed = claim(session, item_id)
+        if claimed is not None:
+            yield item_id, claimed
+
+
 def send_due_nudges(runtime: Runtime, port: SlackPort, now: datetime) -> int:
     """Send every reminder that is due (the scheduler runs this every minute); how many were sent."""
-    with transaction(runtime.sessions) as session:
-        due = reminders.due_nudges(session, now)
     sent = 0
-    for task_id in due:
-        with transaction(runtime.sessions) as session:
-            nudge = reminders.claim_nudge(session, task_id, now)
-        if nudge is None:
-            continue
+    for task_id, nudge in _claimed_each(runtime, lambda session: reminders.due_nudges(session, now),
+                                        lambda session, item_id: reminders.claim_nudge(session, item_id, now)):
         with about_incident(nudge.task.incident_id):
             try:
                 target = nudge.task.owner if nudge.to == reminders.OWNER else nudge.incident_channel
@@ -112,14 +126,10 @@ def archive_due_channels(runtime: Runtime, port: SlackPort, now: datetime) -> in
     days = runtime.plan.channel.archive_after_days
     if days is None:
         return 0
-    with transaction(runtime.sessions) as session:
-        due = archive.due_archives(session, now - timedelta(days=days))
     archived = 0
-    for incident_id in due:
-        with transaction(runtime.sessions) as session:
-            channel_id = archive.claim_archive(session, incident_id, now)
-        if channel_id is None:
-            continue
+    for incident_id, channel_id in _claimed_each(
+            runtime, lambda session: archive.due_archives(session, now - timedelta(days=days)),
+            lambda session, item_id: archive.claim_archive(session, item_id, now)):
         try:
             with transaction(runtime.sessions) as session:
                 noted = archive.was_noted(session, incident_id)

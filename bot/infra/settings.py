@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.listening.feed_http import AllowedAddresses, parse_allowed_addresses
@@ -29,6 +29,10 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+# The Slack tokens' prefixes, and what kind of token each variable must hold.
+TOKEN_SHAPES = {"slack_bot_token": ("xoxb-", "a bot token"), "slack_app_token": ("xapp-", "an app-level token")}
 
 
 class LogSettings(BaseSettings):
@@ -68,33 +72,21 @@ class Settings(LogSettings):
     # Exact ip:port pairs feeds may be fetched from although not public (a local test server); none by default.
     warroom_feed_allow_hosts: str = ""
 
-    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token",
-                     "openai_api_key", "warroom_ingest_token", "warroom_metrics_token", mode="before")
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "openai_api_key",
+                     "warroom_ingest_token", "warroom_metrics_token", "openai_base_url", "warroom_plan",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("openai_base_url", "warroom_plan", mode="before")
+    @field_validator(*TOKEN_SHAPES)
     @classmethod
-    def _blank_path_is_unset(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
-    @field_validator("slack_bot_token")
-    @classmethod
-    def _bot_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xoxb-"):
-            raise ValueError("must be a bot token starting with xoxb-")
-        return value
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xapp-"):
-            raise ValueError("must be an app-level token starting with xapp-")
+    def _token_shape(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        prefix, kind = TOKEN_SHAPES[info.field_name or ""]
+        if value is not None and not value.get_secret_value().startswith(prefix):
+            raise ValueError(f"must be {kind} starting with {prefix}")
         return value
 
     @field_validator("slack_api_url", "openai_base_url")

@@ -94,10 +94,8 @@ class BlueskyPublisher:
         try:
             return method(*args, **kwargs)
         except RateLimitExceededError as exc:
-            until = exc.reset_at
-            when = f" until {until:%H:%M} UTC" if until else ""
-            raise Refused(f"Bluesky is rate-limiting {self.account.label}{when} ({_xrpc(exc)})", retryable=True,
-                          retry_after=until) from None
+            raise Refused.rate_limited(f"Bluesky is rate-limiting {self.account.label}", exc.reset_at,
+                                       f" ({_xrpc(exc)})") from None
         except UnauthorizedError as exc:
             raise Refused(f"Bluesky refused the app password in ${self.account.env} for {self.account.label}: "
                           f"{_xrpc(exc)}", retryable=True) from None

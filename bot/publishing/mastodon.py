@@ -70,9 +70,7 @@ class MastodonPublisher:
         except MastodonRatelimitError:
             reset = self.client.ratelimit_reset
             until = datetime.fromtimestamp(reset, UTC) if reset else None
-            when = f" until {until:%H:%M} UTC" if until else ""
-            raise Refused(f"{self.account.label} is rate-limiting this account{when}", retryable=True,
-                          retry_after=until) from None
+            raise Refused.rate_limited(f"{self.account.label} is rate-limiting this account", until) from None
         except MastodonUnauthorizedError as exc:
             raise Refused(f"{self.account.label} refused the access token in ${self.account.env}: "
                           f"{_error_text(exc)}", retryable=True) from None

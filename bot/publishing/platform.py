@@ -25,6 +25,12 @@ class Refused(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
 
+    @classmethod
+    def rate_limited(cls, who: str, until: datetime | None, detail: str = "") -> Refused:
+        """The platform's rate limit: "<who> until HH:MM UTC<detail>" (the time when it said), retryable then."""
+        when = f" until {until:%H:%M} UTC" if until else ""
+        return cls(f"{who}{when}{detail}", retryable=True, retry_after=until)
+
 
 class Unanswered(Exception):
     """The call may or may not have reached the platform (timeout, dropped connection, 5xx): the post must be

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.crisis.commands import parse_user_ref
 from bot.crisis.roles import lead_of
-from bot.crisis.timeline import once_per_job, record_event
+from bot.crisis.timeline import add_once_per_job, record_event
 from bot.tasks.tasks import TASK_TEXT_MAX, TaskError, TaskView, task_view
 from models import Decision, FollowUp, Incident, Rumour, Task, utcnow
 from models.incidents import RESOLVED
@@ -55,18 +55,11 @@ def parse_followup_args(args: str) -> tuple[str, str | None]:
 
 def _add(session: Session, incident_id: int, text: str, owner: str | None, actor: str, source: str,
          source_id: int | None) -> FollowUpView:
-    key, earlier = once_per_job(session, FOLLOWUP_ADDED)
-    if earlier is not None:
-        existing = session.get(FollowUp, int(earlier.data["followup_id"]))
-        assert existing is not None
-        return _view(existing)
-    now = utcnow()
-    row = FollowUp(incident_id=incident_id, text=text, owner=owner, created_by=actor, created_at=now,
-                   source=source, source_id=source_id)
-    session.add(row)
-    session.flush()
-    record_event(session, incident_id, FOLLOWUP_ADDED, text, actor=actor, at=now, request_key=key,
-                 data={"followup_id": row.id, "owner": owner, "source": source, "source_id": source_id})
+    row = add_once_per_job(
+        session, incident_id, FOLLOWUP_ADDED, text, actor, FollowUp, "followup_id",
+        lambda now: FollowUp(incident_id=incident_id, text=text, owner=owner, created_by=actor, created_at=now,
+                             source=source, source_id=source_id),
+        {"owner": owner, "source": source, "source_id": source_id})
     return _view(row)
 
 

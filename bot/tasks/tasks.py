@@ -20,7 +20,7 @@ from bot.crisis.commands import parse_user_ref
 from bot.crisis.incidents import IncidentError
 from bot.crisis.plan import ChecklistItem, Plan
 from bot.crisis.roles import active_holders, lead_of
-from bot.crisis.timeline import once_per_job, record_event
+from bot.crisis.timeline import add_once_per_job, record_event
 from bot.infra.mrkdwn import escape_mrkdwn
 from models import Incident, Task, TimelineEvent, rows_changed, utcnow
 from models.incidents import OPEN
@@ -217,19 +217,11 @@ def record_statement_target(session: Session, plan: Plan, incident_id: int, acto
 
 def add_task(session: Session, incident_id: int, args: TaskArgs, actor: str) -> TaskView:
     """Record a task added with `/crisis task` (once per queued job, however often it runs)."""
-    key, earlier = once_per_job(session, TASK_ADDED)
-    if earlier is not None:
-        existing = session.get(Task, int(earlier.data["task_id"]))
-        assert existing is not None
-        return task_view(existing)
-    now = utcnow()
-    task = Task(incident_id=incident_id, text=args.text, owner=args.owner, due_at=args.due_at,
-                next_nudge_at=args.due_at, status=TASK_OPEN, created_by=actor, created_at=now)
-    session.add(task)
-    session.flush()
-    record_event(session, incident_id, TASK_ADDED, args.text, actor=actor, at=now, request_key=key,
-                 data={"task_id": task.id, "owner": args.owner, "from": "command",
-                       "due_at": args.due_at.isoformat() if args.due_at else None})
+    task = add_once_per_job(
+        session, incident_id, TASK_ADDED, args.text, actor, Task, "task_id",
+        lambda now: Task(incident_id=incident_id, text=args.text, owner=args.owner, due_at=args.due_at,
+                         next_nudge_at=args.due_at, status=TASK_OPEN, created_by=actor, created_at=now),
+        {"owner": args.owner, "from": "command", "due_at": args.due_at.isoformat() if args.due_at else None})
     return task_view(task)
 
 

@@ -326,50 +326,47 @@ def notice_with_typed(text: str, typed: str) -> tuple[str, list[Block]]:
 # ----------------------------------------------------------------------------------- modals
 
 
-def edit_modal(draft: DraftView) -> View:
-    """The *Edit* modal with the draft's current text."""
+def _draft_form(draft: DraftView, callback_id: str, title: str, submit: str, blocks: list[Block]) -> View:
+    """A modal about one revision of a draft: its save knows which draft, and which revision was shown."""
     return View(
         type="modal",
-        callback_id=EDIT_VIEW,
+        callback_id=callback_id,
         private_metadata=draft_ref(draft.id, draft.revision),
-        title=PlainTextObject(text="Edit draft"),
-        submit=PlainTextObject(text="Save"),
+        title=PlainTextObject(text=title),
+        submit=PlainTextObject(text=submit),
         close=PlainTextObject(text="Cancel"),
-        blocks=[
-            section(f"*Replying to:*\n{_quote(draft.request, 400)}"),
-            InputBlock(
-                block_id=EDIT_INPUT,
-                label=PlainTextObject(text=f"Reply for {draft.platform.name} (limit {draft.platform.limit})"),
-                element=PlainTextInputElement(
-                    action_id=EDIT_INPUT,
-                    multiline=True,
-                    initial_value=(draft.text or "")[:TEXT_INPUT_MAX],
-                    max_length=TEXT_INPUT_MAX,
-                ),
-            ),
-            ContextBlock(elements=[MarkdownTextObject(
-                text="Saving keeps the previous text as a revision and updates the draft in the channel."
-            )]),
-        ],
+        blocks=blocks,
     )
+
+
+def edit_modal(draft: DraftView) -> View:
+    """The *Edit* modal with the draft's current text."""
+    return _draft_form(draft, EDIT_VIEW, "Edit draft", "Save", [
+        section(f"*Replying to:*\n{_quote(draft.request, 400)}"),
+        InputBlock(
+            block_id=EDIT_INPUT,
+            label=PlainTextObject(text=f"Reply for {draft.platform.name} (limit {draft.platform.limit})"),
+            element=PlainTextInputElement(
+                action_id=EDIT_INPUT,
+                multiline=True,
+                initial_value=(draft.text or "")[:TEXT_INPUT_MAX],
+                max_length=TEXT_INPUT_MAX,
+            ),
+        ),
+        ContextBlock(elements=[MarkdownTextObject(
+            text="Saving keeps the previous text as a revision and updates the draft in the channel."
+        )]),
+    ])
 
 
 def reject_modal(draft: DraftView) -> View:
     """The *Reject* modal: a reason is required."""
-    return View(
-        type="modal",
-        callback_id=REJECT_VIEW,
-        private_metadata=draft_ref(draft.id, draft.revision),
-        title=PlainTextObject(text="Reject draft"),
-        submit=PlainTextObject(text="Reject"),
-        close=PlainTextObject(text="Cancel"),
-        blocks=[
-            section(f"*Draft #{draft.id}* for {draft.platform.name}:\n{_quote(draft.text or '', 800)}"),
-            InputBlock(
-                block_id=REASON_INPUT,
-                label=PlainTextObject(text="Why is it rejected?"),
-                element=PlainTextInputElement(action_id=REASON_INPUT, multiline=True, max_length=2000),
-                optional=False,
-            ),
-        ],
-    )
+    return _draft_form(draft, REJECT_VIEW, "Reject draft", "Reject", [
+        section(f"*Draft #{draft.id}* for {draft.platform.name}:\n{_quote(draft.text or '', 800)}"),
+        InputBlock(
+            block_id=REASON_INPUT,
+            label=PlainTextObject(text="Why is it rejected?"),
+            element=PlainTextInputElement(action_id=REASON_INPUT, multiline=True, max_length=2000),
+            optional=False,
+        ),
+    ])

@@ -225,6 +225,41 @@ def _option(text: str, value: str) -> Option:
     return Option(text=plain(text, OPTION_TEXT_LIMIT), value=value)
 
 
+def _text_input(block_id: str, label: str, typed: object, max_length: int, *, optional: bool | None = None,
+                multiline: bool | None = None, placeholder: str | None = None) -> InputBlock:
+    """A free-text field of the open form, prefilled with `typed` (cut to `max_length`)."""
+    initial = truncate(str(typed or ""), max_length)
+    return InputBlock(
+        block_id=block_id,
+        label=plain(label, 2000),
+        optional=optional,
+        element=PlainTextInputElement(
+            action_id=FORM_VALUE,
+            multiline=multiline,
+            max_length=max_length,
+            initial_value=initial or None,
+            placeholder=plain(placeholder, 150) if placeholder else None,
+        ),
+    )
+
+
+def _select_input(block_id: str, label: str, options: list[Option], chosen: object, placeholder: str,
+                  hint: str | None = None) -> InputBlock:
+    """An optional pick-one field of the open form, with `chosen` picked when it is one of the options."""
+    return InputBlock(
+        block_id=block_id,
+        label=plain(label, 2000),
+        optional=True,
+        hint=plain(hint, 2000) if hint else None,
+        element=StaticSelectElement(
+            action_id=FORM_VALUE,
+            options=options,
+            initial_option=next((o for o in options if o.value == chosen), None),
+            placeholder=plain(placeholder, 150),
+        ),
+    )
+
+
 def open_form(
     plan: Plan, prefill: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None
 ) -> View:
@@ -234,62 +269,18 @@ def open_form(
         _option(f"{name.upper()} — {plan.severities[name].label}", name)  # type: ignore[index]
         for name in SEVERITIES
     ]
-    chosen_severity = next((o for o in severity_options if o.value == prefill.get("severity")), None)
-    title = truncate(str(prefill.get("title") or ""), TITLE_MAX)
     blocks: list[Block] = [
-        InputBlock(
-            block_id=FORM_TITLE,
-            label=plain("Title", 2000),
-            element=PlainTextInputElement(
-                action_id=FORM_VALUE,
-                max_length=TITLE_MAX,
-                initial_value=title or None,
-                placeholder=plain("What is happening, in a few words", 150),
-            ),
-        ),
-        InputBlock(
-            block_id=FORM_SEVERITY,
-            label=plain("Severity", 2000),
-            optional=True,
-            hint=plain("Leave empty for the playbook's default (or SEV3).", 2000),
-            element=StaticSelectElement(
-                action_id=FORM_VALUE,
-                options=severity_options,
-                initial_option=chosen_severity,
-                placeholder=plain("Choose a severity", 150),
-            ),
-        ),
+        _text_input(FORM_TITLE, "Title", prefill.get("title"), TITLE_MAX,
+                    placeholder="What is happening, in a few words"),
+        _select_input(FORM_SEVERITY, "Severity", severity_options, prefill.get("severity"), "Choose a severity",
+                      hint="Leave empty for the playbook's default (or SEV3)."),
     ]
     if plan.playbooks:
         playbook_options = [_option(book.title, name) for name, book in plan.playbooks.items()][:100]
-        chosen_playbook = next((o for o in playbook_options if o.value == prefill.get("playbook")), None)
-        blocks.append(
-            InputBlock(
-                block_id=FORM_PLAYBOOK,
-                label=plain("Playbook", 2000),
-                optional=True,
-                element=StaticSelectElement(
-                    action_id=FORM_VALUE,
-                    options=playbook_options,
-                    initial_option=chosen_playbook,
-                    placeholder=plain("Choose a playbook", 150),
-                ),
-            )
-        )
-    description = truncate(str(prefill.get("description") or ""), DESCRIPTION_MAX)
-    blocks.append(
-        InputBlock(
-            block_id=FORM_DESCRIPTION,
-            label=plain("Description", 2000),
-            optional=True,
-            element=PlainTextInputElement(
-                action_id=FORM_VALUE,
-                multiline=True,
-                max_length=DESCRIPTION_MAX,
-                initial_value=description or None,
-            ),
-        )
-    )
+        blocks.append(_select_input(FORM_PLAYBOOK, "Playbook", playbook_options, prefill.get("playbook"),
+                                    "Choose a playbook"))
+    blocks.append(_text_input(FORM_DESCRIPTION, "Description", prefill.get("description"), DESCRIPTION_MAX,
+                              optional=True, multiline=True))
     return View(
         type="modal",
         callback_id=OPEN_CALLBACK,
