@@ -19,10 +19,8 @@ from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of
 from bot.crisis.incidents import (
     IncidentError,
-    IncidentSnapshot,
     OpenArgs,
     change_severity,
-    incident_snapshot,
     parse_open_args,
     validate_open,
 )
@@ -30,7 +28,7 @@ from bot.crisis.plan import SEVERITIES
 from bot.crisis.roles import RoleError
 from bot.crisis.room import RoomError, clean_text, record_status_update, status_summary
 from bot.flows import opening, resolving
-from bot.flows.room import refresh_homes, refresh_room
+from bot.flows.room import refresh_homes, refresh_room, snapshot
 from bot.infra.errors import describe, is_transient
 from bot.infra.mrkdwn import escape_mrkdwn
 from handlers.commands import CommandRequest
@@ -72,11 +70,6 @@ def sync_scheduler(runtime: Runtime) -> None:
         except Exception:
             # The scheduler also re-syncs on its own timer; a failed nudge only delays it.
             log.exception("scheduler sync failed")
-
-
-def snapshot(runtime: Runtime, incident_id: int) -> IncidentSnapshot:
-    with reading(runtime.sessions) as session:
-        return incident_snapshot(session, runtime.plan, incident_id)
 
 
 def post_in_room(client: WebClient, channel_id: str, text: str, blocks: Sequence[Block] | None = None) -> str:

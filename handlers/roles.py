@@ -14,11 +14,11 @@ from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of, parse_user_ref
 from bot.crisis.incidents import IncidentError
 from bot.crisis.roles import Assignment, RoleError, assign_role
-from bot.flows.room import refresh_room
+from bot.flows.room import refresh_room, snapshot
 from bot.infra.errors import describe
 from bot.infra.mrkdwn import escape_team_text
 from handlers.commands import CommandRequest
-from handlers.incidents import post_in_room, snapshot
+from handlers.incidents import post_in_room
 from handlers.interaction import clicker_teller, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (

@@ -9,13 +9,14 @@ from bot.background.runtime import Runtime
 from bot.crisis.incidents import IncidentSnapshot, incident_snapshot
 from bot.flows.port import Brief, SlackFailure, SlackPort
 from bot.tasks.tasks import people_concerned
-from models import transaction
+from models import reading, transaction
 
 log = logging.getLogger(__name__)
 
 
 def snapshot(runtime: Runtime, incident_id: int) -> IncidentSnapshot:
-    with transaction(runtime.sessions) as session:
+    """The incident as the room sees it now (a read: `/crisis roles` answers with it inside the ack)."""
+    with reading(runtime.sessions) as session:
         return incident_snapshot(session, runtime.plan, incident_id)
 
 
