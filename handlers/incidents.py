@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -26,7 +27,7 @@ from bot.crisis.incidents import (
 )
 from bot.crisis.plan import SEVERITIES
 from bot.crisis.roles import RoleError
-from bot.crisis.room import RoomError, clean_text, record_status_update, status_summary
+from bot.crisis.room import RoomError, StatusSummary, clean_text, record_status_update, status_summary
 from bot.flows import opening, resolving
 from bot.flows.room import refresh_homes, refresh_room, snapshot
 from bot.infra.errors import describe, is_transient
@@ -262,8 +263,14 @@ def status_command(request: CommandRequest) -> None:
     assert request.incident_id is not None
     runtime = request.runtime
     if not request.args:
-        with reading(runtime.sessions) as session:
-            summary = status_summary(session, runtime.plan, request.incident_id)
+        incident_id = request.incident_id
+
+        def read() -> StatusSummary:
+            with reading(runtime.sessions) as session:
+                return status_summary(session, runtime.plan, incident_id)
+
+        # At most STATUS_SECONDS old, and its "open for" counted from now.
+        summary = replace(runtime.recent_status.get(incident_id, read), now=utcnow())
         request.respond(response_type="ephemeral", text=status_text(summary), blocks=status_blocks(summary))
         return
     try:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
 
 from bot.background.runtime import Runtime
 from bot.crisis import timeline
@@ -211,6 +215,33 @@ def test_status_summary_reads_the_incident_as_it_is(
     assert summary.pending_drafts == 2
     assert summary.last_digest_at == posted
     assert summary.incident.id == room.id and summary.open_rumours == ()
+
+
+def test_a_room_asking_status_at_once_is_answered_from_one_read_a_second(
+    slack: SlackClient, emulator: SlackEmulator, runtime: Runtime
+) -> None:
+    room = open_incident(slack, emulator, runtime)
+    slack.command("status", user_id=LEAD, channel_id=room.channel_id)
+    statements: list[str] = []  # those the web threads run (the worker may still be refreshing Home tabs)
+
+    def seen(_connection: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if threading.current_thread().name.startswith("waitress"):
+            statements.append(statement)
+
+    event.listen(runtime.engine, "before_cursor_execute", seen)
+    for user_id in (MONITOR, BYSTANDER):
+        answer = slack.command("status", user_id=user_id, channel_id=room.channel_id).json()
+        assert "Flights delayed" in all_text(answer)
+    # Only the channel's incident was looked up: the summary read a moment ago served both.
+    assert len([s for s in statements if "FROM incidents" in s]) == 2 and not any("FROM facts" in s for s in statements)
+
+    # No older than its seconds: a fact recorded since shows once they have passed.
+    runtime.recent_status.seconds = 0.2
+    with transaction(runtime.sessions) as session:
+        session.add(Fact(incident_id=room.id, text="Delays up to 3 hours", added_by=MONITOR, added_at=utcnow()))
+    time.sleep(0.25)
+    answer = slack.command("status", user_id=LEAD, channel_id=room.channel_id).json()
+    assert "Delays up to 3 hours" in all_text(answer)
 
 
 def test_status_with_text_posts_an_update(

@@ -20,7 +20,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crisis.plan import Plan
+from bot.crisis.room import StatusSummary
 from bot.infra.metrics import count_slack_error
+from bot.infra.recent import Recent
 from bot.infra.settings import Settings
 from bot.queue.intake import JobIntake
 from models import make_engine, make_session_factory
@@ -61,6 +63,12 @@ def make_slack_client(settings: Settings) -> WebClient:
     )
 
 
+# How old a `/crisis status` answer may be: when a whole war room asks at once (the answer is given inside
+# Slack's ack, five reads), one read a second serves them all. The work the commands queue takes longer
+# than this to show anyway (the worker polls every 0.2 s).
+STATUS_SECONDS = 1.0
+
+
 class Rescheduling(Protocol):
     """What the rest of the process asks of a running scheduler (bot.background.scheduler.Scheduler)."""
 
@@ -83,6 +91,10 @@ class Runtime:
     drill: bool = False
     # The ack path's group commit into the job queue; its writer thread starts on first use.
     intake: JobIntake = field(init=False)
+    # `/crisis status` summaries by incident id, read again when older than STATUS_SECONDS.
+    recent_status: Recent[int, StatusSummary] = field(
+        default_factory=lambda: Recent[int, StatusSummary](STATUS_SECONDS)
+    )
 
     def __post_init__(self) -> None:
         self.intake = JobIntake(self.engine, on_accepted=self.work_available.set)
