@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.models.blocks import Block
 
 from bot.background.runtime import Runtime
 from bot.crisis.commands import form_of
@@ -71,11 +69,6 @@ def sync_scheduler(runtime: Runtime) -> None:
         except Exception:
             # The scheduler also re-syncs on its own timer; a failed nudge only delays it.
             log.exception("scheduler sync failed")
-
-
-def post_in_room(client: WebClient, channel_id: str, text: str, blocks: Sequence[Block] | None = None) -> str:
-    """Post in the incident channel; returns the message ts."""
-    return post_blocks(client, channel_id, text, blocks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +245,7 @@ def severity_command(request: CommandRequest) -> None:
     problems = refresh_room(runtime, gateway, request.incident_id)
     label = runtime.plan.severities[change.new].label  # type: ignore[index]
     text = severity_change_text(change.old, change.new, label, request.user_id)
-    post_in_room(request.client, request.channel_id, text, [section(text)])
+    post_blocks(request.client, request.channel_id, text, [section(text)])
     refresh_homes(runtime, gateway, request.incident_id)
     if problems:
         request.reply(f"Severity changed, but Slack would not update {', '.join(problems)}.")
@@ -281,7 +274,7 @@ def status_command(request: CommandRequest) -> None:
     incident = snapshot(runtime, request.incident_id)
     blocks = status_update_blocks(text, incident, request.user_id, utcnow())
     # Posted first, then logged with its ts: a post Slack refuses leaves nothing half-done.
-    ts = post_in_room(request.client, request.channel_id, status_update_text(text), blocks)
+    ts = post_blocks(request.client, request.channel_id, status_update_text(text), blocks)
     with transaction(runtime.sessions) as session:
         record_status_update(session, request.incident_id, text, request.user_id, ts=ts)
 

@@ -18,7 +18,6 @@ from bot.flows.room import refresh_room, snapshot
 from bot.infra.errors import describe
 from bot.infra.mrkdwn import escape_team_text
 from handlers.commands import CommandRequest
-from handlers.incidents import post_in_room
 from handlers.interaction import clicker_teller, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
@@ -56,7 +55,7 @@ def welcome_holder(runtime: Runtime, client: WebClient, assignment: Assignment, 
     problems += refresh_room(runtime, client_gateway(runtime, client), assignment.incident_id)
     if incident.channel_id:
         text = assignment_text(assignment, actor)
-        post_in_room(client, incident.channel_id, text, [section(text)])
+        post_blocks(client, incident.channel_id, text, [section(text)])
     return problems
 
 

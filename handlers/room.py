@@ -28,7 +28,6 @@ from bot.crisis.room import (
 )
 from bot.infra.errors import describe
 from handlers.commands import CommandRequest
-from handlers.incidents import post_in_room
 from handlers.interaction import clicker_teller, where
 from handlers.queued import WorkTable, enqueue_listener
 from handlers.render.incident import (
@@ -39,7 +38,7 @@ from handlers.render.incident import (
     rumour_text,
     timeline_logged_text,
 )
-from handlers.slack_gateway import update_blocks
+from handlers.slack_gateway import post_blocks, update_blocks
 from models import transaction
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ def _record_and_echo(
     except RoomError as exc:
         request.reply(str(exc), form=form_of(name))
         return
-    post_in_room(
+    post_blocks(
         request.client, request.channel_id, entry_text(label, entry), entry_blocks(label, emoji, entry)
     )
 
@@ -103,7 +102,7 @@ def rumor_command(request: CommandRequest) -> None:
     except RoomError as exc:
         request.reply(str(exc), form=form_of("rumor"))
         return
-    ts = post_in_room(request.client, request.channel_id, rumour_text(rumour), rumour_blocks(rumour))
+    ts = post_blocks(request.client, request.channel_id, rumour_text(rumour), rumour_blocks(rumour))
     with transaction(runtime.sessions) as session:
         set_rumour_message(session, rumour.id, ts)
 

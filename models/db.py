@@ -110,7 +110,7 @@ def _readers(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
         engine = sessions.kw["bind"]
         if engine.dialect.name != "sqlite":
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        readers = sessions.__class__(bind=engine, expire_on_commit=False)
+        readers = make_session_factory(engine)
         event.listen(readers, "before_flush", _refuse_flush)
         event.listen(readers, "do_orm_execute", _refuse_dml)
         _READERS[sessions] = readers
